@@ -1,0 +1,49 @@
+# The two commands: `make run` starts a demo node, `make test` runs everything.
+# Both set up what they need first (Debian packages when missing, then .venv).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# Debian packages the tests drive: SIPp, Redis, Chromium, text to speech.
+TEST_PACKAGES := sip-tester redis-server chromium espeak-ng
+
+.PHONY: install run test lint format bench bench-smoke clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || bash scripts/ensure-packages.sh python3-venv
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+run: install
+	$(BIN)/switch run $(ARGS)
+
+test: install
+	@bash scripts/ensure-packages.sh $(TEST_PACKAGES) || true
+	$(BIN)/ruff check switch tests bench
+	$(BIN)/ruff format --check switch tests bench
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check switch tests bench
+	$(BIN)/ruff format --check switch tests bench
+
+format: install
+	$(BIN)/ruff format switch tests bench
+	$(BIN)/ruff check --fix switch tests bench
+
+# Full benchmark: figures go to bench/results/ (JSON and Markdown) and stdout.
+bench: install
+	@bash scripts/ensure-packages.sh sip-tester || true
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# A short run of every benchmark, to prove they work (CI runs this).
+bench-smoke: install
+	$(BIN)/python -m bench --smoke $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/results test-output

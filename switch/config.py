@@ -1,0 +1,1181 @@
+"""The one validated configuration of a switch node.
+
+A config file is TOML. Node-wide sections (`[node]`, `[sip]`, `[http]`, `[state]`,
+`[records]`) sit at the top. Everything a client company owns (agents, trunks,
+queues, ivr, dids, outbound, users) lives under `[tenants.<id>.<kind>.<name>]`;
+the same tables written at top level belong to the implied tenant "default", so
+a one-company switch never has to mention tenants.
+
+`load_config()` and `load_demo_config()` return a frozen `Config` or raise
+`ConfigError`, whose lines each read `<file>: <key path>: <what is wrong>`, with
+key paths spelled as they are written in the file. Every problem found is
+reported, not only the first, so an operator fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+import ipaddress
+import json
+import os
+import re
+import socket
+import tomllib
+import warnings
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "BUILTIN_IVR_FLOWS",
+    "DEFAULT_TENANT",
+    "DEMO_PASSWORDS",
+    "DEMO_SOURCE",
+    "Agent",
+    "Config",
+    "ConfigError",
+    "Did",
+    "HostPort",
+    "HttpConfig",
+    "Ivr",
+    "NodeConfig",
+    "OutboundRoute",
+    "Queue",
+    "RecordsConfig",
+    "SipConfig",
+    "StateConfig",
+    "Tenant",
+    "Trunk",
+    "User",
+    "demo_config_text",
+    "load_config",
+    "load_demo_config",
+]
+
+DEFAULT_TENANT = "default"
+DEMO_SOURCE = "<demo>"
+# Flows shipped inside the package (switch/apps/ivr must provide each of these).
+BUILTIN_IVR_FLOWS = ("demo",)
+# The passwords of switch/demo.toml: anyone who has read the README knows them.
+DEMO_PASSWORDS = frozenset({*(f"agent{ext}" for ext in range(1001, 1006)), "supervisor", "admin"})
+
+Strategy = Literal[
+    "ringall",
+    "longest-idle",
+    "round-robin",
+    "fewest-calls",
+    "least-talk-time",
+    "random",
+    "linear",
+    "weighted-random",
+]
+Transport = Literal["udp", "tcp", "tls"]
+Codec = Literal["pcmu", "pcma", "g722", "opus", "telephone-event"]
+Role = Literal["agent", "supervisor", "admin"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
+
+class ConfigError(Exception):
+    """A configuration a person has to fix. `str()` is one line per problem."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.lines: list[str] = list(lines)
+        super().__init__("\n".join(self.lines))
+
+
+class _Problems(ValueError):
+    """Raised by our validators; each item may point at a key below the one validated.
+
+    Pydantic keeps the exception object in the error's ctx, which lets the
+    translator put the message on the key a person has to edit.
+    """
+
+    def __init__(self, items: list[tuple[tuple[str, ...], str]]) -> None:
+        self.items = items
+        super().__init__("; ".join(message for _, message in items))
+
+
+def _problem(message: str, *key: str) -> _Problems:
+    return _Problems([(key, message)])
+
+
+# ---------------------------------------------------------------------------
+# How values are shown in messages: as close to TOML as is readable.
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "a table"
+    return repr(value) if isinstance(value, str | int | float) else str(value)
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, datetime | date | time):
+        return "a date/time"
+    return "a table"
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    return f"{_show(value)} ({_toml_type(value)})"
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _dotted(path: Iterable[str]) -> str:
+    # Quote like TOML does, so the path can be pasted back into the file.
+    return ".".join(part if _BARE_KEY.fullmatch(part) else json.dumps(part) for part in path)
+
+
+def _unknown_key(key: str, allowed: Iterable[str]) -> str:
+    allowed = sorted(allowed)
+    message = f"unknown key (expected one of {', '.join(allowed)})"
+    close = difflib.get_close_matches(key, allowed, n=1)
+    return f"{message}; did you mean {close[0]!r}?" if close else message
+
+
+# ---------------------------------------------------------------------------
+# Addresses and paths
+
+
+class HostPort(NamedTuple):
+    """A host (name or IP address, IPv6 without brackets) and a port."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.host in _WILDCARD_HOSTS
+
+
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_host(text: str) -> bool:
+    if _is_ip(text):
+        return True
+    # "10.0.0.300" would pass as a host name; it is a mistyped address.
+    return bool(_HOSTNAME.fullmatch(text)) and not re.fullmatch(r"[0-9.]+", text)
+
+
+def _split_host_port(text: str) -> tuple[str, str | None] | None:
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or not _is_ip(text[1:end]) or ":" not in text[1:end]:
+            return None
+        rest = text[end + 1 :]
+        if not rest:
+            return text[1:end], None
+        return (text[1:end], rest[1:]) if rest.startswith(":") else None
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        return host, port
+    # A bare IPv6 address is ambiguous with a port: it must be bracketed.
+    return None if ":" in text else (text, None)
+
+
+def _host_port_parser(example_port: int, *, port_required: bool):
+    if port_required:
+        form = f"HOST:PORT (e.g. 0.0.0.0:{example_port} or [::]:{example_port})"
+    else:
+        form = "HOST[:PORT] (e.g. sip.carrier.example or 203.0.113.5:5060)"
+
+    def parse(value: Any) -> HostPort:
+        if isinstance(value, HostPort):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"{_show(value)} is not {form}")
+        parts = _split_host_port(value)
+        if parts is None or not parts[0] or not _is_host(parts[0]):
+            raise ValueError(f"{_show(value)} is not {form}")
+        host, port_text = parts
+        if port_text is None:
+            if port_required:
+                raise ValueError(f"{_show(value)} is not {form}")
+            return HostPort(host, 0)  # the trunk fills in its transport's default port
+        if not port_text.isdigit():
+            raise ValueError(f"{_show(value)} is not {form}")
+        port = int(port_text)
+        low = 0 if port_required else 1  # port 0 = "any free port", only for listening
+        if not low <= port <= 65535:
+            raise ValueError(f"{_show(value)}: port {port} is not between {low} and 65535")
+        return HostPort(host, port)
+
+    return parse
+
+
+SipListen = Annotated[
+    HostPort, PlainValidator(_host_port_parser(5060, port_required=True)), PlainSerializer(str)
+]
+TlsListen = Annotated[
+    HostPort, PlainValidator(_host_port_parser(5061, port_required=True)), PlainSerializer(str)
+]
+HttpListen = Annotated[
+    HostPort, PlainValidator(_host_port_parser(8080, port_required=True)), PlainSerializer(str)
+]
+RemoteHost = Annotated[
+    HostPort, PlainValidator(_host_port_parser(5060, port_required=False)), PlainSerializer(str)
+]
+
+
+def _input_file(value: Any, info: ValidationInfo) -> Path | None:
+    """A file the switch reads, relative to the config file's directory.
+
+    The config and its companion files (flows, certificates) travel together,
+    so relative paths must not depend on the directory switch was started in.
+    """
+    if value is None or value == "" or isinstance(value, Path):
+        return value or None
+    if not isinstance(value, str):
+        raise ValueError(f"expected a file path, got {_got(value)}")
+    written = Path(value).expanduser()
+    base = (info.context or {}).get("base_dir")
+    full = written if written.is_absolute() or base is None else Path(base) / written
+    where = "" if full == written else f" (looked for {full})"
+    if not full.exists():
+        raise ValueError(f"{_show(value)} does not exist{where}")
+    if not full.is_file():
+        raise ValueError(f"{_show(value)} is a directory, expected a file{where}")
+    return full
+
+
+InputFile = Annotated[
+    Path | None,
+    PlainValidator(_input_file),
+    PlainSerializer(lambda path: None if path is None else str(path)),
+]
+
+
+def _directory(value: Any) -> Any:
+    if isinstance(value, str):
+        if not value:
+            raise ValueError('must not be empty (e.g. "./data")')
+        return Path(value).expanduser()
+    if isinstance(value, Path):
+        return value
+    raise ValueError(f"expected a directory path, got {_got(value)}")
+
+
+Directory = Annotated[Path, BeforeValidator(_directory)]
+
+
+def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return value
+    example = "e.g. 203.0.113.5 or 203.0.113.0/24"
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IP address or network ({example}), got {_got(value)}")
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        pass
+    try:
+        loose = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        if _is_host(value):
+            raise ValueError(
+                f"{_show(value)} is a host name; inbound_from needs IP addresses ({example})"
+            ) from None
+        raise ValueError(f"{_show(value)} is not an IP address or network ({example})") from None
+    raise ValueError(f"{_show(value)} has host bits set; did you mean '{loose}'?")
+
+
+IpNetwork = Annotated[
+    ipaddress.IPv4Network | ipaddress.IPv6Network, PlainValidator(_network), PlainSerializer(str)
+]
+
+
+def _dial_string(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"\+?[0-9]*", value):
+        raise ValueError(
+            f"{_show(value)} is not a dial string (digits, optionally starting with +)"
+        )
+    return value
+
+
+DialString = Annotated[str, BeforeValidator(_dial_string)]
+
+
+def _phone_number(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"\+?[0-9]+", value):
+        raise ValueError(
+            f"{_show(value)} is not a phone number (digits, optionally starting with +)"
+        )
+    return value
+
+
+PhoneNumber = Annotated[str, BeforeValidator(_phone_number)]
+
+
+# ---------------------------------------------------------------------------
+# Models. Strict: TOML has types, and a quoted "20" where 20 was meant is
+# more often a mistake than a convenience. Frozen: read-only after load.
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    def _set(self, name: str, value: Any) -> None:
+        # Defaults that depend on other fields are filled in once, during
+        # validation, before anyone can see the (frozen) object.
+        self.__dict__[name] = value
+
+
+class NodeConfig(_Model):
+    name: str = Field(default_factory=socket.gethostname, min_length=1)
+    data_dir: Directory = Path("data")
+    log_level: LogLevel = "info"
+
+
+class SipConfig(_Model):
+    listen: SipListen = HostPort("127.0.0.1", 5060)
+    transports: list[Transport] = Field(default_factory=lambda: ["udp", "tcp"], min_length=1)
+    tls_listen: TlsListen = HostPort("127.0.0.1", 5061)
+    tls_cert: InputFile = None
+    tls_key: InputFile = None
+    # Empty means the listen host; with a wildcard listen it stays empty and
+    # the transport uses the local address of the socket facing each peer.
+    public_address: str = ""
+    max_message_size: int = Field(65536, ge=1024, le=16 * 1024 * 1024)
+    tcp_idle_timeout: int = Field(600, ge=1)
+    t1_ms: int = Field(500, ge=1)
+    t2_ms: int = Field(4000, ge=1)
+    t4_ms: int = Field(5000, ge=1)
+
+    @field_validator("transports")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if value.count(item) > 1:
+                raise ValueError(f"{item!r} is listed twice")
+        return value
+
+    @field_validator("public_address")
+    @classmethod
+    def _public_host(cls, value: str) -> str:
+        bare = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+        if value and not _is_host(bare):
+            raise ValueError(
+                f"{_show(value)} is not a host name or IP address "
+                "(write it without a port: the port is the one in sip.listen)"
+            )
+        return bare
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SipConfig:
+        problems = []
+        if "tls" in self.transports:
+            for key in ("tls_cert", "tls_key"):
+                if getattr(self, key) is None:
+                    problems.append(
+                        ((key,), 'required when "tls" is in transports (path to a PEM file)')
+                    )
+        if self.t2_ms < self.t1_ms:
+            problems.append(
+                (("t2_ms",), f"{self.t2_ms} is smaller than t1_ms ({self.t1_ms}); T2 must be >= T1")
+            )
+        if problems:
+            raise _Problems(problems)
+        if not self.public_address and not self.listen.is_wildcard:
+            self._set("public_address", self.listen.host)
+        return self
+
+
+class HttpConfig(_Model):
+    listen: HttpListen = HostPort("127.0.0.1", 8080)
+    tls_cert: InputFile = None
+    tls_key: InputFile = None
+
+    @property
+    def tls(self) -> bool:
+        """True when the HTTP listener serves HTTPS and WSS."""
+        return self.tls_cert is not None and self.tls_key is not None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> HttpConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            present, absent = (
+                ("tls_cert", "tls_key") if self.tls_key is None else ("tls_key", "tls_cert")
+            )
+            raise _problem(
+                f"required because {present} is set (HTTPS needs both, plain HTTP neither)",
+                absent,
+            )
+        return self
+
+
+class StateConfig(_Model):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = ""
+
+    @model_validator(mode="after")
+    def _redis_url(self) -> StateConfig:
+        example = "e.g. redis://127.0.0.1:6379/0"
+        if self.backend == "redis" and not self.redis_url:
+            raise _problem(f'required when backend = "redis" ({example})', "redis_url")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise _problem(f"{_show(self.redis_url)} is not a Redis URL ({example})", "redis_url")
+        return self
+
+
+class RecordsConfig(_Model):
+    backend: Literal["sqlite", "postgresql"] = "sqlite"
+    # sqlite: a file path, default <node.data_dir>/switch.db (filled in at load).
+    dsn: str = ""
+
+    @model_validator(mode="after")
+    def _dsn(self) -> RecordsConfig:
+        example = "e.g. postgresql://switch:secret@db.example/switch"
+        if self.backend == "postgresql":
+            if not self.dsn:
+                raise _problem(f'required when backend = "postgresql" ({example})', "dsn")
+            if not self.dsn.startswith(("postgresql://", "postgres://")):
+                raise _problem(f"{_show(self.dsn)} is not a PostgreSQL URL ({example})", "dsn")
+        elif "://" in self.dsn:
+            raise _problem(
+                f'{_show(self.dsn)} is a URL, but backend = "sqlite" takes a file path '
+                '(or set backend = "postgresql")',
+                "dsn",
+            )
+        return self
+
+
+class Agent(_Model):
+    name: str = ""
+    password: str = Field(min_length=1)
+    queues: list[str] = Field(default_factory=list)
+    skills: dict[str, Annotated[int, Field(ge=1, le=10)]] = Field(default_factory=dict)
+
+
+# Pydantic warns that the field "register" shadows ABCMeta.register, a class-level
+# method nobody calls on a Trunk; the file's key is "register", so the field is too.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
+
+    class Trunk(_Model):
+        inbound_from: list[IpNetwork] = Field(default_factory=list)
+        outbound_host: RemoteHost | None = None
+        transport: Transport = "udp"
+        max_calls: int = Field(0, ge=0)  # 0 = unlimited
+        codecs: list[Codec] = Field(
+            default_factory=lambda: ["pcmu", "pcma", "telephone-event"], min_length=1
+        )
+        username: str | None = None
+        password: str | None = None
+        register: bool = False
+
+        def accepts(self, address: str) -> bool:
+            """True when a request from `address` may come from this trunk."""
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                return False
+            return any(ip in network for network in self.inbound_from)
+
+        @model_validator(mode="after")
+        def _usable(self) -> Trunk:
+            problems: list[tuple[tuple[str, ...], str]] = []
+            if not self.inbound_from and self.outbound_host is None:
+                problems.append(
+                    (
+                        (),
+                        "a trunk needs inbound_from (to accept calls), "
+                        "outbound_host (to place calls) or both",
+                    )
+                )
+            if all(codec == "telephone-event" for codec in self.codecs):
+                problems.append(
+                    (("codecs",), "needs at least one audio codec (pcmu, pcma, g722 or opus)")
+                )
+            if (self.username is None) != (self.password is None):
+                absent = "password" if self.password is None else "username"
+                present = "username" if absent == "password" else "password"
+                problems.append(
+                    ((absent,), f"required because {present} is set (they go together)")
+                )
+            if self.register:
+                needed = [
+                    k for k in ("outbound_host", "username", "password") if getattr(self, k) is None
+                ]
+                if needed:
+                    problems.append(
+                        (("register",), f"register = true also needs {', '.join(needed)}")
+                    )
+            if problems:
+                raise _Problems(problems)
+            if self.outbound_host is not None and self.outbound_host.port == 0:
+                port = 5061 if self.transport == "tls" else 5060
+                self._set("outbound_host", HostPort(self.outbound_host.host, port))
+            return self
+
+
+class Queue(_Model):
+    strategy: Strategy = "longest-idle"
+    timeout: int = Field(20, ge=1)  # seconds one agent is rung before the next is tried
+    wrapup: int = Field(10, ge=0)  # seconds after a call before the agent is offered another
+    max_wait: int = Field(0, ge=0)  # seconds; 0 = no limit
+    max_len: int = Field(0, ge=0)  # callers waiting; 0 = no limit
+    music: str = "default"
+
+
+class Ivr(_Model):
+    file: InputFile = None
+    builtin: str | None = None
+
+    @field_validator("builtin")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        if value is not None and value not in BUILTIN_IVR_FLOWS:
+            raise ValueError(
+                f"{_show(value)} is not a builtin flow "
+                f"(builtin flows: {', '.join(BUILTIN_IVR_FLOWS)})"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Ivr:
+        if self.file is None and self.builtin is None:
+            raise _problem('needs file = "path/to/flow.yaml" or builtin = "demo"')
+        if self.file is not None and self.builtin is not None:
+            raise _problem("has both file and builtin; keep one")
+        return self
+
+
+_DID_TARGETS = ("ivr", "queue", "agent", "app", "forward")
+
+
+class Did(_Model):
+    ivr: str | None = None
+    queue: str | None = None
+    agent: str | None = None
+    app: Literal["echo"] | None = None
+    forward: PhoneNumber | None = None
+    trunk: str | None = None  # the trunk that carries a forwarded call
+
+    @property
+    def target(self) -> tuple[str, str]:
+        """(kind, value), e.g. ("queue", "support") or ("forward", "4000")."""
+        for kind in _DID_TARGETS:
+            value = getattr(self, kind)
+            if value is not None:
+                return kind, value
+        raise AssertionError("validated DIDs always have a target")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Did:
+        targets = [kind for kind in _DID_TARGETS if getattr(self, kind) is not None]
+        choices = "ivr, queue, agent, app or forward"
+        if not targets:
+            raise _problem(f"needs a target: one of {choices}")
+        if len(targets) > 1:
+            raise _problem(
+                f"has {len(targets)} targets ({', '.join(targets)}); a DID routes to exactly one "
+                f"of {choices}"
+            )
+        if self.forward is not None and self.trunk is None:
+            raise _problem('needs trunk = "<trunk name>": the trunk that carries the call', "trunk")
+        if self.forward is None and self.trunk is not None:
+            raise _problem("only used with forward", "trunk")
+        return self
+
+
+class OutboundRoute(_Model):
+    prefix: DialString = ""
+    strip: int = Field(0, ge=0)
+    prepend: DialString = ""
+    trunk: str | None = None
+    trunks: list[str] = Field(default_factory=list)  # failover, tried in order after trunk
+    allow_international: bool = False
+
+    @property
+    def trunk_order(self) -> list[str]:
+        """Trunks to try, first choice first."""
+        order = [self.trunk] if self.trunk else []
+        return order + [name for name in self.trunks if name not in order]
+
+    @model_validator(mode="after")
+    def _has_trunk(self) -> OutboundRoute:
+        if self.trunk is None and not self.trunks:
+            raise _problem('needs trunk = "<trunk name>" (and trunks = [...] to fail over)')
+        return self
+
+
+class User(_Model):
+    password: str = Field(min_length=1)
+    role: Role = "agent"
+
+
+class _TenantSettings(_Model):
+    name: str = ""
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str) -> str:
+        if value == "UTC":  # valid even where the system has no tz database
+            return value
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            message = (
+                f"{_show(value)} is not an IANA time zone "
+                "(e.g. UTC, Europe/Paris, America/New_York)"
+            )
+            close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1)
+            raise ValueError(
+                f"{message}; did you mean {close[0]!r}?" if close else message
+            ) from None
+        return value
+
+
+class Tenant(_Model):
+    id: str
+    name: str
+    timezone: str = "UTC"
+    agents: dict[str, Agent] = Field(default_factory=dict)
+    trunks: dict[str, Trunk] = Field(default_factory=dict)
+    queues: dict[str, Queue] = Field(default_factory=dict)
+    ivr: dict[str, Ivr] = Field(default_factory=dict)
+    dids: dict[str, Did] = Field(default_factory=dict)
+    outbound: dict[str, OutboundRoute] = Field(default_factory=dict)
+    users: dict[str, User] = Field(default_factory=dict)
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class Config(_Model):
+    node: NodeConfig
+    sip: SipConfig
+    http: HttpConfig
+    state: StateConfig
+    records: RecordsConfig
+    tenants: dict[str, Tenant]
+    source: str  # the file it came from, or "<demo>"
+
+    # What was read, so that overrides are validated exactly like the file.
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    def uses_demo_passwords(self) -> bool:
+        """True when an agent or user still has a password from the demo config."""
+        return any(
+            account.password in DEMO_PASSWORDS
+            for tenant in self.tenants.values()
+            for account in [*tenant.agents.values(), *tenant.users.values()]
+        )
+
+    def with_overrides(
+        self,
+        sip_listen: str | None = None,
+        http_listen: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> Config:
+        """A new Config with command-line values in place of the file's.
+
+        Errors in an override name the flag (`--sip-listen: ...`), not the file.
+        """
+        overrides = [
+            (("sip", "listen"), "--sip-listen", sip_listen),
+            (("http", "listen"), "--http-listen", http_listen),
+            (("node", "data_dir"), "--data-dir", data_dir),
+        ]
+        raw = copy.deepcopy(self._raw)
+        flags: dict[tuple[str, ...], str] = {}
+        for (section, key), flag, value in overrides:
+            if value is not None:
+                raw.setdefault(section, {})[key] = (
+                    os.fspath(value) if isinstance(value, os.PathLike) else value
+                )
+                flags[(section, key)] = flag
+        if not flags:
+            return self
+        return _build(raw, self.source, self._base_dir, flags)
+
+
+_SECTIONS: dict[str, type[_Model]] = {
+    "node": NodeConfig,
+    "sip": SipConfig,
+    "http": HttpConfig,
+    "state": StateConfig,
+    "records": RecordsConfig,
+}
+_KINDS: dict[str, type[_Model]] = {
+    "agents": Agent,
+    "trunks": Trunk,
+    "queues": Queue,
+    "ivr": Ivr,
+    "dids": Did,
+    "outbound": OutboundRoute,
+    "users": User,
+}
+_SINGULAR = {
+    "agents": "agent",
+    "trunks": "trunk",
+    "queues": "queue",
+    "ivr": "ivr",
+    "dids": "DID",
+    "outbound": "outbound route",
+    "users": "user",
+}
+# Names are used in URLs, reports and cross-references: keep them plain.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_NAME_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    "tenants": (
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*"),
+        "is not a tenant id: use letters, digits, '-' and '_' (e.g. acme-corp)",
+    ),
+    "agents": (re.compile(r"[0-9]+"), 'is not an extension: use digits (e.g. "1001")'),
+    "dids": (
+        re.compile(r"\+?[0-9]+"),
+        'is not a phone number: use digits, optionally starting with + (e.g. "+15551234567")',
+    ),
+    "users": (
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]*"),
+        "is not a login: use letters, digits and . _ - @ +",
+    ),
+}
+_NAME_RULE = (_NAME, "is not a name: use letters, digits, '-', '_' and '.' (e.g. support)")
+
+
+# ---------------------------------------------------------------------------
+# Turning pydantic's errors into sentences
+
+_EXPECTED_TYPE = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "list_type": "an array",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+
+
+def _type_hint(kind: str, value: Any) -> str:
+    if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+        return f' (put it in quotes: "{value}")'
+    if kind == "list_type" and isinstance(value, str):
+        return f" (for a single item write [{json.dumps(value)}])"
+    if kind == "bool_type" and isinstance(value, str):
+        return " (without quotes)"
+    return ""
+
+
+def _explain(model: type[BaseModel], error: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+    # List positions are dropped from paths: TOML has no syntax for them and
+    # the message quotes the offending item anyway.
+    loc = tuple(part for part in error["loc"] if isinstance(part, str))
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind in ("value_error", "assertion_error"):
+        cause = ctx.get("error")
+        if isinstance(cause, _Problems):
+            return [(loc + key, message) for key, message in cause.items]
+        return [(loc, str(cause))]
+    if kind == "missing":
+        return [(loc, "required key is missing")]
+    if kind == "extra_forbidden":
+        allowed = model.model_fields if len(loc) == 1 else None
+        return [(loc, _unknown_key(loc[-1], allowed) if allowed else "unknown key")]
+    if kind == "literal_error":
+        options = re.findall(r"'((?:[^'\\]|\\.)*)'", ctx.get("expected", ""))
+        return [(loc, f"{_show(value)} is not one of {', '.join(options)}")]
+    if kind in _EXPECTED_TYPE:
+        return [
+            (loc, f"expected {_EXPECTED_TYPE[kind]}, got {_got(value)}{_type_hint(kind, value)}")
+        ]
+    bounds = {
+        "greater_than_equal": ("ge", "{} is too small (must be at least {})"),
+        "greater_than": ("gt", "{} is too small (must be more than {})"),
+        "less_than_equal": ("le", "{} is too large (must be at most {})"),
+        "less_than": ("lt", "{} is too large (must be less than {})"),
+    }
+    if kind in bounds:
+        key, sentence = bounds[kind]
+        return [(loc, sentence.format(_show(value), ctx.get(key)))]
+    if kind in ("too_short", "string_too_short"):
+        if ctx.get("min_length") == 1:
+            return [(loc, "must not be empty")]
+        return [(loc, f"needs at least {ctx.get('min_length')} items")]
+    if kind in ("too_long", "string_too_long"):
+        return [(loc, f"{_show(value)} is too long (at most {ctx.get('max_length')})")]
+    message = str(error.get("msg", "is not valid")).replace("Input should be", "expected")
+    return [(loc, f"{message[:1].lower()}{message[1:]}, got {_got(value)}")]
+
+
+def _position(raw: dict[str, Any], path: tuple[str, ...]) -> tuple[int, ...]:
+    """Where `path` is in the file, as table indexes; a missing key sorts after its table."""
+    position: list[int] = []
+    node: Any = raw
+    for part in path:
+        if not isinstance(node, dict):
+            break
+        keys = list(node)
+        if part not in node:
+            position.append(len(keys))
+            break
+        position.append(keys.index(part))
+        node = node[part]
+    return tuple(position)
+
+
+class _Report:
+    """Collects problem lines, in the order of the file, so they read top to bottom.
+
+    A problem caused by a command-line flag names the flag instead of the file.
+    """
+
+    def __init__(
+        self, source: str, raw: dict[str, Any], flags: Mapping[tuple[str, ...], str]
+    ) -> None:
+        self.source = source
+        self.raw = raw
+        self.flags = flags
+        self._found: list[tuple[tuple[int, ...], str]] = []
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for _, line in sorted(self._found, key=lambda found: found[0])]
+
+    def add(self, path: tuple[str, ...], message: str) -> None:
+        if path in self.flags:
+            found = ((-1,), f"{self.flags[path]}: {message}")
+        elif path:
+            found = (_position(self.raw, path), f"{self.source}: {_dotted(path)}: {message}")
+        else:
+            found = ((), f"{self.source}: {message}")
+        if found not in self._found:
+            self._found.append(found)
+
+    def validate(
+        self, model: type[_Model], data: Any, path: tuple[str, ...], context: dict[str, Any]
+    ) -> Any:
+        """The validated model, or None after reporting every problem in `data`."""
+        try:
+            return model.model_validate(data, context=context)
+        except ValidationError as exc:
+            for error in exc.errors():
+                for loc, message in _explain(model, error):
+                    self.add(path + loc, message)
+            return None
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+def _toml_message(exc: tomllib.TOMLDecodeError, source: str) -> str:
+    text = str(exc)
+    # tomllib prints keys as Python tuples: "Cannot declare ('a', 'b') twice".
+    text = re.sub(
+        r"\(('(?:[^'\\]|\\.)*'(?:, '(?:[^'\\]|\\.)*')*),?\)",
+        lambda match: _dotted(ast.literal_eval(f"({match.group(1)},)")),
+        text,
+    )
+    where = re.fullmatch(r"(.*) \(at (?:line (\d+), column (\d+)|end of document)\)", text, re.S)
+    if where is None:
+        return f"{source}: TOML syntax error: {text}"
+    message, line, column = where.groups()
+    place = f"line {line}, column {column}" if line else "end of file"
+    return f"{source}: {place}: TOML syntax error: {message}"
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
+    try:
+        # Editors on Windows like to start files with a byte-order mark.
+        return tomllib.loads(text.removeprefix("\ufeff"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([_toml_message(exc, source)]) from None
+
+
+class _TenantSource:
+    """One tenant's tables as found in the file, with the paths they were written at."""
+
+    def __init__(self) -> None:
+        self.settings: dict[str, Any] = {}
+        self.objects: dict[str, dict[str, tuple[tuple[str, ...], Any]]] = {k: {} for k in _KINDS}
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.objects[kind])
+
+    def path(self, kind: str, name: str) -> tuple[str, ...]:
+        return self.objects[kind][name][0]
+
+
+def _gather(raw: dict[str, Any], report: _Report) -> dict[str, _TenantSource]:
+    sources: dict[str, _TenantSource] = {}
+
+    def add_kind(tenant: str, kind: str, table: Any, path: tuple[str, ...]) -> None:
+        if not isinstance(table, dict):
+            report.add(path, f"expected a table of {kind}, got {_got(table)}")
+            return
+        objects = sources.setdefault(tenant, _TenantSource()).objects[kind]
+        for name, data in table.items():
+            if name in objects:
+                report.add(
+                    (*path, name),
+                    f"also defined as {_dotted(objects[name][0])} (objects at top level belong "
+                    f"to tenant {DEFAULT_TENANT!r}); define it once",
+                )
+                continue
+            pattern, rule = _NAME_RULES.get(kind, _NAME_RULE)
+            if not pattern.fullmatch(name):
+                report.add((*path, name), f"{_show(name)} {rule}")
+            objects[name] = ((*path, name), data)
+
+    for key, value in raw.items():
+        if key in _KINDS:
+            add_kind(DEFAULT_TENANT, key, value, (key,))
+        elif key == "tenants":
+            if not isinstance(value, dict):
+                report.add((key,), f"expected a table of tenants, got {_got(value)}")
+                continue
+            for tenant, table in value.items():
+                path = ("tenants", tenant)
+                pattern, rule = _NAME_RULES["tenants"]
+                if not pattern.fullmatch(tenant):
+                    report.add(path, f"{_show(tenant)} {rule}")
+                if not isinstance(table, dict):
+                    report.add(path, f"expected a table, got {_got(table)}")
+                    continue
+                source = sources.setdefault(tenant, _TenantSource())
+                for item, item_value in table.items():
+                    if item in _KINDS:
+                        add_kind(tenant, item, item_value, (*path, item))
+                    elif item in _TenantSettings.model_fields:
+                        source.settings[item] = item_value
+                    else:
+                        allowed = [*_TenantSettings.model_fields, *_KINDS]
+                        report.add((*path, item), _unknown_key(item, allowed))
+        elif key not in _SECTIONS:
+            report.add((key,), _unknown_key(key, [*_SECTIONS, *_KINDS, "tenants"]))
+    return sources
+
+
+def _listing(kind: str, names: list[str]) -> str:
+    if not names:
+        return f"no {kind} defined"
+    shown = names if len(names) <= 10 else [*names[:10], f"and {len(names) - 10} more"]
+    return f"{kind}: {', '.join(shown)}"
+
+
+def _check_references(
+    tenant: str, source: _TenantSource, objects: dict[str, dict[str, Any]], report: _Report
+) -> None:
+    """References between objects must resolve inside the same tenant.
+
+    A reference to an object that exists but has errors of its own is not
+    reported again: those errors already say what to fix.
+    """
+
+    def check(path: tuple[str, ...], kind: str, name: str) -> None:
+        known = source.names(kind)
+        if name not in known:
+            report.add(
+                path,
+                f"{_SINGULAR[kind]} {name!r} does not exist in tenant {tenant!r} "
+                f"({_listing(kind, known)})",
+            )
+
+    for ext, agent in objects["agents"].items():
+        for queue in agent.queues:
+            check((*source.path("agents", ext), "queues"), "queues", queue)
+    for number, did in objects["dids"].items():
+        path = source.path("dids", number)
+        kind, value = did.target
+        if kind in ("ivr", "queue", "agent"):
+            check((*path, kind), {"ivr": "ivr", "queue": "queues", "agent": "agents"}[kind], value)
+        if did.trunk is not None:
+            check((*path, "trunk"), "trunks", did.trunk)
+    prefixes: dict[str, str] = {}
+    for name, route in objects["outbound"].items():
+        path = source.path("outbound", name)
+        if route.trunk is not None:
+            check((*path, "trunk"), "trunks", route.trunk)
+        for trunk in route.trunks:
+            check((*path, "trunks"), "trunks", trunk)
+        if route.prefix in prefixes:
+            other = _dotted(source.path("outbound", prefixes[route.prefix]))
+            report.add(
+                (*path, "prefix"),
+                f"{_show(route.prefix)} is also the prefix of {other}; "
+                "two routes cannot share a prefix",
+            )
+        else:
+            prefixes[route.prefix] = name
+
+
+def _overlaps(a: HostPort, b: HostPort) -> bool:
+    if a.port == 0 or a.port != b.port:
+        return False
+    return a.host == b.host or a.is_wildcard or b.is_wildcard
+
+
+def _check_listeners(sip: SipConfig, http: HttpConfig, report: _Report) -> None:
+    # UDP and TCP may share a port number; two TCP listeners may not.
+    if "tcp" in sip.transports and _overlaps(http.listen, sip.listen):
+        report.add(
+            ("http", "listen"),
+            f"{_show(str(http.listen))} is also sip.listen, where SIP over TCP listens; "
+            "pick another port",
+        )
+    if "tls" in sip.transports:
+        if _overlaps(http.listen, sip.tls_listen):
+            report.add(
+                ("http", "listen"),
+                f"{_show(str(http.listen))} is also sip.tls_listen; pick another port",
+            )
+        if "tcp" in sip.transports and _overlaps(sip.tls_listen, sip.listen):
+            report.add(
+                ("sip", "tls_listen"),
+                f"{_show(str(sip.tls_listen))} is also sip.listen; pick another port",
+            )
+
+
+def _build(
+    raw: dict[str, Any],
+    source: str,
+    base_dir: Path | None,
+    flags: Mapping[tuple[str, ...], str] | None = None,
+) -> Config:
+    report = _Report(source, raw, flags or {})
+    context = {"base_dir": base_dir}
+    tenant_sources = _gather(raw, report)
+    sections = {
+        name: report.validate(model, raw.get(name, {}), (name,), context)
+        for name, model in _SECTIONS.items()
+    }
+
+    tenants: dict[str, Tenant] = {}
+    owners: dict[str, tuple[str, ...]] = {}  # DID number -> where it was first assigned
+    for tenant_id, tenant_source in tenant_sources.items():
+        settings = report.validate(
+            _TenantSettings, tenant_source.settings, ("tenants", tenant_id), context
+        )
+        objects: dict[str, dict[str, Any]] = {kind: {} for kind in _KINDS}
+        for kind, entries in tenant_source.objects.items():
+            for name, (path, data) in entries.items():
+                validated = report.validate(_KINDS[kind], data, path, context)
+                if validated is not None:
+                    objects[kind][name] = validated
+        _check_references(tenant_id, tenant_source, objects, report)
+        # The carrier hands us a number, not a tenant: a number has one owner.
+        for number, (path, _) in tenant_source.objects["dids"].items():
+            if number in owners:
+                report.add(
+                    path,
+                    f"the number {number!r} is also a DID at {_dotted(owners[number])}; "
+                    "a number can belong to one tenant only",
+                )
+            else:
+                owners[number] = path
+        if settings is not None:
+            tenants[tenant_id] = Tenant(
+                id=tenant_id,
+                name=settings.name or tenant_id,
+                timezone=settings.timezone,
+                **objects,
+            )
+
+    if sections["sip"] is not None and sections["http"] is not None:
+        _check_listeners(sections["sip"], sections["http"], report)
+    if report.lines:
+        raise ConfigError(report.lines)
+
+    records = sections["records"]
+    if records.backend == "sqlite" and not records.dsn:
+        sections["records"] = records.model_copy(
+            update={"dsn": str(sections["node"].data_dir / "switch.db")}
+        )
+    config = Config(**sections, tenants=tenants, source=source)
+    config._raw = raw
+    config._base_dir = base_dir
+    return config
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a TOML config file; raise ConfigError listing every problem."""
+    name = os.fspath(path)
+    try:
+        data = Path(name).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"{name}: no such file"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{name}: is a directory, expected a TOML file"]) from None
+    except PermissionError:
+        raise ConfigError([f"{name}: permission denied (cannot read the file)"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{name}: cannot read: {exc.strerror}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([f"{name}: line {line}: not UTF-8 text (TOML files are UTF-8)"]) from None
+    return _build(_parse(text, name), name, Path(name).absolute().parent)
+
+
+def demo_config_text() -> str:
+    """The demo configuration shipped with switch, comments included."""
+    return resources.files("switch").joinpath("demo.toml").read_text(encoding="utf-8")
+
+
+def load_demo_config() -> Config:
+    """The demo configuration, validated; `switch run` uses it when given no --config."""
+    return _build(_parse(demo_config_text(), DEMO_SOURCE), DEMO_SOURCE, None)
