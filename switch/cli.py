@@ -1,4 +1,5 @@
-"""The `switch` command line: run a node, check a config file, print the version.
+"""The `switch` command line: run a node, check a config file, print the version,
+manage the agents of the directory database (`switch agent ...`).
 
 Exit codes: 0 success, 1 the check or the node failed, 2 bad usage or a
 config the node cannot start with, 130 interrupted.
@@ -7,9 +8,13 @@ config the node cannot start with, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from switch import __version__
 from switch.config import (
@@ -20,6 +25,9 @@ from switch.config import (
     load_config,
     load_demo_config,
 )
+
+if TYPE_CHECKING:
+    from switch.store.directory import Directory
 
 
 def _warn(message: str) -> None:
@@ -91,6 +99,213 @@ def _demo_config(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------
+# switch agent add | set-password | list | remove: the directory database.
+# Agents written in the config file are shown by `list` but edited in the file.
+
+
+class _Refused(Exception):
+    """An agent command that cannot be done; the message is one line for the operator."""
+
+
+def _agent_config(args: argparse.Namespace) -> Config:
+    return load_config(args.config) if args.config else load_demo_config()
+
+
+def _check_tenant(config: Config, tenant: str) -> None:
+    if tenant not in config.tenants:
+        known = ", ".join(sorted(config.tenants)) or "none"
+        raise _Refused(f"unknown tenant {tenant!r} (known tenants: {known})")
+
+
+def _in_config(config: Config, tenant: str, extension: str) -> bool:
+    return extension in config.tenants[tenant].agents
+
+
+def _read_password(given: str | None) -> str:
+    if given is not None:
+        password = given
+    else:
+        try:
+            password = getpass.getpass("Password: ")
+            again = getpass.getpass("Password (again): ")
+        except EOFError:
+            raise _Refused("no password given (use --password, or run in a terminal)") from None
+        if password != again:
+            raise _Refused("the two passwords do not match")
+    if not password:
+        raise _Refused("the password must not be empty")
+    return password
+
+
+def _with_directory(config: Config, job: Callable[[Directory], Awaitable[int]]) -> int:
+    # Imported here so that the other commands do not pay for the store.
+    from switch.store.directory import Directory, DirectoryError
+
+    if config.records.backend != "sqlite":
+        raise _Refused(
+            f"records.backend = {config.records.backend!r}: "
+            "agent commands support the SQLite directory only"
+        )
+
+    async def run() -> int:
+        directory = await Directory.open(Path(config.records.dsn))
+        try:
+            return await job(directory)
+        finally:
+            await directory.close()
+
+    try:
+        return asyncio.run(run())
+    except DirectoryError as exc:
+        raise _Refused(str(exc)) from None
+
+
+def _agent_add(args: argparse.Namespace) -> int:
+    config = _agent_config(args)
+    _check_tenant(config, args.tenant)
+    if _in_config(config, args.tenant, args.ext):
+        raise _Refused(
+            f"agent {args.ext} already exists in tenant {args.tenant} "
+            f"(in the config file {config.source})"
+        )
+    password = _read_password(args.password)
+
+    async def add(directory: Directory) -> int:
+        await directory.add_agent(args.tenant, args.ext, args.name, password)
+        return 0
+
+    _with_directory(config, add)
+    name = f" ({args.name})" if args.name else ""
+    print(f"added agent {args.ext}{name} to tenant {args.tenant}")
+    return 0
+
+
+def _agent_set_password(args: argparse.Namespace) -> int:
+    config = _agent_config(args)
+    _check_tenant(config, args.tenant)
+
+    async def exists(directory: Directory) -> int:
+        return int(await directory.get(args.tenant, args.ext) is not None)
+
+    # Asked before the prompt, so that nobody types a password twice for nothing.
+    if not _with_directory(config, exists):
+        if _in_config(config, args.tenant, args.ext):
+            raise _Refused(
+                f"agent {args.ext} of tenant {args.tenant} is defined in the config file "
+                f"{config.source}: change its password there"
+            )
+        raise _Refused(f"agent {args.ext} not found in tenant {args.tenant}")
+    password = _read_password(args.password)
+
+    async def set_password(directory: Directory) -> int:
+        await directory.set_password(args.tenant, args.ext, password)
+        return 0
+
+    _with_directory(config, set_password)
+    print(f"changed the password of agent {args.ext} in tenant {args.tenant}")
+    return 0
+
+
+def _agent_remove(args: argparse.Namespace) -> int:
+    config = _agent_config(args)
+    _check_tenant(config, args.tenant)
+
+    async def remove(directory: Directory) -> int:
+        if await directory.get(args.tenant, args.ext) is None:
+            return 1
+        await directory.remove_agent(args.tenant, args.ext)
+        return 0
+
+    if _with_directory(config, remove):
+        if _in_config(config, args.tenant, args.ext):
+            raise _Refused(
+                f"agent {args.ext} of tenant {args.tenant} is defined in the config file "
+                f"{config.source}: remove it there"
+            )
+        raise _Refused(f"agent {args.ext} not found in tenant {args.tenant}")
+    print(f"removed agent {args.ext} from tenant {args.tenant}")
+    return 0
+
+
+def _agent_list(args: argparse.Namespace) -> int:
+    config = _agent_config(args)
+    if args.tenant is not None:
+        _check_tenant(config, args.tenant)
+    rows: dict[tuple[str, str], tuple[str, str]] = {}  # (tenant, ext) -> (name, source)
+    for tenant_id, tenant in config.tenants.items():
+        if args.tenant in (None, tenant_id):
+            for ext, agent in tenant.agents.items():
+                rows[(tenant_id, ext)] = (agent.name, "config")
+
+    async def collect(directory: Directory) -> int:
+        for record in await directory.list(args.tenant):
+            # The config file wins where both define an agent: say so.
+            if (record.tenant, record.extension) in rows:
+                name, _ = rows[(record.tenant, record.extension)]
+                rows[(record.tenant, record.extension)] = (name, "config+directory")
+            else:
+                rows[(record.tenant, record.extension)] = (record.name, "directory")
+        return 0
+
+    _with_directory(config, collect)
+    if not rows:
+        print("no agents" + (f" in tenant {args.tenant}" if args.tenant else ""))
+        return 0
+    table = [("TENANT", "EXT", "NAME", "SOURCE")]
+    table += [(t, e, n, s) for (t, e), (n, s) in sorted(rows.items())]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[3]]))
+    return 0
+
+
+def _agent_usage(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    def usage(args: argparse.Namespace) -> int:
+        parser.print_usage(sys.stderr)
+        print(
+            "switch agent: error: a subcommand is required (add, set-password, list, remove)",
+            file=sys.stderr,
+        )
+        return 2
+
+    return usage
+
+
+def _agent_commands(commands: Any) -> None:
+    config_help = "TOML config file, for its tenants and database (default: the demo)"
+    agent = commands.add_parser("agent", help="add, list and remove agents of the directory")
+    agent.set_defaults(handler=_agent_usage(agent))
+    sub = agent.add_subparsers(dest="agent_command", metavar="SUBCOMMAND")
+
+    add = sub.add_parser("add", help="add an agent (prompts for the password)")
+    add.add_argument("tenant", metavar="TENANT")
+    add.add_argument("ext", metavar="EXT", help="extension, also the SIP user name")
+    add.add_argument("--name", default="", help="display name")
+    add.add_argument("--password", metavar="PW", help="default: asked twice, not echoed")
+    add.add_argument("--config", metavar="FILE", help=config_help)
+    add.set_defaults(handler=_agent_add)
+
+    set_password = sub.add_parser("set-password", help="change an agent's password")
+    set_password.add_argument("tenant", metavar="TENANT")
+    set_password.add_argument("ext", metavar="EXT")
+    set_password.add_argument("--password", metavar="PW", help="default: asked twice")
+    set_password.add_argument("--config", metavar="FILE", help=config_help)
+    set_password.set_defaults(handler=_agent_set_password)
+
+    listing = sub.add_parser("list", help="list agents, from the config file and the directory")
+    listing.add_argument("tenant", metavar="TENANT", nargs="?")
+    listing.add_argument("--config", metavar="FILE", help=config_help)
+    listing.set_defaults(handler=_agent_list)
+
+    remove = sub.add_parser("remove", help="remove an agent from the directory")
+    remove.add_argument("tenant", metavar="TENANT")
+    remove.add_argument("ext", metavar="EXT")
+    remove.add_argument("--config", metavar="FILE", help=config_help)
+    remove.set_defaults(handler=_agent_remove)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="switch", description="An internet call center: SIP registrar and B2BUA."
@@ -116,6 +331,8 @@ def _parser() -> argparse.ArgumentParser:
         "demo-config", help="print the demo configuration, a starting point for your own"
     )
     demo.set_defaults(handler=_demo_config)
+
+    _agent_commands(commands)
     return parser
 
 
@@ -131,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_usage(sys.stderr)
         print(
-            "switch: error: a command is required (run, check-config, version, demo-config)",
+            "switch: error: a command is required (run, check-config, version, demo-config, agent)",
             file=sys.stderr,
         )
         return 2
@@ -140,5 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    except _Refused as exc:
+        print(f"switch: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

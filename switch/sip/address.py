@@ -60,7 +60,8 @@ class Address:
         uri = self._uri_text if self._uri is None else str(self._uri)
         if self.display is None:
             head = f"<{uri}>"
-        elif is_token(self.display.replace(" ", "")) and self.display.strip() == self.display:
+        elif all(is_token(word) for word in self.display.split(" ")):
+            # Tokens separated by single spaces read back as written.
             head = f"{self.display} <{uri}>"
         else:
             head = f"{quote(self.display)} <{uri}>"

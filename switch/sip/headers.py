@@ -213,10 +213,7 @@ def split_params(text: str) -> dict[str, str | None]:
     params: dict[str, str | None] = {}
     if not text:
         return params
-    if '"' in text:
-        pieces = _split_quoted(text, ";")
-    else:
-        pieces = text.split(";")
+    pieces = _split_quoted(text, ";") if '"' in text else text.split(";")
     for piece in pieces:
         name, eq, val = piece.partition("=")
         name = name.strip().lower()
@@ -277,4 +274,18 @@ def unquote(text: str) -> str:
 
 
 def quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A quoted-string holding `text` (RFC 3261 §25.1).
+
+    Backslash, quote and control characters are written as quoted-pairs; CR
+    and LF cannot be, and become spaces so that a value can never end the
+    header line.
+    """
+    return '"' + _NEEDS_PAIR.sub(_pair, text) + '"'
+
+
+_NEEDS_PAIR = re.compile(r'[\x00-\x1f"\\\x7f]')
+
+
+def _pair(m: re.Match[str]) -> str:
+    c = m.group()
+    return " " if c in "\r\n" else "\\" + c

@@ -39,7 +39,7 @@ class Message:
     on serialisation: the original line, or "Name: value" for a new one).
     """
 
-    __slots__ = ("_cache", "_keys", "_lines", "_raw", "_values", "body")
+    __slots__ = ("_body", "_cache", "_keys", "_lines", "_raw", "_values")
 
     def __init__(
         self,
@@ -52,7 +52,7 @@ class Message:
         self._keys = keys
         self._values = values
         self._lines = lines
-        self.body = body
+        self._body = body
         self._raw = raw
         self._cache: dict[str, object] = {}
 
@@ -67,10 +67,17 @@ class Message:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of a header, split at commas for list headers."""
-        key = header_key(name)
-        if key not in self._keys:
+        return self._all(header_key(name))
+
+    def _all(self, key: str) -> list[str]:
+        keys = self._keys
+        n = keys.count(key)
+        if n == 1:  # the usual case: one line
+            value = self._values[keys.index(key)]
+            return split_list(value) if key in LIST_HEADERS else [value]
+        if n == 0:
             return []
-        values = [v for k, v in zip(self._keys, self._values, strict=True) if k == key]
+        values = [v for k, v in zip(keys, self._values, strict=True) if k == key]
         if key in LIST_HEADERS:
             return [item for v in values for item in split_list(v)]
         return values
@@ -159,6 +166,16 @@ class Message:
         self._changed(key)
         return values[0] if values else None
 
+    @property
+    def body(self) -> bytes:
+        return self._body
+
+    @body.setter
+    def body(self, value: bytes) -> None:
+        # A new body must not serialise as the bytes that were received.
+        self._body = value
+        self._raw = None
+
     def set_body(self, body: bytes, content_type: str | None = None) -> None:
         self.body = body
         if content_type is not None:
@@ -169,18 +186,17 @@ class Message:
 
     def _one(self, key: str) -> str:
         keys = self._keys
-        if key not in keys:
-            raise ParseError(f"missing {display_name(key)} header")
-        i = keys.index(key)
-        if key in keys[i + 1 :]:
-            raise ParseError(f"more than one {display_name(key)} header")
-        return self._values[i]
+        n = keys.count(key)
+        if n != 1:
+            how_many = "missing" if n == 0 else "more than one"
+            raise ParseError(f"{how_many} {display_name(key)} header")
+        return self._values[keys.index(key)]
 
     @property
     def via(self) -> list[Via]:
         vias = self._cache.get("via")
         if vias is None:
-            vias = [parse_via(v) for v in self.get_all("via")]
+            vias = [parse_via(v) for v in self._all("via")]
             self._cache["via"] = vias
         return vias  # type: ignore[return-value]
 
@@ -193,7 +209,13 @@ class Message:
                 raise ParseError("missing Via header")
             first = self._values[keys.index("via")]
             # Usually only the top Via is needed: parse just it.
-            top = parse_via(first) if "," not in first else self.via[0]
+            if "," not in first:
+                top = parse_via(first)
+            else:
+                vias = self.via
+                if not vias:  # "Via: ,,"
+                    raise ParseError("empty Via header")
+                top = vias[0]
             self._cache["top-via"] = top
         return top  # type: ignore[return-value]
 
@@ -236,7 +258,7 @@ class Message:
     def contact(self) -> list[Address]:
         value = self._cache.get("contact")
         if value is None:
-            value = [parse_address(v) for v in self.get_all("contact")]
+            value = [parse_address(v) for v in self._all("contact")]
             if len(value) > 1 and any(a.wildcard for a in value):
                 raise ParseError("Contact '*' cannot be combined with other contacts")
             self._cache["contact"] = value
@@ -247,9 +269,14 @@ class Message:
         if "max-forwards" not in self._keys:
             return None
         text = self._one("max-forwards")
-        if not text.isdigit() or len(text) > 3 or int(text) > 255:
+        # Leading zeros are allowed ("0068" is 68, RFC 4475 wsinv).
+        if text.isdigit() and text.isascii() and len(text) <= 3:
+            number: int | None = int(text)
+        else:
+            number = _number(text, 3)
+        if number is None or number > 255:
             raise ParseError(f"Max-Forwards {text!r} is not a number from 0 to 255")
-        return int(text)
+        return number
 
     @property
     def content_type(self) -> str | None:
@@ -264,7 +291,7 @@ class Message:
     def to_bytes(self) -> bytes:
         if self._raw is not None:
             return self._raw
-        body = self.body
+        body = self._body
         length = str(len(body))
         keys = self._keys
         if keys.count("content-length") != 1 or self.get("content-length") != length:
@@ -289,7 +316,7 @@ class Message:
             self.start_line() == other.start_line()
             and self._keys == other._keys
             and self._values == other._values
-            and self.body == other.body
+            and self._body == other._body
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -425,24 +452,54 @@ _COPIED = frozenset({"via", "from", "to", "call-id", "cseq"})
 
 
 def parse_cseq(text: str) -> CSeq:
+    """'314159 INVITE' -> CSeq(314159, 'INVITE').
+
+    The number is not checked against RFC 3261's bound (< 2**31) here: that
+    is `validate.check_request`'s job, so that a request with an overlarge
+    CSeq can still be answered with a 400 that names the problem.
+    """
     number, _, method = text.partition(" ")
     if method not in _KNOWN_METHODS:
-        method = method.strip()
-        if not is_token(method):
+        # General form: any LWS between the number and the method.
+        parts = text.split()
+        if len(parts) != 2 or not is_token(parts[1]):
             raise ParseError(f"CSeq {text!r} must be a number and a method")
-    if not number.isdigit():
+        number, method = parts
+    if number.isdigit() and number.isascii() and len(number) <= 10:
+        num: int | None = int(number)
+    else:
+        # Far more digits than any sane CSeq is garbage, not a number to convert.
+        num = _number(number, 32)
+    if num is None:
         raise ParseError(f"CSeq {text!r} must be a number and a method")
-    num = int(number)
-    if num > 2**31 - 1:
-        raise ParseError(f"CSeq number {number} is larger than 2**31-1")
     return CSeq(num, method)
+
+
+def _number(text: str, max_digits: int) -> int | None:
+    """A non-negative decimal of at most `max_digits` significant digits, else None.
+
+    str.isdigit alone accepts "²" and other Unicode digits that int() rejects,
+    and int() refuses strings over 4300 digits: both would escape as
+    ValueError instead of ParseError.
+    """
+    if not (text.isdigit() and text.isascii()):
+        return None
+    if len(text) > max_digits:
+        text = text.lstrip("0")
+        if len(text) > max_digits:
+            return None
+    return int(text) if text else 0
 
 
 def find_head_end(data: bytes) -> tuple[int, int]:
     """(index of the blank line, its length): CRLFCRLF, or LFLF from sloppy peers."""
-    idx = data.find(b"\r\n\r\n")
-    if idx >= 0:
-        return idx, 4
+    # The start line's ending says which kind of head this is: a head written
+    # with bare LFs ends at its first LF LF, even if the body has a CRLF CRLF.
+    lf = data.find(b"\n")
+    if lf > 0 and data[lf - 1] == 13:
+        idx = data.find(b"\r\n\r\n", lf - 1)
+        if idx >= 0:
+            return idx, 4
     idx = data.find(b"\n\n")
     if idx >= 0:
         return idx, 2
@@ -483,7 +540,8 @@ def parse_message(data: bytes, datagram: bool = True) -> Request | Response:
             except ValueError as exc:
                 raise ParseError(str(exc)) from None
         keys.append(key)
-        values.append(value.strip())
+        # Only SIP's whitespace: "abc\x1c" must read back as it was written.
+        values.append(value.strip(" \t\r\n"))
     if folded:
         values = [_FOLD.sub(" ", v) if "\r\n" in v else v for v in values]
     body = data[end + sep_len :]
@@ -494,9 +552,12 @@ def parse_message(data: bytes, datagram: bool = True) -> Request | Response:
             v != text for k, v in zip(keys, values, strict=True) if k == "content-length"
         ):
             raise ParseError("conflicting Content-Length headers")
-        if not text.isdigit():
-            raise ParseError(f"Content-Length {text!r} is not a number")
-        length = int(text)
+        if text.isdigit() and text.isascii() and len(text) <= 12:
+            length = int(text)
+        else:
+            length = _number(text, 12)
+        if length is None:
+            raise ParseError(f"Content-Length {text[:20]!r} is not a number")
         if length != len(body):
             if length > len(body):
                 raise ParseError(
@@ -513,13 +574,13 @@ def parse_message(data: bytes, datagram: bool = True) -> Request | Response:
     msg: Request | Response
     if start.startswith("SIP/"):
         msg = object.__new__(Response)
-        msg._keys, msg._values, msg._lines, msg.body, msg._raw = keys, values, lines, body, raw
+        msg._keys, msg._values, msg._lines, msg._body, msg._raw = keys, values, lines, body, raw
         msg._cache = {}
         parts = start.split(" ", 2)
         if len(parts) < 2:
             raise ParseError(f"bad status line {start[:60]!r}")
         code = parts[1]
-        if not code.isdigit() or len(code) != 3 or not 100 <= int(code) <= 699:
+        if len(code) != 3 or not (code.isdigit() and code.isascii()) or not 100 <= int(code) <= 699:
             raise ParseError(f"bad status code {code[:10]!r}")
         msg.version, msg.status = parts[0], int(code)
         msg.reason = parts[2] if len(parts) == 3 else ""
@@ -527,7 +588,7 @@ def parse_message(data: bytes, datagram: bool = True) -> Request | Response:
             raise ParseError(f"unsupported version {msg.version[:20]!r}", status=505)
         return msg
     msg = object.__new__(Request)
-    msg._keys, msg._values, msg._lines, msg.body, msg._raw = keys, values, lines, body, raw
+    msg._keys, msg._values, msg._lines, msg._body, msg._raw = keys, values, lines, body, raw
     msg._cache = {}
     msg._uri = None
     parts = start.split(" ")
@@ -547,8 +608,22 @@ def parse_message(data: bytes, datagram: bool = True) -> Request | Response:
 
 
 _KNOWN_METHODS = frozenset(
-    "INVITE ACK BYE CANCEL OPTIONS REGISTER PRACK UPDATE INFO REFER MESSAGE SUBSCRIBE NOTIFY "
-    "PUBLISH".split()
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "UPDATE",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+    }
 )
 
 

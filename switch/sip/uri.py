@@ -21,12 +21,18 @@ _has_space_or_control = re.compile(r"[\x00-\x20\x7f]").search
 # escaped / user-unreserved).
 _USER_SAFE = "-_.!~*'()&=+$,;?/"
 _PASSWORD_SAFE = "-_.!~*'()&=+$,"
+# uri-parameter names and values: unreserved / escaped / param-unreserved.
+_PARAM_SAFE = "-_.!~*'()[]/:&+$"
 # Parameters that must match when either URI has them (RFC 3261 §19.1.4).
 _MUST_MATCH = ("user", "ttl", "method", "maddr", "transport")
 
 
 class SipURI:
-    """sip: or sips: URI. `user` and `password` are stored unescaped."""
+    """sip: or sips: URI.
+
+    `user`, `password` and the names and values of `params` are stored
+    unescaped ("%6C%72" is the parameter "lr"); `headers` is kept as written.
+    """
 
     __slots__ = ("_raw", "headers", "host", "params", "password", "port", "scheme", "user")
 
@@ -91,14 +97,17 @@ class SipURI:
             return self._raw
         parts = [self.scheme, ":"]
         if self.user is not None:
-            parts.append(_pct_quote(self.user, safe=_USER_SAFE))
+            parts.append(_escape(self.user, _USER_SAFE))
             if self.password is not None:
-                parts.append(":" + _pct_quote(self.password, safe=_PASSWORD_SAFE))
+                parts.append(":" + _escape(self.password, _PASSWORD_SAFE))
             parts.append("@")
         parts.append(self.host)
         if self.port is not None:
             parts.append(f":{self.port}")
-        parts.append(format_params(self.params))
+        for name, value in self.params.items():
+            parts.append(f";{_escape(name, _PARAM_SAFE)}")
+            if value is not None:
+                parts.append(f"={_escape(value, _PARAM_SAFE)}")
         if self.headers:
             parts.append("?" + self.headers)
         return "".join(parts)
@@ -115,7 +124,7 @@ class SipURI:
             self.scheme != other.scheme
             or self.user != other.user
             or self.password != other.password
-            or self.host.lower() != other.host.lower()
+            or _host_key(self.host) != _host_key(other.host)
             or self.port != other.port
         ):
             return False
@@ -130,10 +139,39 @@ class SipURI:
                 theirs = other.params[name]
                 if (value or "").lower() != (theirs or "").lower():
                     return False
-        return (self.headers or None) == (other.headers or None)
+        # Headers must all match, in any order, compared unescaped.
+        return _header_set(self.headers) == _header_set(other.headers)
 
     def __hash__(self) -> int:
-        return hash((self.scheme, self.user, self.host.lower(), self.port))
+        return hash((self.scheme, self.user, _host_key(self.host), self.port))
+
+
+def _escape(text: str, safe: str) -> str:
+    # surrogateescape: unescaping "%FF" gave "\udcff", which must give "%FF" back.
+    return _pct_quote(text, safe=safe, errors="surrogateescape")
+
+
+def _unescape(text: str) -> str:
+    return _pct_unquote(text, errors="surrogateescape") if "%" in text else text
+
+
+def _host_key(host: str) -> str:
+    """Host for comparison: case folded, IPv6 references in one canonical form."""
+    if host.startswith("["):
+        address = _ipv6(host[1:-1])
+        if address is not None:
+            return f"[{address}]"
+    return host.lower()
+
+
+def _header_set(headers: str | None) -> frozenset[tuple[str, str]]:
+    if not headers:
+        return frozenset()
+    pairs = set()
+    for item in headers.split("&"):
+        name, _, value = item.partition("=")
+        pairs.add((_unescape(name).lower(), _unescape(value)))
+    return frozenset(pairs)
 
 
 class TelURI:
@@ -231,7 +269,7 @@ def parse_sip_uri(text: str) -> SipURI:
 # general path below, which also produces the precise error messages.
 _COMMON_SIP = re.compile(
     r"(?:([A-Za-z0-9\-_.!~*'()&=+$,]+)(?::([A-Za-z0-9\-_.!~*'()&=+$,]*))?@)?"
-    r"([A-Za-z0-9\-.]+)(?::(\d{1,5}))?((?:;[^;?\s\"%]+)*)(?:\?([^\s%]*))?"
+    r"([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?((?:;[^;?\s\"%]+)*)(?:\?([^\s%]*))?"
 )
 
 
@@ -239,7 +277,7 @@ def _parse_sip(text: str, scheme: str, pos: int) -> SipURI:
     m = _COMMON_SIP.fullmatch(text, pos)
     if m is not None:
         user, password, host, port, params_text, headers = m.groups()
-        if port is None or int(port) <= 65535:
+        if (port is None or int(port) <= 65535) and (not params_text or ";=" not in params_text):
             params = split_params(params_text[1:]) if params_text else {}
             return SipURI(
                 host, user, int(port) if port else None, scheme, password, params, headers, text
@@ -275,6 +313,12 @@ def _parse_sip_general(text: str, scheme: str, pos: int) -> SipURI:
         params = split_params(params_text) if params_text else {}
     except ValueError as exc:
         raise ParseError(f"URI {text!r}: {exc}") from None
+    if "%" in params_text:
+        # RFC 4475 esc01: ";%6C%72" is the parameter "lr".
+        params = {
+            _unescape(name).lower(): None if value is None else _unescape(value)
+            for name, value in params.items()
+        }
     return SipURI(host, user, port, scheme, password, params, headers, _raw=text)
 
 
@@ -285,10 +329,8 @@ def split_host_port(hostport: str, context: str) -> tuple[str, int | None]:
         if end < 0:
             raise ParseError(f"{context!r}: IPv6 reference without ']'")
         host = hostport[: end + 1]
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            raise ParseError(f"{context!r}: {host!r} is not an IPv6 address") from None
+        if _ipv6(host[1:-1]) is None:
+            raise ParseError(f"{context!r}: {host!r} is not an IPv6 address")
         tail = hostport[end + 1 :]
         if not tail:
             return host, None
@@ -306,6 +348,26 @@ def split_host_port(hostport: str, context: str) -> tuple[str, int | None]:
 
 
 def _port(text: str, context: str) -> int:
-    if not text.isdigit() or len(text) > 5 or int(text) > 65535:
-        raise ParseError(f"{context!r}: invalid port {text!r}")
+    if not (text.isdigit() and text.isascii()) or len(text) > 5 or int(text) > 65535:
+        raise ParseError(f"{context!r}: invalid port {text[:20]!r}")
     return int(text)
+
+
+def _ipv6(text: str) -> ipaddress.IPv6Address | None:
+    """The address in an IPv6 reference, or None.
+
+    RFC 3261's ABNF lets "2001:db8:::192.0.2.1" through (three colons before
+    an IPv4 tail); RFC 5118 §4.10 asks receivers to tolerate it as
+    "2001:db8::192.0.2.1".
+    """
+    try:
+        return ipaddress.IPv6Address(text)
+    except ValueError:
+        pass
+    head, sep, tail = text.partition(":::")
+    if sep and "." in tail and ":" not in tail:
+        try:
+            return ipaddress.IPv6Address(f"{head}::{tail}")
+        except ValueError:
+            pass
+    return None

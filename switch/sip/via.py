@@ -42,7 +42,9 @@ class Via:
     @property
     def rport(self) -> int | None:
         value = self.params.get("rport")
-        return int(value) if value and value.isdigit() else None
+        if value and value.isdigit() and value.isascii() and len(value) <= 5:
+            return int(value)
+        return None
 
     @property
     def sent_by(self) -> tuple[str, int | None]:
@@ -70,7 +72,7 @@ class Via:
 
 
 # The form nearly every peer sends; anything else takes the general path.
-_COMMON = re.compile(r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9\-.]+)(?::(\d{1,5}))?(;[^\s\"]*)?")
+_COMMON = re.compile(r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?(;[^\s\"]*)?")
 
 
 def parse_via(value: str) -> Via:
@@ -110,7 +112,7 @@ def _parse_general(value: str) -> Via:
     while cut < len(rest) and not rest[cut].isspace():
         cut += 1
     transport = rest[:cut].upper()
-    if not transport or not transport.isalnum():
+    if not transport or not (transport.isalnum() and transport.isascii()):
         raise ParseError(f"Via {value!r}: missing transport")
     sent = rest[cut:].strip()
     if not sent:

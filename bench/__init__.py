@@ -1,0 +1,1 @@
+"""`make bench`: performance figures of the switch, measured, not guessed."""

@@ -1,0 +1,155 @@
+"""A real redis-server for the store tests, and the backends to run each test on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from switch.store.bans import BanStore, MemoryBanStore
+from switch.store.location import LocationStore, MemoryLocationStore
+from switch.store.redis_state import RedisBanStore, RedisLocationStore
+
+# REDIS_SERVER=/path/to/redis-server overrides where the binary is looked for.
+REDIS_SERVER = (
+    os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
+)
+START_TIMEOUT = 10.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of our own on a free loopback port, without persistence."""
+    if not Path(REDIS_SERVER).exists():
+        pytest.skip(
+            f"redis-server not found ({REDIS_SERVER}): "
+            "install it with `apt-get install redis-server`"
+        )
+    workdir = tmp_path_factory.mktemp("redis")
+    port = _free_port()
+    log = open(workdir / "redis.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            REDIS_SERVER,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _answers_ping(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = (workdir / "redis.log").read_text(errors="replace")
+                pytest.fail(f"redis-server did not start on port {port}:\n{output}")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+
+
+class _Clients:
+    """Clients of the test Redis, each one standing for a node; closed by the fixture."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.made: list[Redis] = []
+
+    def __call__(self) -> Redis:
+        client = Redis.from_url(self.url, decode_responses=True)
+        self.made.append(client)
+        return client
+
+    async def close(self) -> None:
+        for client in self.made:
+            await client.aclose()
+
+
+@pytest.fixture
+async def redis_clients(redis_url: str) -> AsyncIterator[Callable[[], Redis]]:
+    """Makes clients of the test Redis (one per 'node'); closes them after."""
+    clients = _Clients(redis_url)
+    yield clients
+    await clients.close()
+
+
+@pytest.fixture
+def prefix() -> str:
+    # One session-wide server: a fresh prefix per test keeps tests apart.
+    return f"test-{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def new_locations(
+    request: pytest.FixtureRequest, prefix: str
+) -> AsyncIterator[Callable[[], LocationStore]]:
+    """Makes location stores as separate nodes would see them.
+
+    memory: every call returns the same store (one process, one memory);
+    redis: every call returns a store on a client of its own, sharing the server.
+    """
+    if request.param == "memory":
+        store = MemoryLocationStore()
+        yield lambda: store
+        return
+    # getfixturevalue only here, so that the memory runs need no redis-server.
+    clients = _Clients(request.getfixturevalue("redis_url"))
+    yield lambda: RedisLocationStore(clients(), prefix)
+    await clients.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def new_bans(
+    request: pytest.FixtureRequest, prefix: str
+) -> AsyncIterator[Callable[..., BanStore]]:
+    """Makes ban stores (keywords: threshold, window, ban_time), as new_locations does."""
+    if request.param == "memory":
+        stores: dict[tuple, MemoryBanStore] = {}
+
+        def memory(**params: float) -> BanStore:
+            key = tuple(sorted(params.items()))
+            return stores.setdefault(key, MemoryBanStore(**params))  # type: ignore[arg-type]
+
+        yield memory
+        return
+    clients = _Clients(request.getfixturevalue("redis_url"))
+    yield lambda **params: RedisBanStore(clients(), prefix=prefix, **params)  # type: ignore[arg-type]
+    await clients.close()

@@ -1,0 +1,83 @@
+"""Run SIPp against a node under test and read its verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "sipp-scenarios"
+SIPP = shutil.which("sipp")
+
+needs_sipp = pytest.mark.skipif(
+    SIPP is None,
+    reason="sipp is not installed: run `sudo apt-get install sip-tester` (make test does as root)",
+)
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def run_sipp(
+    scenario: str,
+    target: tuple[str, int],
+    transport: str = "u1",
+    calls: int = 1,
+    rate: float = 10,
+    timeout: float = 30,
+    extra: list[str] | None = None,
+) -> SippResult:
+    """Run one SIPp scenario to completion; SIPp exits 0 only if every call passed."""
+    assert SIPP is not None
+    kind = socket.SOCK_DGRAM if transport.startswith("u") else socket.SOCK_STREAM
+    args = [
+        SIPP,
+        "-sf",
+        str(SCENARIOS / scenario),
+        f"{target[0]}:{target[1]}",
+        "-t",
+        transport,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(free_port(kind)),
+        "-m",
+        str(calls),
+        "-r",
+        str(rate),
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        "-nostdin",
+        "-trace_err",
+        "-error_file",
+        "/dev/stderr",
+        *(extra or []),
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout + 10)
+    except TimeoutError:
+        proc.kill()
+        out, _ = await proc.communicate()
+        return SippResult(-1, out.decode(errors="replace") + "\n(killed: SIPp overran)")
+    return SippResult(proc.returncode or 0, out.decode(errors="replace"))
