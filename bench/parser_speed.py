@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.messages import INVITE  # noqa: E402
-from switch.sip.message import parse_message  # noqa: E402
+from bench.messages import INVITE
+from switch.sip.message import parse_message
 
 ITERATIONS = 50_000
 

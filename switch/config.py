@@ -61,6 +61,7 @@ __all__ = [
     "OutboundRoute",
     "Queue",
     "RecordsConfig",
+    "RegistrarConfig",
     "SipConfig",
     "StateConfig",
     "Tenant",
@@ -492,9 +493,52 @@ class RecordsConfig(_Model):
         return self
 
 
+class RegistrarConfig(_Model):
+    """Registration, authentication and the defences around them."""
+
+    min_expires: int = Field(60, ge=1)
+    default_expires: int = Field(3600, ge=1)
+    max_expires: int = Field(7200, ge=1)
+    max_contacts: int = Field(10, ge=1)  # bindings per agent (desk phone, browser, ...)
+    # Offered in this order (RFC 8760: the client takes the first it supports).
+    auth_algorithms: list[Literal["SHA-256", "MD5"]] = Field(
+        default_factory=lambda: ["SHA-256", "MD5"], min_length=1
+    )
+    nonce_ttl: int = Field(300, ge=10)
+    # After auth_failures failures from one address within auth_window
+    # seconds, the address is banned for ban_time seconds.
+    auth_failures: int = Field(10, ge=1)
+    auth_window: int = Field(60, ge=1)
+    ban_time: int = Field(600, ge=1)
+    # User-Agent substrings of SIP scanners; their requests are dropped silently.
+    scanners: list[str] = Field(
+        default_factory=lambda: [
+            "friendly-scanner",
+            "sipvicious",
+            "sipcli",
+            "vaxsipuseragent",
+            "pplsip",
+        ]
+    )
+    qualify_interval: int = Field(30, ge=5)  # seconds between OPTIONS pings of a contact
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RegistrarConfig:
+        if not self.min_expires <= self.default_expires <= self.max_expires:
+            raise _problem(
+                f"min_expires ({self.min_expires}) <= default_expires ({self.default_expires}) "
+                f"<= max_expires ({self.max_expires}) must hold",
+                "default_expires",
+            )
+        return self
+
+
 class Agent(_Model):
     name: str = ""
     password: str = Field(min_length=1)
+    # Ping this agent's registered devices with OPTIONS and drop the ones
+    # that stop answering (Asterisk's qualify).
+    qualify: bool = False
     queues: list[str] = Field(default_factory=list)
     skills: dict[str, Annotated[int, Field(ge=1, le=10)]] = Field(default_factory=dict)
 
@@ -660,6 +704,9 @@ class User(_Model):
 class _TenantSettings(_Model):
     name: str = ""
     timezone: str = "UTC"
+    # SIP domains of this tenant (the host part agents register to). Needed
+    # only when two tenants share an extension number.
+    domains: list[str] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -684,6 +731,7 @@ class Tenant(_Model):
     id: str
     name: str
     timezone: str = "UTC"
+    domains: list[str] = Field(default_factory=list)
     agents: dict[str, Agent] = Field(default_factory=dict)
     trunks: dict[str, Trunk] = Field(default_factory=dict)
     queues: dict[str, Queue] = Field(default_factory=dict)
@@ -703,6 +751,7 @@ class Config(_Model):
     http: HttpConfig
     state: StateConfig
     records: RecordsConfig
+    registrar: RegistrarConfig
     tenants: dict[str, Tenant]
     source: str  # the file it came from, or "<demo>"
 
@@ -752,6 +801,7 @@ _SECTIONS: dict[str, type[_Model]] = {
     "http": HttpConfig,
     "state": StateConfig,
     "records": RecordsConfig,
+    "registrar": RegistrarConfig,
 }
 _KINDS: dict[str, type[_Model]] = {
     "agents": Agent,
@@ -1131,6 +1181,7 @@ def _build(
                 id=tenant_id,
                 name=settings.name or tenant_id,
                 timezone=settings.timezone,
+                domains=[d.lower() for d in settings.domains],
                 **objects,
             )
 

@@ -227,7 +227,8 @@ def test_toml_duplicate_table_names_the_key(tmp_path: Path) -> None:
 def test_unknown_key(tmp_path: Path) -> None:
     path = write(tmp_path, '[agents."1001"]\npassword = "x"\ncolour = "red"\n')
     assert errors_of(path) == [
-        f"{path}: agents.1001.colour: unknown key (expected one of name, password, queues, skills)"
+        f"{path}: agents.1001.colour: unknown key"
+        " (expected one of name, password, qualify, queues, skills)"
     ]
 
 
@@ -235,7 +236,7 @@ def test_unknown_top_level_key_suggests_the_right_one(tmp_path: Path) -> None:
     path = write(tmp_path, '[agent."1001"]\npassword = "x"\n')
     assert errors_of(path) == [
         f"{path}: agent: unknown key (expected one of agents, dids, http, ivr, node, outbound, "
-        "queues, records, sip, state, tenants, trunks, users); did you mean 'agents'?"
+        "queues, records, registrar, sip, state, tenants, trunks, users); did you mean 'agents'?"
     ]
 
 

@@ -11,6 +11,7 @@ using the same Redis, so a binding or a ban made on one node holds on all.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -43,6 +44,23 @@ class State:
     locations: LocationStore
     bans: BanStore
     _redis: Redis | None = field(default=None, repr=False)
+    _secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
+    prefix: str = DEFAULT_PREFIX
+
+    async def shared_secret(self, name: str) -> bytes:
+        """A random secret that every node sharing this state agrees on.
+
+        Digest nonces are signed with it, so that a nonce issued by one node
+        verifies on another. The first node to ask creates it.
+        """
+        if name not in self._secrets:
+            if self._redis is None:
+                self._secrets[name] = secrets.token_bytes(32)
+            else:
+                key = f"{self.prefix}secret:{name}"
+                await self._redis.set(key, secrets.token_hex(32), nx=True)
+                self._secrets[name] = bytes.fromhex(await self._redis.get(key))
+        return self._secrets[name]
 
     async def close(self) -> None:
         await self.locations.close()
@@ -112,4 +130,5 @@ async def open_state(
         RedisLocationStore(client, prefix),
         RedisBanStore(client, ban_threshold, ban_window, ban_time, prefix=prefix),
         client,
+        prefix=prefix,
     )

@@ -270,7 +270,9 @@ def test_cseq(value, expected):
     assert base(CSeq=value).cseq == expected
 
 
-@pytest.mark.parametrize("value", ["INVITE", "1", "x INVITE", "1 IN VITE", "² INVITE", "9" * 40 + " A"])
+@pytest.mark.parametrize(
+    "value", ["INVITE", "1", "x INVITE", "1 IN VITE", "² INVITE", "9" * 40 + " A"]
+)
 def test_bad_cseq(value):
     with pytest.raises(ParseError, match="CSeq"):
         base(CSeq=value).cseq  # noqa: B018
@@ -482,7 +484,7 @@ def test_equality_is_by_content():
 
 REQUEST = (
     b"INVITE sip:bob@example.com SIP/2.0\r\n"
-    b"v: SIP/2.0/UDP p.example.com;branch=z9hG4bKp, SIP/2.0/UDP a.example.com;branch=z9hG4bKa\r\n"
+    b"v: SIP/2.0/UDP p.example;branch=z9hG4bKp, SIP/2.0/UDP a.example;branch=z9hG4bKa\r\n"
     b"Via: SIP/2.0/UDP c.example.com;branch=z9hG4bKc\r\n"
     b"Record-Route: <sip:p.example.com;lr>\r\n"
     b"Max-Forwards: 69\r\n"
@@ -500,7 +502,7 @@ def test_make_response_copies_the_lines_as_written():
     resp = make_response(req, 180, to_tag="b2")
     assert bytes(resp) == (
         b"SIP/2.0 180 Ringing\r\n"
-        b"v: SIP/2.0/UDP p.example.com;branch=z9hG4bKp, SIP/2.0/UDP a.example.com;branch=z9hG4bKa\r\n"
+        b"v: SIP/2.0/UDP p.example;branch=z9hG4bKp, SIP/2.0/UDP a.example;branch=z9hG4bKa\r\n"
         b"Via: SIP/2.0/UDP c.example.com;branch=z9hG4bKc\r\n"
         b"Record-Route: <sip:p.example.com;lr>\r\n"
         b"f: Alice <sip:alice@example.com>;tag=a1\r\n"
@@ -511,7 +513,7 @@ def test_make_response_copies_the_lines_as_written():
     )
     assert resp.to.tag == "b2"
     assert resp.cseq == (5, "INVITE")
-    assert [v.host for v in resp.via] == ["p.example.com", "a.example.com", "c.example.com"]
+    assert [v.host for v in resp.via] == ["p.example", "a.example", "c.example.com"]
 
 
 @pytest.mark.parametrize(("status", "record_route"), [(100, False), (200, True), (486, False)])

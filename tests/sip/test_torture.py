@@ -443,7 +443,12 @@ def test_bext01_lists_the_unsupported_options():
         (("Unsupported", "nothingSupportsThis, nothingSupportsThisEither"),),
     )
     # Proxy-Require is for proxies; a UAS does not look at it.
-    assert check_request(parse("bext01"), frozenset({"nothingsupportsthis", "nothingSupportsThisEither"})) is None
+    assert (
+        check_request(
+            parse("bext01"), frozenset({"nothingsupportsthis", "nothingSupportsThisEither"})
+        )
+        is None
+    )
 
 
 def test_invut():

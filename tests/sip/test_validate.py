@@ -169,7 +169,9 @@ def test_require_with_unknown_options_gets_420_listing_them():
 
 @pytest.mark.parametrize("method", ["ACK", "CANCEL"])
 def test_ack_and_cancel_are_never_refused_for_require(method):
-    req = request(f"{method} sip:bob@example.com SIP/2.0", CSeq=f"1 {method}", extra=("Require: x",))
+    req = request(
+        f"{method} sip:bob@example.com SIP/2.0", CSeq=f"1 {method}", extra=("Require: x",)
+    )
     assert check_request(req) is None
 
 
