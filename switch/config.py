@@ -500,9 +500,12 @@ class RegistrarConfig(_Model):
     default_expires: int = Field(3600, ge=1)
     max_expires: int = Field(7200, ge=1)
     max_contacts: int = Field(10, ge=1)  # bindings per agent (desk phone, browser, ...)
-    # Offered in this order (RFC 8760: the client takes the first it supports).
+    # Offered in this order, one challenge each with the same nonce; the
+    # client answers whichever it chooses. MD5 comes first by default because
+    # many clients read only the first challenge and know only MD5 (JsSIP,
+    # SIPp, older desk phones); put "SHA-256" first when all of yours know it.
     auth_algorithms: list[Literal["SHA-256", "MD5"]] = Field(
-        default_factory=lambda: ["SHA-256", "MD5"], min_length=1
+        default_factory=lambda: ["MD5", "SHA-256"], min_length=1
     )
     nonce_ttl: int = Field(300, ge=10)
     # After auth_failures failures from one address within auth_window

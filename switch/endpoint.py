@@ -15,7 +15,14 @@ from collections.abc import Callable
 from .sip.flow import Flow
 from .sip.message import Request, Response, make_response
 from .sip.stack import SipStack
-from .sip.transaction import ClientTransaction, Event, RequestReceived
+from .sip.transaction import (
+    ClientTransaction,
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    TransactionTimeout,
+    TransportError,
+)
 
 log = logging.getLogger("switch.endpoint")
 
@@ -38,6 +45,8 @@ class Endpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pumping = False
+        # Client transactions whose final response someone awaits (request()).
+        self._waiting: dict[ClientTransaction, asyncio.Future[Response]] = {}
 
     def now(self) -> float:
         return self._loop.time()
@@ -54,6 +63,18 @@ class Endpoint:
         txn = self.stack.send_request(req, flow, self._loop.time())
         self._pump()
         return txn
+
+    def request(self, req: Request, flow: Flow) -> asyncio.Future[Response]:
+        """Send a request; the future gets its final response.
+
+        A timeout gives a made-up 408 and a failed flow a 503: RFC 3261
+        §8.1.3.1 has the client act as if it had received them.
+        """
+        future: asyncio.Future[Response] = self._loop.create_future()
+        txn = self.stack.send_request(req, flow, self._loop.time())
+        self._waiting[txn] = future
+        self._pump()
+        return future
 
     def send_response(self, resp: Response) -> None:
         self.stack.send_response(resp, self._loop.time())
@@ -86,6 +107,13 @@ class Endpoint:
         self._arm_timer()
 
     def _deliver(self, event: Event) -> None:
+        if self._waiting and isinstance(
+            event, ResponseReceived | TransactionTimeout | TransportError
+        ):
+            future = self._waiting.get(event.transaction)  # type: ignore[arg-type]
+            if future is not None:
+                self._settle(event, future)
+                return
         try:
             self.on_event(event)
         except Exception:
@@ -101,6 +129,21 @@ class Endpoint:
                     )
                 except Exception:
                     log.debug("could not answer 500", exc_info=True)
+
+    def _settle(
+        self, event: ResponseReceived | TransactionTimeout | TransportError, future: asyncio.Future
+    ) -> None:
+        txn = event.transaction
+        if isinstance(event, ResponseReceived):
+            if event.response.status < 200:
+                return
+            resp = event.response
+        else:
+            status = 408 if isinstance(event, TransactionTimeout) else 503
+            resp = make_response(txn.request, status)
+        del self._waiting[txn]  # type: ignore[arg-type]
+        if not future.done():
+            future.set_result(resp)
 
     def _arm_timer(self) -> None:
         deadline = self.stack.next_deadline()
@@ -120,6 +163,9 @@ class Endpoint:
         self._pump()
 
     def close(self) -> None:
+        for future in self._waiting.values():
+            future.cancel()
+        self._waiting.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

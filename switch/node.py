@@ -23,8 +23,19 @@ from . import __version__
 from .call.dispatch import Dispatcher
 from .config import Config, HostPort
 from .endpoint import Endpoint
+from .registrar.accounts import Accounts
+from .registrar.auth import Authenticator
+from .registrar.bindings import Policy
+from .registrar.gate import Gate
+from .registrar.qualify import Qualifier
+from .registrar.service import Registrar, flow_of
+from .sip.flow import Flow
+from .sip.message import Request, Response
 from .sip.stack import SipStack
-from .sip.transaction import Timers
+from .sip.transaction import Timers, TransactionError
+from .store.directory import Directory, DirectoryError
+from .store.location import Binding
+from .store.state import State, StateError, open_state
 from .transport.limits import Limits
 from .transport.registry import Transports
 from .web.app import make_app
@@ -33,7 +44,11 @@ log = logging.getLogger("switch.node")
 
 SERVER = f"switch/{__version__}"
 # Option tags we understand in Require (RFC 3261 §8.2.2.3); grows with features.
-SUPPORTED: frozenset[str] = frozenset()
+SUPPORTED: frozenset[str] = frozenset({"path", "outbound"})
+
+
+class StartError(Exception):
+    """The node cannot start; the message says why and what to do, in one line."""
 
 
 class Node:
@@ -48,6 +63,12 @@ class Node:
         self._runner: web.AppRunner | None = None
         self.transports: Transports | None = None
         self.endpoint: Endpoint | None = None
+        self.state: State | None = None
+        self.directory: Directory | None = None
+        self.registrar: Registrar | None = None
+        self.gate: Gate | None = None
+        self.qualifier: Qualifier | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
         sip = config.sip
         self.stack = SipStack(
             Timers(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000),
@@ -56,9 +77,15 @@ class Node:
         )
         self.dispatcher = Dispatcher(self._respond, SERVER, SUPPORTED)
 
-    def _respond(self, resp: Any) -> None:
-        assert self.endpoint is not None
-        self.endpoint.send_response(resp)
+    def _respond(self, resp: Response) -> None:
+        if self.endpoint is None:
+            return  # stopping: the answer of a late task has nowhere to go
+        try:
+            self.endpoint.send_response(resp)
+        except TransactionError:
+            # The transaction ended while the answer was being prepared
+            # (a slow store, or the node stopping); the client has given up.
+            log.info("late response %d dropped: its transaction has ended", resp.status)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -74,20 +101,128 @@ class Node:
     async def start(self) -> None:
         cfg = self.config
         cfg.node.data_dir.mkdir(parents=True, exist_ok=True)
+        await self._open_stores()
         self.transports = Transports(
             on_message=self._on_message,
             limits=Limits(),
             max_message_size=cfg.sip.max_message_size,
             idle_timeout=float(cfg.sip.tcp_idle_timeout),
         )
+        self.transports.on_connection_closed(self._connection_closed)
         self.endpoint = Endpoint(self.stack, self.transports.send, self.dispatcher)
+        await self._start_registrar()
         await self._listen_sip()
         await self._listen_http()
         self.ready = True
         log.info("node %s ready", cfg.node.name)
 
-    def _on_message(self, data: bytes, flow: Any) -> None:
+    async def _open_stores(self) -> None:
+        cfg = self.config
+        reg = cfg.registrar
+        try:
+            self.state = await open_state(
+                cfg.state.backend,
+                cfg.state.redis_url,
+                cfg.node.name,
+                ban_threshold=reg.auth_failures,
+                ban_window=reg.auth_window,
+                ban_time=reg.ban_time,
+            )
+        except StateError as exc:
+            raise StartError(f"state: {exc}") from None
+        try:
+            self.directory = await Directory.open(cfg.records.dsn)
+        except DirectoryError as exc:
+            raise StartError(f"records: {exc}") from None
+
+    async def _start_registrar(self) -> None:
+        assert self.state is not None and self.endpoint is not None
+        cfg, reg, state = self.config, self.config.registrar, self.state
+        accounts = Accounts(cfg, self.directory)
+        await accounts.load_directory()
+        self.gate = Gate(state.bans, reg.scanners)
+        await self.gate.sync()
+        self.stack.screen = self.gate.screen
+        auth = Authenticator(
+            accounts,
+            await state.shared_secret("digest-nonce"),
+            state.bans,
+            algorithms=reg.auth_algorithms,
+            nonce_ttl=reg.nonce_ttl,
+            on_ban=self.gate.add,
+        )
+        policy = Policy(reg.min_expires, reg.default_expires, reg.max_expires, reg.max_contacts)
+        self.registrar = Registrar(
+            accounts,
+            auth,
+            state.locations,
+            policy,
+            cfg.node.name,
+            lambda req, status, reason, headers: self.dispatcher.reply(
+                req, status, reason, headers
+            ),
+            on_registered=self._registered,
+        )
+        self.dispatcher.handle("REGISTER", self.registrar.handle)
+        self.qualifier = Qualifier(
+            state.locations,
+            self._send_request,
+            self._sent_by,
+            SERVER,
+            interval=reg.qualify_interval,
+        )
+        self._spawn(self.gate.run(), "ban list refresh")
+        self._spawn(self.qualifier.run(), "qualify")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _registered(self, aor: str, bindings: list[Binding]) -> None:
+        tenant_id, _, ext = aor.partition("/")
+        tenant = self.config.tenants.get(tenant_id)
+        agent = tenant.agents.get(ext) if tenant is not None else None
+        if agent is not None and agent.qualify and self.qualifier is not None:
+            self.qualifier.watch(aor, bindings, self.config.node.name)
+
+    def _send_request(self, req: Request, binding: Binding) -> asyncio.Future[Response]:
         assert self.endpoint is not None
+        return self.endpoint.request(req, flow_of(binding))
+
+    def _sent_by(self, binding: Binding) -> str:
+        host, port = binding.local
+        if not port:  # WebSocket flows: our HTTP listener
+            return self.http_url.partition("://")[2] or "switch.invalid"
+        return str(HostPort(host, port))
+
+    def _connection_closed(self, flow: Flow) -> None:
+        # A binding made over a connection is reachable only through it
+        # (RFC 5626 §5.3; a browser has no other address): when the
+        # connection ends, so do its bindings. The device re-registers.
+        if flow.conn_id is None or self.state is None or not self.ready:
+            return
+        self._spawn(self._forget_flow(flow.conn_id), "forget flow")
+
+    async def _forget_flow(self, conn_id: int) -> None:
+        assert self.state is not None
+        try:
+            removed = await self.state.locations.remove_flow(self.config.node.name, conn_id)
+        except Exception:
+            log.exception("cannot remove the bindings of closed connection %d", conn_id)
+            return
+        for binding in removed:
+            log.info(
+                "unregistered: aor=%s contact=%s reason=connection_closed",
+                binding.aor,
+                binding.contact,
+            )
+
+    def _on_message(self, data: bytes, flow: Flow) -> None:
+        assert self.endpoint is not None
+        if self.gate is not None and self.gate.banned(flow.remote[0]):
+            self.stack.stats["dropped_banned"] += 1
+            return
         self.endpoint.on_message(data, flow)
 
     async def _listen_sip(self) -> None:
@@ -129,6 +264,12 @@ class Node:
 
     async def stop(self) -> None:
         self.ready = False
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.registrar is not None:
+            await self.registrar.close()
         # Transports first: aiohttp's cleanup waits for open WebSocket
         # handlers, and closing the transports is what ends them.
         if self.transports is not None:
@@ -138,6 +279,13 @@ class Node:
             self._runner = None
         if self.endpoint is not None:
             self.endpoint.close()
+            self.endpoint = None
+        if self.directory is not None:
+            await self.directory.close()
+            self.directory = None
+        if self.state is not None:
+            await self.state.close()
+            self.state = None
         log.info("node %s stopped", self.config.node.name)
 
 
@@ -190,6 +338,9 @@ def run(config: Config) -> int:
             asyncio.run(serve(config))
     except OSError as exc:
         # The usual cause: the port is taken by another process.
+        print(f"switch: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except StartError as exc:
         print(f"switch: cannot start: {exc}", file=sys.stderr)
         return 1
     with contextlib.suppress(Exception):

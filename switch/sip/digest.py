@@ -460,6 +460,11 @@ def authorize(
 class AuthStatus(enum.Enum):
     OK = "ok"
     STALE = "stale"  # right password, old nonce: re-challenge with stale=true
+    # Not a nonce of ours: forged, or issued before a restart changed the
+    # secret. It says nothing about the password, so challenge again rather
+    # than count a failure (a phone reusing a nonce across our restart
+    # must not get banned).
+    UNKNOWN_NONCE = "unknown nonce"
     FAILED = "failed"
 
 
@@ -603,7 +608,7 @@ class DigestAuthenticator:
             return _failed("uri mismatch")
         issued_ms = self._nonce_issued_ms(creds.nonce)
         if issued_ms is None:
-            return _failed("nonce forged")
+            return AuthResult(AuthStatus.UNKNOWN_NONCE, reason="nonce not ours")
 
         base, _, _ = _split_algorithm(algorithm)
         stored = ha1_for(creds.username, base)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .errors import ParseError
 from .flow import Flow
@@ -37,6 +37,9 @@ class SipStack:
         self.server = server
         self.stats: Counter[str] = Counter()
         self._out: list[tuple[bytes, Flow]] = []
+        # Policy hook: returns why to drop a request silently (e.g. "scanner"),
+        # or None. No answer at all is the point: it tells a scanner nothing.
+        self.screen: Callable[[Request, Flow], str | None] | None = None
 
     # -- input --------------------------------------------------------------
 
@@ -68,6 +71,11 @@ class SipStack:
             self.stats["dropped_unanswerable"] += 1
             log.info("dropped request from %s: headers needed to answer are missing", flow)
             return
+        if self.screen is not None:
+            why = self.screen(req, flow)
+            if why is not None:
+                self.stats[f"dropped_{why}"] += 1
+                return
         self._stamp_via(req, flow)
         rejection = check_request(req, self.supported)
         if rejection is not None:

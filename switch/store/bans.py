@@ -28,6 +28,10 @@ DEFAULT_BAN_TIME = 600.0
 
 @runtime_checkable
 class BanStore(Protocol):
+    threshold: int  # failures within `window` seconds that earn a ban
+    window: float
+    ban_time: float  # seconds a ban lasts
+
     async def failure(self, ip: str, now: float) -> bool:
         """Record a failed authentication from `ip`.
 

@@ -1,0 +1,177 @@
+"""The registrar: answers REGISTER (RFC 3261 §10.3) for the agents of every tenant.
+
+For each REGISTER: find the tenant from the To address, authenticate
+(`auth.Authenticator`), check that the authenticated user owns the AOR,
+plan the change (`bindings.plan_register`), apply it to the location store
+in one atomic step, and answer 200 with every current binding.
+
+An AOR is "<tenant>/<extension>", e.g. "demo/1001". A binding remembers the
+flow its REGISTER came over, because agents are behind NAT and browsers
+make up their Contact host: requests to an agent go over that flow
+(`flow_of`), never to the Contact's host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ..sip.errors import ParseError
+from ..sip.flow import Flow
+from ..sip.message import Request
+from ..sip.transaction import RequestReceived
+from ..sip.uri import SipURI
+from ..store.location import Binding, LocationStore
+from .accounts import Accounts
+from .auth import Authenticated, Authenticator, Denied
+from .bindings import Policy, RegisterError, contact_header, plan_register
+
+log = logging.getLogger("switch.registrar")
+
+# reply(request, status, reason, headers)
+Reply = Callable[[Request, int, str | None, list[tuple[str, str]]], None]
+
+
+def flow_of(binding: Binding) -> Flow:
+    """Where to send a request for this binding: back along the flow it registered on.
+
+    RFC 5626 §5.3 for outbound clients; and the only way to reach a browser
+    (its Contact host is made up) or a phone behind NAT (its Contact has a
+    private address).
+    """
+    return Flow(binding.transport, binding.source, binding.local, binding.conn_id)
+
+
+def _supported(req: Request) -> set[str]:
+    return {tag.strip().lower() for tag in req.get_all("Supported")}
+
+
+class Registrar:
+    def __init__(
+        self,
+        accounts: Accounts,
+        auth: Authenticator,
+        locations: LocationStore,
+        policy: Policy,
+        node_id: str,
+        reply: Reply,
+        *,
+        on_registered: Callable[[str, list[Binding]], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.accounts = accounts
+        self.auth = auth
+        self.locations = locations
+        self.policy = policy
+        self.node_id = node_id
+        self._reply = reply
+        self.on_registered = on_registered
+        self._clock = clock
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- the dispatcher's handler -------------------------------------------------
+
+    def handle(self, event: RequestReceived) -> None:
+        """Answer a REGISTER; the store may be remote, so this runs as a task."""
+        self._spawn(self._answer(event.request, event.flow))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, req: Request, flow: Flow) -> None:
+        try:
+            status, reason, headers = await self.register(req, flow)
+        except Exception:
+            # A store outage (Redis down) or a bug: the phone retries on 500,
+            # and the node keeps serving everybody else.
+            log.exception("REGISTER from %s failed", flow)
+            status, reason, headers = 500, "Server Internal Error", [("Retry-After", "5")]
+        self._reply(req, status, reason, headers)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- REGISTER -----------------------------------------------------------------
+
+    async def register(
+        self, req: Request, flow: Flow
+    ) -> tuple[int, str | None, list[tuple[str, str]]]:
+        """The response (status, reason, headers) to one REGISTER."""
+        try:
+            to_uri = req.to.uri
+        except ParseError as exc:
+            return 400, f"Bad Request (malformed To: {exc.reason})"[:160], []
+        if not isinstance(to_uri, SipURI) or not to_uri.user:
+            return 404, "Not Found (To is not a sip: address with a user part)", []
+        user, host = to_uri.user, to_uri.host.lower()
+        tenant = self.accounts.tenant_for(user, host)
+        outcome = await self.auth.authenticate(req, flow, tenant, tenant or host)
+        if isinstance(outcome, Denied):
+            return outcome.status, outcome.reason, list(outcome.headers)
+        assert isinstance(outcome, Authenticated)
+        if outcome.username != user:
+            # Third-party registration is not for agents: 1001 may not put a
+            # phone under 1002's number.
+            log.warning(
+                "register refused: ip=%s user=%s tenant=%s aor=%s reason=aor_not_own",
+                flow.remote[0],
+                outcome.username,
+                outcome.tenant,
+                user[:64],
+            )
+            return 403, "Forbidden (the To address is not the authenticated user's)", []
+
+        aor = f"{outcome.tenant}/{user}"
+        now = self._clock()
+        try:
+            current = await self.locations.get(aor, now)
+            changes = plan_register(req, aor, current, flow, now, self.policy, self.node_id)
+        except RegisterError as exc:
+            log.info(
+                "register refused: ip=%s aor=%s status=%d reason=%s",
+                flow.remote[0],
+                aor,
+                exc.status,
+                exc.reason,
+            )
+            return exc.status, exc.reason, list(exc.headers)
+        bindings = await self.locations.apply(aor, changes, now) if changes else current
+        if changes:
+            log.info(
+                "registered: aor=%s ip=%s transport=%s bindings=%d",
+                aor,
+                flow.remote[0],
+                flow.transport,
+                len(bindings),
+            )
+            if self.on_registered is not None:
+                self.on_registered(aor, bindings)
+        return 200, "OK", self._ok_headers(req, bindings, now)
+
+    def _ok_headers(
+        self, req: Request, bindings: list[Binding], now: float
+    ) -> list[tuple[str, str]]:
+        headers = [("Contact", contact_header(b, now)) for b in bindings]
+        supported = _supported(req)
+        require = []
+        # RFC 5626 §6: the registrar says it used outbound, when asked for it.
+        if "outbound" in supported and any(
+            "reg-id" in c.params for c in req.contact if not c.wildcard
+        ):
+            require.append("outbound")
+        if require:
+            headers.append(("Require", ", ".join(require)))
+        # RFC 3327 §5.3: the stored Path goes back to a UA that supports it.
+        if "path" in supported:
+            headers.extend(("Path", value) for value in req.get_all("Path"))
+        headers.append(("Date", email.utils.formatdate(now, usegmt=True)))
+        return headers
