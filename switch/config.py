@@ -460,6 +460,9 @@ class HttpConfig(_Model):
 class StateConfig(_Model):
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str = ""
+    # Every key this cluster writes starts with it: two clusters can share
+    # one Redis with different prefixes.
+    key_prefix: str = Field("switch:", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 
     @model_validator(mode="after")
     def _redis_url(self) -> StateConfig:

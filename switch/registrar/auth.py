@@ -161,6 +161,10 @@ class Authenticator:
             reason.replace(" ", "_")[:80],
         )
 
+    def challenge(self, realm: str, proxy: bool) -> Denied:
+        """A fresh 401 (or 407 when `proxy`) for a request without credentials."""
+        return self._challenge(self._digest(realm), self._clock(), proxy, stale=False)
+
     @staticmethod
     def _credentials(req: Request, realm: str, proxy: bool) -> Credentials | None:
         """The Digest credentials meant for `realm`, or None when there are none."""
@@ -176,7 +180,7 @@ class Authenticator:
         self, digest: DigestAuthenticator, now: float, proxy: bool, stale: bool
     ) -> Denied:
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        headers = tuple((name, c.to_header_value()) for c in digest.challenge(now, stale))
+        headers = tuple((name, value) for value in digest.challenge_values(now, stale))
         if proxy:
             return Denied(407, "Proxy Authentication Required", headers)
         return Denied(401, "Unauthorized", headers)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import secrets
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
+from .. import eager
 from ..sip.errors import ParseError
 from ..sip.flow import Flow
-from ..sip.message import Request
+from ..sip.message import Request, Response, make_response
 from ..sip.transaction import RequestReceived
 from ..sip.uri import SipURI
 from ..store.location import Binding, LocationStore
@@ -61,6 +62,8 @@ class Registrar:
         reply: Reply,
         *,
         on_registered: Callable[[str, list[Binding]], None] | None = None,
+        server: str = "switch",
+        eager: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.accounts = accounts
@@ -70,19 +73,24 @@ class Registrar:
         self.node_id = node_id
         self._reply = reply
         self.on_registered = on_registered
+        self.server = server
+        # With a store that answers at once (memory), a REGISTER is served
+        # without a task of its own; a remote store (Redis) needs a task.
+        self.eager = eager
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- the dispatcher's handler -------------------------------------------------
 
     def handle(self, event: RequestReceived) -> None:
-        """Answer a REGISTER; the store may be remote, so this runs as a task."""
-        self._spawn(self._answer(event.request, event.flow))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Answer a REGISTER: at once with the memory store, else from a task."""
+        coro = self._answer(event.request, event.flow)
+        if self.eager:
+            eager.start(coro, self._tasks)
+        else:
+            task = asyncio.get_running_loop().create_task(coro)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, req: Request, flow: Flow) -> None:
         try:
@@ -93,6 +101,31 @@ class Registrar:
             log.exception("REGISTER from %s failed", flow)
             status, reason, headers = 500, "Server Internal Error", [("Retry-After", "5")]
         self._reply(req, status, reason, headers)
+
+    def stateless_challenge(self, req: Request, flow: Flow) -> Response | None:
+        """The 401 for a REGISTER without credentials, to send without a transaction.
+
+        It needs no store and no state: the nonce carries its own proof. A
+        retransmitted REGISTER simply gets a fresh 401. None for anything else.
+        """
+        if req.method != "REGISTER" or "authorization" in req:
+            return None
+        try:
+            to_uri = req.to.uri
+        except ParseError:
+            return None  # the full path answers with the specific 400
+        if not isinstance(to_uri, SipURI) or not to_uri.user:
+            return None
+        host = to_uri.host.lower()
+        realm = self.accounts.tenant_for(to_uri.user, host) or host
+        denied = self.auth.challenge(realm, proxy=False)
+        return make_response(
+            req,
+            denied.status,
+            denied.reason,
+            to_tag=secrets.token_hex(6),
+            headers=[("Server", self.server), *denied.headers],
+        )
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -146,7 +179,7 @@ class Registrar:
             return exc.status, exc.reason, list(exc.headers)
         bindings = await self.locations.apply(aor, changes, now) if changes else current
         if changes:
-            log.info(
+            log.debug(
                 "registered: aor=%s ip=%s transport=%s bindings=%d",
                 aor,
                 flow.remote[0],

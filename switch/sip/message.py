@@ -150,6 +150,12 @@ class Message:
             self._lines = [self._lines[i] for i in keep]
             self._changed(key)
 
+    def replace_top_via(self, via: Via) -> None:
+        """Put `via` in place of the top Via value, keeping it parsed."""
+        self.remove_first_value("Via")
+        self.add("Via", str(via), first=True)
+        self._cache["top-via"] = via
+
     def remove_first_value(self, name: str) -> str | None:
         """Remove the first value of a list header (e.g. the top Via)."""
         key = header_key(name)
@@ -196,7 +202,15 @@ class Message:
     def via(self) -> list[Via]:
         vias = self._cache.get("via")
         if vias is None:
-            vias = [parse_via(v) for v in self._all("via")]
+            top = self._cache.get("top-via")
+            if (
+                top is not None
+                and self._keys.count("via") == 1
+                and "," not in self._values[self._keys.index("via")]
+            ):
+                vias = [top]  # one Via, already parsed: no need to parse it again
+            else:
+                vias = [parse_via(v) for v in self._all("via")]
             self._cache["via"] = vias
         return vias  # type: ignore[return-value]
 

@@ -40,6 +40,10 @@ class SipStack:
         # Policy hook: returns why to drop a request silently (e.g. "scanner"),
         # or None. No answer at all is the point: it tells a scanner nothing.
         self.screen: Callable[[Request, Flow], str | None] | None = None
+        # Policy hook: a response to send without a transaction, or None.
+        # RFC 3261 §8.2.7 allows a stateless UAS for challenges: half of all
+        # registration traffic is the first REGISTER, which only needs a 401.
+        self.stateless: Callable[[Request, Flow], Response | None] | None = None
 
     # -- input --------------------------------------------------------------
 
@@ -87,6 +91,12 @@ class SipStack:
                 "rejected %s from %s: %d %s", req.method, flow, rejection.status, rejection.reason
             )
             return
+        if self.stateless is not None and req.method != "ACK":
+            resp = self.stateless(req, flow)
+            if resp is not None:
+                self._out.append((bytes(resp), flow))
+                self.stats["answered_stateless"] += 1
+                return
         self.transactions.receive(req, flow, now)
 
     def _receive_response(self, resp: Response, flow: Flow, now: float) -> None:
@@ -116,8 +126,7 @@ class SipStack:
         if "rport" in params:
             params["rport"] = str(port)
         stamped = Via(via.transport, via.host, via.port, params, via.protocol)
-        req.remove_first_value("Via")
-        req.add("Via", str(stamped), first=True)
+        req.replace_top_via(stamped)
 
     def _answer_error(
         self,

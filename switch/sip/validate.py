@@ -140,11 +140,12 @@ def _request_uri(req: Request) -> Rejection | None:
 
 def _headers(req: Request) -> str | None:
     """The first problem with the headers every request needs, or None."""
+    keys = req._keys  # lower-case full names, one per line: checked without parsing
     for key in REQUIRED:
-        if key not in req:
+        if key not in keys:
             return f"missing {display_name(key)} header"
     for key in SINGLE:
-        if req.count(key) > 1:
+        if key in keys and keys.count(key) > 1:
             return f"more than one {display_name(key)} header"
     try:
         vias = req.via
