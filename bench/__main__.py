@@ -11,11 +11,12 @@ import os
 import sys
 from pathlib import Path
 
-from . import parser
+from . import parser, register
 from .report import write
 
 BENCHMARKS = {
     "parser": parser.run,
+    "register": register.run,
 }
 
 

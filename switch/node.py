@@ -311,6 +311,9 @@ async def serve(config: Config) -> None:
         loop.add_signal_handler(sig, stopping.set)
     try:
         await node.start()
+        # What exists now (modules, config, accounts) lives as long as the
+        # process: keep it out of every future collection.
+        gc.freeze()
         _print_banner(node)
         await stopping.wait()
     finally:

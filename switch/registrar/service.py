@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import secrets
 import time
@@ -206,5 +207,11 @@ class Registrar:
         # RFC 3327 §5.3: the stored Path goes back to a UA that supports it.
         if "path" in supported:
             headers.extend(("Path", value) for value in req.get_all("Path"))
-        headers.append(("Date", email.utils.formatdate(now, usegmt=True)))
+        headers.append(("Date", _http_date(int(now))))
         return headers
+
+
+@functools.lru_cache(maxsize=2)
+def _http_date(second: int) -> str:
+    # The same text for every 200 within one second: format it once.
+    return email.utils.formatdate(second, usegmt=True)

@@ -150,6 +150,14 @@ class Message:
             self._lines = [self._lines[i] for i in keep]
             self._changed(key)
 
+    def drop_parsed(self) -> None:
+        """Forget the parsed header values (parsed again if asked for).
+
+        For a message kept only in case it is needed again: the parsed
+        objects are most of its weight and of the garbage collector's work.
+        """
+        self._cache.clear()
+
     def replace_top_via(self, via: Via) -> None:
         """Put `via` in place of the top Via value, keeping it parsed."""
         self.remove_first_value("Via")
@@ -456,9 +464,16 @@ def make_response(
         resp._keys.append("content-length")
         resp._values.append(str(len(body)))
         resp._lines.append(f"Content-Length: {len(body)}")
+    # The copied lines say the same as the request's: so do their parsed
+    # values, which the transaction layer reads at once to find its match.
+    cache = request._cache
+    for key in _SAME_PARSED:
+        if key in cache:
+            resp._cache[key] = cache[key]
     return resp
 
 
+_SAME_PARSED = ("top-via", "via", "cseq", "call-id", "from")
 _COPIED = frozenset({"via", "from", "to", "call-id", "cseq"})
 
 

@@ -295,7 +295,9 @@ class Transaction:
     """State shared by client and server transactions.
 
     The TU reads `key`, `state`, `request`, `flow`, `last_response` and
-    `is_invite`, and may keep what it likes in `user_data`.
+    `is_invite`, and may keep what it likes in `user_data`. A non-INVITE
+    server transaction forgets its `last_response` (only its bytes are
+    kept) once it has sent the final one.
     """
 
     __slots__ = (
@@ -309,6 +311,7 @@ class Transaction:
         "_rt_timer",
         "_to_seq",
         "_to_timer",
+        "_wire",
         "flow",
         "is_invite",
         "key",
@@ -328,6 +331,7 @@ class Transaction:
         self.state: State | None = None  # until the request input is applied
         self.last_response: Response | None = None
         self.user_data: Any = None
+        self._wire: bytes | None = None  # last response as sent, for retransmissions
         # Timer slots: the heap entry's sequence number, 0 when not running.
         self._rt_seq = 0
         self._rt_timer = Input.TIMER_A
@@ -732,15 +736,25 @@ class TransactionLayer:
         elif action is Action.SEND_RESPONSE:
             assert isinstance(msg, Response)
             tx.last_response = msg
-            self._out.append((bytes(msg), tx.flow))
-            if tx.is_invite and 200 <= msg.status < 300:
-                self._index_accepted(tx, msg)
+            tx._wire = wire = bytes(msg)
+            self._out.append((wire, tx.flow))
+            if tx.is_invite:
+                if 200 <= msg.status < 300:
+                    self._index_accepted(tx, msg)
+            elif msg.status >= 200:
+                # Completed lasts Timer J (32 s on UDP) only to answer
+                # retransmissions with these bytes. At thousands of requests
+                # a second, the parsed request and response kept that long
+                # are most of what the garbage collector walks: let them go.
+                tx.last_response = None
+                tx.request.drop_parsed()
         elif action is Action.RESEND_RESPONSE:
-            if tx.last_response is not None:
-                self._out.append((bytes(tx.last_response), tx.flow))
+            if tx._wire is not None:
+                self._out.append((tx._wire, tx.flow))
         elif action is Action.SEND_100:
             tx.last_response = make_response(tx.request, 100)
-            self._out.append((bytes(tx.last_response), tx.flow))
+            tx._wire = bytes(tx.last_response)
+            self._out.append((tx._wire, tx.flow))
         elif action is Action.SEND_ACK:
             if tx._ack is None:
                 assert isinstance(msg, Response)
