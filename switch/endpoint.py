@@ -97,6 +97,8 @@ class Endpoint:
                 for data, flow in self.stack.datagrams_to_send():
                     if not self._send(data, flow):
                         self.stack.stats["send_failed"] += 1
+                        # RFC 3261 §8.1.3.1: the client acts as on a 503, now.
+                        self.stack.transport_error(flow, self._loop.time())
                 events = self.stack.events()
                 if not events:
                     break

@@ -58,7 +58,7 @@ class Denied:
 FORBIDDEN = Denied(403, "Forbidden")
 
 
-def _log_value(text: str) -> str:
+def log_value(text: str) -> str:
     # Values come from the network: keep a log line one line, and parseable.
     cleaned = "".join(c if c.isprintable() and not c.isspace() else "?" for c in text[:64])
     return cleaned or "-"
@@ -155,9 +155,9 @@ class Authenticator:
             "auth failure: ip=%s port=%d user=%s tenant=%s method=%s reason=%s",
             flow.remote[0],
             flow.remote[1],
-            _log_value(user),
-            _log_value(tenant or "-"),
-            _log_value(method),
+            log_value(user),
+            log_value(tenant or "-"),
+            log_value(method),
             reason.replace(" ", "_")[:80],
         )
 

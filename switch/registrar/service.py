@@ -29,7 +29,7 @@ from ..sip.transaction import RequestReceived
 from ..sip.uri import SipURI
 from ..store.location import Binding, LocationStore
 from .accounts import Accounts
-from .auth import Authenticated, Authenticator, Denied
+from .auth import Authenticated, Authenticator, Denied, log_value
 from .bindings import Policy, RegisterError, contact_header, plan_register
 
 log = logging.getLogger("switch.registrar")
@@ -158,9 +158,9 @@ class Registrar:
             log.warning(
                 "register refused: ip=%s user=%s tenant=%s aor=%s reason=aor_not_own",
                 flow.remote[0],
-                outcome.username,
-                outcome.tenant,
-                user[:64],
+                log_value(outcome.username),
+                log_value(outcome.tenant),
+                log_value(user),
             )
             return 403, "Forbidden (the To address is not the authenticated user's)", []
 

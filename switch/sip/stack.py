@@ -154,6 +154,11 @@ class SipStack:
         """Bytes that belong to no transaction (ACK to a 2xx, keepalives)."""
         self._out.append((data, flow))
 
+    def transport_error(self, flow: Flow, now: float) -> None:
+        """`flow` failed (a send was refused, its connection closed): its
+        transactions fail at once instead of waiting for their timers."""
+        self.transactions.transport_error(flow, now)
+
     def datagrams_to_send(self) -> list[tuple[bytes, Flow]]:
         out = self._out
         self._out = []
