@@ -25,15 +25,16 @@ from .call.dispatch import Dispatcher
 from .config import Config, HostPort
 from .endpoint import Endpoint
 from .registrar.accounts import Accounts
-from .registrar.auth import Authenticator
+from .registrar.auth import Authenticator, Denied
 from .registrar.bindings import Policy
 from .registrar.gate import Gate
+from .registrar.guard import GUARDED, Guard
 from .registrar.qualify import Qualifier
 from .registrar.service import Registrar, flow_of
 from .sip.flow import Flow
 from .sip.message import Request, Response
 from .sip.stack import SipStack
-from .sip.transaction import Timers, TransactionError
+from .sip.transaction import RequestReceived, Timers, TransactionError
 from .store.directory import Directory, DirectoryError
 from .store.location import Binding
 from .store.state import State, StateError, open_state
@@ -69,6 +70,7 @@ class Node:
         self.registrar: Registrar | None = None
         self.gate: Gate | None = None
         self.qualifier: Qualifier | None = None
+        self.guard: Guard | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         sip = config.sip
         self.stack = SipStack(
@@ -168,6 +170,11 @@ class Node:
             eager=state.backend == "memory",
         )
         self.dispatcher.handle("REGISTER", self.registrar.handle)
+        self.guard = Guard(cfg, accounts, auth)
+        for method in GUARDED:
+            # Screened here (trunk by address, agent by digest); the call
+            # layer takes them from there when it exists (issue #4).
+            self.dispatcher.handle(method, self._guarded, advertise=False)
         self.stack.stateless = self.registrar.stateless_challenge
         self.qualifier = Qualifier(
             state.locations,
@@ -178,6 +185,25 @@ class Node:
         )
         self._spawn(self.gate.run(), "ban list refresh")
         self._spawn(self.qualifier.run(), "qualify")
+
+    def _guarded(self, event: RequestReceived) -> None:
+        self._spawn(self._screen_caller(event), f"guard {event.request.method}")
+
+    async def _screen_caller(self, event: RequestReceived) -> None:
+        assert self.guard is not None
+        req = event.request
+        try:
+            caller = await self.guard.check(req, event.flow)
+        except Exception:
+            log.exception("%s from %s: caller check failed", req.method, event.flow)
+            self.dispatcher.reply(req, 500, None, [("Retry-After", "5")])
+            return
+        if isinstance(caller, Denied):
+            self.dispatcher.reply(req, caller.status, caller.reason, list(caller.headers))
+            return
+        log.info("%s from %s %s/%s: not served yet", req.method, caller.kind, caller.tenant,
+                 caller.name)  # fmt: skip
+        self.dispatcher.reply(req, 501, "Not Implemented")
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)

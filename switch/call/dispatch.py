@@ -40,17 +40,24 @@ class Dispatcher:
         self.server = server
         self.supported = supported
         self._handlers: dict[str, Handler] = {"OPTIONS": self._options}
+        self._advertised: set[str] = {"OPTIONS"}
         self.on_ack: Callable[[AckReceived], None] | None = None
         self.on_cancel: Callable[[CancelReceived], None] | None = None
         self.on_other: Callable[[Event], None] | None = None
 
-    def handle(self, method: str, handler: Handler) -> None:
+    def handle(self, method: str, handler: Handler, advertise: bool = True) -> None:
+        """Send `method` to `handler`; `advertise=False` keeps it out of Allow
+        (a handler that only screens requests for a service not there yet)."""
         self._handlers[method] = handler
+        if advertise:
+            self._advertised.add(method)
+        else:
+            self._advertised.discard(method)
 
     @property
     def allow(self) -> str:
         # ACK and CANCEL are always understood by the transaction layer.
-        return ", ".join(sorted({*self._handlers, "ACK", "CANCEL"}))
+        return ", ".join(sorted({*self._advertised, "ACK", "CANCEL"}))
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RequestReceived):

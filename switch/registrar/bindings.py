@@ -1,9 +1,11 @@
-"""What a REGISTER asks for: RFC 3261 §10.3 steps 6-8 as a pure function.
+"""What a REGISTER asks for: RFC 3261 §10.3 step 6 and 8 as a pure function.
 
-`plan_register` reads the request and the address-of-record's current
-bindings and returns the changes to make (bindings to put, keys to remove),
-or raises `RegisterError` with the response to give. No I/O, no clock: the
-registrar applies the plan to the location store atomically.
+`plan_register` reads the request and returns the changes to make (bindings
+to put, keys to remove, `ALL`), or raises `RegisterError` with the response
+to give. No I/O, no clock, no look at what is stored: the location store
+applies the plan in one atomic step and there makes the checks that depend
+on the stored bindings (step 7, Call-ID and CSeq ordering, and the limit of
+bindings per AOR). So a REGISTER costs one round trip to a shared store.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from ..sip.flow import Flow
 from ..sip.headers import quote, unquote
 from ..sip.message import Request
 from ..sip.uri import SipURI
-from ..store.location import Binding, Change
+from ..store.location import ALL, Binding, Change
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,6 @@ def _q(value: str | None) -> float:
 def plan_register(
     req: Request,
     aor: str,
-    current: list[Binding],
     flow: Flow,
     now: float,
     policy: Policy,
@@ -84,17 +85,13 @@ def plan_register(
     )
     if not contacts:
         return []
-    call_id, cseq = req.call_id, req.cseq.number
-    by_key = {b.key: b for b in current}
 
     if contacts[0].wildcard:
         # "Contact: *" removes every binding, and only with Expires: 0
         # (RFC 3261 §10.2.2); the parser already refused '*' among others.
         if expires_header is None or default != 0:
             raise _bad("Contact '*' needs Expires: 0")
-        for binding in current:
-            _check_order(binding, call_id, cseq)
-        return list(by_key)
+        return [ALL]
 
     changes: list[Change] = []
     path = tuple(req.get_all("Path"))
@@ -107,41 +104,9 @@ def plan_register(
         if binding.key in seen:
             continue  # the same contact twice in one REGISTER: once is enough
         seen.add(binding.key)
-        old = by_key.get(binding.key)
-        if old is not None:
-            _check_order(old, call_id, cseq)
-        if expires == 0:
-            if old is not None:
-                changes.append(binding.key)
-        else:
-            changes.append(binding)
-
-    # Too many devices: the oldest make room for the new, as Asterisk does
-    # with remove_existing; refusing would lock an agent out of a new browser.
-    kept = {b.key: b for b in current}
-    for change in changes:
-        if isinstance(change, str):
-            kept.pop(change, None)
-        else:
-            kept[change.key] = change
-    excess = len(kept) - policy.max_contacts
-    if excess > 0:
-        new_keys = {c.key for c in changes if isinstance(c, Binding)}
-        oldest = sorted(
-            (b for b in kept.values() if b.key not in new_keys),
-            key=lambda b: b.registered_at,
-        )
-        changes.extend(b.key for b in oldest[:excess])
+        # Removing a binding that is not there is no error (RFC 3261 §10.3 step 8).
+        changes.append(binding.key if expires == 0 else binding)
     return changes
-
-
-def _check_order(binding: Binding, call_id: str, cseq: int) -> None:
-    # RFC 3261 §10.3 step 7: a REGISTER from the same client (Call-ID) that
-    # is not newer than the one that made the binding is out of order.
-    if binding.call_id == call_id and cseq <= binding.cseq:
-        raise RegisterError(
-            500, "Server Internal Error (CSeq out of order)", (("Retry-After", "1"),)
-        )
 
 
 def _binding(

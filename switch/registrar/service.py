@@ -27,7 +27,7 @@ from ..sip.flow import Flow
 from ..sip.message import Request, Response, make_response
 from ..sip.transaction import RequestReceived
 from ..sip.uri import SipURI
-from ..store.location import Binding, LocationStore
+from ..store.location import Binding, LocationStore, OutOfOrder
 from .accounts import Accounts
 from .auth import Authenticated, Authenticator, Denied, log_value
 from .bindings import Policy, RegisterError, contact_header, plan_register
@@ -167,8 +167,7 @@ class Registrar:
         aor = f"{outcome.tenant}/{user}"
         now = self._clock()
         try:
-            current = await self.locations.get(aor, now)
-            changes = plan_register(req, aor, current, flow, now, self.policy, self.node_id)
+            changes = plan_register(req, aor, flow, now, self.policy, self.node_id)
         except RegisterError as exc:
             log.info(
                 "register refused: ip=%s aor=%s status=%d reason=%s",
@@ -178,17 +177,34 @@ class Registrar:
                 exc.reason,
             )
             return exc.status, exc.reason, list(exc.headers)
-        bindings = await self.locations.apply(aor, changes, now) if changes else current
-        if changes:
-            log.debug(
-                "registered: aor=%s ip=%s transport=%s bindings=%d",
+        if not changes:  # a query: which bindings are there?
+            return 200, "OK", self._ok_headers(req, await self.locations.get(aor, now), now)
+        try:
+            # One atomic step, one round trip: the store checks the order of
+            # REGISTERs and the limit of devices against what it holds.
+            bindings = await self.locations.apply(
                 aor,
-                flow.remote[0],
-                flow.transport,
-                len(bindings),
+                changes,
+                now,
+                order=(req.call_id, req.cseq.number),
+                max_bindings=self.policy.max_contacts,
             )
-            if self.on_registered is not None:
-                self.on_registered(aor, bindings)
+        except OutOfOrder:
+            log.info(
+                "register refused: ip=%s aor=%s status=500 reason=cseq_out_of_order",
+                flow.remote[0],
+                aor,
+            )
+            return 500, "Server Internal Error (CSeq out of order)", [("Retry-After", "1")]
+        log.debug(
+            "registered: aor=%s ip=%s transport=%s bindings=%d",
+            aor,
+            flow.remote[0],
+            flow.transport,
+            len(bindings),
+        )
+        if self.on_registered is not None:
+            self.on_registered(aor, bindings)
         return 200, "OK", self._ok_headers(req, bindings, now)
 
     def _ok_headers(

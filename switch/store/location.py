@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "ALL",
     "Binding",
     "Change",
     "LocationStore",
     "MemoryLocationStore",
+    "OutOfOrder",
     "sort_bindings",
     "tenant_of",
 ]
@@ -65,8 +67,18 @@ class Binding:
         return self.contact
 
 
-# An item of `apply()`: a Binding to put, or the key (str) of a binding to remove.
+# An item of `apply()`: a Binding to put, or the key (str) of a binding to
+# remove, or ALL to remove every binding of the AOR (REGISTER "Contact: *").
 Change = Binding | str
+ALL = "*"  # never a binding's key: a Contact URI has a scheme, an instance key a '/'
+
+
+class OutOfOrder(Exception):
+    """A REGISTER not newer than the one that made a binding it touches.
+
+    RFC 3261 §10.3 step 7: same Call-ID and a CSeq not higher than the
+    stored one; the update is aborted and nothing changes.
+    """
 
 
 def tenant_of(aor: str) -> str:
@@ -119,8 +131,23 @@ class LocationStore(Protocol):
         """AORs of `tenant` that have at least one unexpired binding, sorted."""
         ...
 
-    async def apply(self, aor: str, changes: Sequence[Change], now: float) -> list[Binding]:
-        """Apply puts (Binding) and removals (key) to one AOR atomically.
+    async def apply(
+        self,
+        aor: str,
+        changes: Sequence[Change],
+        now: float,
+        *,
+        order: tuple[str, int] | None = None,
+        max_bindings: int | None = None,
+    ) -> list[Binding]:
+        """Apply puts (Binding) and removals (key, or ALL) to one AOR atomically.
+
+        With `order` = (Call-ID, CSeq) of the REGISTER, raise OutOfOrder and
+        change nothing when an unexpired binding that the changes touch (all
+        of them for ALL) was made with that Call-ID and a CSeq at least as high.
+        With `max_bindings`, the oldest bindings (by `registered_at`) beyond
+        that many are removed afterwards, never one put by these changes: a
+        new device makes room, as Asterisk's remove_existing does.
 
         Returns the AOR's unexpired bindings after the change, in `get()` order.
         This is the REGISTER hot path: one round trip on a shared backend.
@@ -209,29 +236,68 @@ class MemoryLocationStore:
             if any(b.expires_at > now for b in self._aors.get(aor, {}).values())
         )
 
-    async def apply(self, aor: str, changes: Sequence[Change], now: float) -> list[Binding]:
+    async def apply(
+        self,
+        aor: str,
+        changes: Sequence[Change],
+        now: float,
+        *,
+        order: tuple[str, int] | None = None,
+        max_bindings: int | None = None,
+    ) -> list[Binding]:
         check_changes(aor, changes)
-        return self._apply(aor, changes, now)
+        if order is not None:
+            self._check_order(aor, changes, now, order)
+        return self._apply(aor, changes, now, max_bindings)
 
     async def close(self) -> None:
         pass
 
     # -- internals (synchronous, hence atomic) ---------------------------------
 
-    def _apply(self, aor: str, changes: Iterable[Change], now: float) -> list[Binding]:
+    def _check_order(
+        self, aor: str, changes: Sequence[Change], now: float, order: tuple[str, int]
+    ) -> None:
+        bindings = self._aors.get(aor)
+        if not bindings:
+            return
+        call_id, cseq = order
+        keys = [c if isinstance(c, str) else c.key for c in changes]
+        touched = bindings.values() if ALL in keys else [bindings.get(k) for k in keys]
+        for b in touched:
+            if b is not None and b.expires_at > now and b.call_id == call_id and cseq <= b.cseq:
+                raise OutOfOrder(f"{aor}: CSeq {cseq} is not above {b.cseq} of {b.key}")
+
+    def _apply(
+        self,
+        aor: str,
+        changes: Iterable[Change],
+        now: float,
+        max_bindings: int | None = None,
+    ) -> list[Binding]:
         if now >= self._next_sweep:
             self._sweep(now)
         bindings = self._aors.setdefault(aor, {})
+        new: set[str] = set()
         for change in changes:
             if isinstance(change, str):
-                self._drop(aor, bindings, change)
+                for key in list(bindings) if change == ALL else (change,):
+                    self._drop(aor, bindings, key)
                 continue
+            new.add(change.key)
             key = change.key
             self._drop(aor, bindings, key)
             bindings[key] = change
             if change.conn_id is not None:
                 self._flows.setdefault((change.node, change.conn_id), set()).add((aor, key))
         self._prune(aor, bindings, now)
+        if max_bindings is not None and len(bindings) > max_bindings:
+            oldest = sorted(
+                (b for b in bindings.values() if b.key not in new),
+                key=lambda b: b.registered_at,
+            )
+            for b in oldest[: len(bindings) - max_bindings]:
+                self._drop(aor, bindings, b.key)
         if not bindings:
             self._forget(aor)
             return []

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from switch.store.bans import (
     DEFAULT_BAN_TIME,
@@ -43,7 +44,14 @@ from switch.store.bans import (
     DEFAULT_WINDOW,
     check_params,
 )
-from switch.store.location import Binding, Change, check_changes, sort_bindings, tenant_of
+from switch.store.location import (
+    Binding,
+    Change,
+    OutOfOrder,
+    check_changes,
+    sort_bindings,
+    tenant_of,
+)
 
 __all__ = ["DEFAULT_PREFIX", "RedisBanStore", "RedisLocationStore"]
 
@@ -55,11 +63,32 @@ DEFAULT_PREFIX = "switch:"
 _APPLY = """
 local now = tonumber(ARGV[1])
 local aor = ARGV[2]
+local call_id, cseq, max = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])  -- max: nil = none
 local h, tenant, all = KEYS[1], KEYS[2], KEYS[3]
-for i = 3, #ARGV, 5 do
+-- RFC 3261 10.3 step 7, before anything changes: the same client (Call-ID)
+-- must not be older than the REGISTER that made a binding it touches.
+local function too_old(value)
+  if not value then return false end
+  local b = cjson.decode(value)
+  return b['expires_at'] > now and b['call_id'] == call_id and cseq <= b['cseq']
+end
+if call_id ~= '' then
+  for i = 6, #ARGV, 5 do
+    if ARGV[i + 1] == '*' then
+      for _, value in ipairs(redis.call('HVALS', h)) do
+        if too_old(value) then return redis.error_reply('OUT_OF_ORDER') end
+      end
+    elseif too_old(redis.call('HGET', h, ARGV[i + 1])) then
+      return redis.error_reply('OUT_OF_ORDER')
+    end
+  end
+end
+local new = {}
+for i = 6, #ARGV, 5 do
   local key = ARGV[i + 1]
   local member = aor .. '\\n' .. key
   if ARGV[i] == 'p' then
+    new[key] = true
     redis.call('HSET', h, key, ARGV[i + 2])
     redis.call('ZADD', all, ARGV[i + 3], member)
     local fi = tonumber(ARGV[i + 4])
@@ -70,6 +99,11 @@ for i = 3, #ARGV, 5 do
         redis.call('PEXPIRE', KEYS[fi], ms)
       end
     end
+  elseif key == '*' then
+    for _, k in ipairs(redis.call('HKEYS', h)) do
+      redis.call('ZREM', all, aor .. '\\n' .. k)
+    end
+    redis.call('DEL', h)
   else
     redis.call('HDEL', h, key)
     redis.call('ZREM', all, member)
@@ -78,14 +112,37 @@ end
 local fields = redis.call('HGETALL', h)
 local live, latest = {}, nil
 for i = 1, #fields, 2 do
-  local expires = cjson.decode(fields[i + 1])['expires_at']
-  if expires <= now then
+  local b = cjson.decode(fields[i + 1])
+  if b['expires_at'] <= now then
     redis.call('HDEL', h, fields[i])
     redis.call('ZREM', all, aor .. '\\n' .. fields[i])
   else
-    live[#live + 1] = fields[i + 1]
-    if latest == nil or expires > latest then latest = expires end
+    live[#live + 1] = {fields[i], fields[i + 1], b['expires_at'], b['registered_at']}
   end
+end
+-- Too many devices: the oldest make room, never one put just now.
+if max and #live > max then
+  local old = {}
+  for _, e in ipairs(live) do
+    if not new[e[1]] then old[#old + 1] = e end
+  end
+  table.sort(old, function(a, b) return a[4] < b[4] end)
+  local drop = {}
+  for j = 1, math.min(#live - max, #old) do
+    drop[old[j][1]] = true
+    redis.call('HDEL', h, old[j][1])
+    redis.call('ZREM', all, aor .. '\\n' .. old[j][1])
+  end
+  local kept = {}
+  for _, e in ipairs(live) do
+    if not drop[e[1]] then kept[#kept + 1] = e end
+  end
+  live = kept
+end
+local values = {}
+for _, e in ipairs(live) do
+  values[#values + 1] = e[2]
+  if latest == nil or e[3] > latest then latest = e[3] end
 end
 if latest == nil then
   redis.call('DEL', h)
@@ -97,7 +154,7 @@ end
 -- Entries of AORs whose hash expired by TTL are never removed one by one.
 redis.call('ZREMRANGEBYSCORE', all, '-inf', ARGV[1])
 redis.call('ZREMRANGEBYSCORE', tenant, '-inf', ARGV[1])
-return live
+return values
 """
 
 # KEYS: 1 AOR hash, 2 tenant zset, 3 all-bindings zset. ARGV: aor, key
@@ -261,10 +318,25 @@ class RedisLocationStore:
         now = time.time() if now is None else now
         return sorted(await self._redis.zrangebyscore(self.tenant_key(tenant), f"({now!r}", "+inf"))
 
-    async def apply(self, aor: str, changes: Sequence[Change], now: float) -> list[Binding]:
+    async def apply(
+        self,
+        aor: str,
+        changes: Sequence[Change],
+        now: float,
+        *,
+        order: tuple[str, int] | None = None,
+        max_bindings: int | None = None,
+    ) -> list[Binding]:
         check_changes(aor, changes)
         keys = self._aor_keys(aor)
-        args: list[str] = [repr(now), aor]
+        call_id, cseq = order if order is not None else ("", 0)
+        args: list[str] = [
+            repr(now),
+            aor,
+            call_id,
+            str(cseq),
+            "" if max_bindings is None else str(max_bindings),
+        ]
         for change in changes:
             if isinstance(change, str):
                 args += ["r", change, "", "", "0"]
@@ -277,7 +349,12 @@ class RedisLocationStore:
                 flow_index = keys.index(flow) + 1  # Lua counts from 1
             args += ["p", change.key, encode_binding(change), repr(change.expires_at)]
             args.append(str(flow_index))
-        live = await self._apply_script(keys=keys, args=args)
+        try:
+            live = await self._apply_script(keys=keys, args=args)
+        except ResponseError as exc:
+            if str(exc).startswith("OUT_OF_ORDER"):
+                raise OutOfOrder(f"{aor}: CSeq {cseq} of {call_id!r} is out of order") from None
+            raise
         return sort_bindings(map(decode_binding, live))
 
     async def close(self) -> None:

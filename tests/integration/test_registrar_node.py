@@ -282,3 +282,73 @@ async def test_an_agent_cannot_register_another_agents_number(tmp_path, caplog):
         assert refused.status == 403
         assert await node.state.locations.get("demo/1002", time.time()) == []
         assert any("reason=aor_not_own" in r.getMessage() for r in caplog.records)
+
+
+def _invite(phone: UdpPhone, user: str, cseq: int, extra: tuple[str, ...] = ()) -> str:
+    host, port = phone.address
+    return "\r\n".join(
+        [
+            "INVITE sip:200@demo.invalid SIP/2.0",
+            f"Via: {phone.via};branch=z9hG4bK{secrets.token_hex(8)};rport",
+            "Max-Forwards: 70",
+            f"From: <sip:{user}@demo.invalid>;tag=inv{cseq}",
+            "To: <sip:200@demo.invalid>",
+            "Call-ID: guarded-invite",
+            f"CSeq: {cseq} INVITE",
+            f"Contact: <sip:{user}@{host}:{port}>",
+            *extra,
+            "Content-Length: 0",
+            "",
+            "",
+        ]
+    )
+
+
+async def test_calls_from_agents_are_challenged_and_trunks_are_not(tmp_path):
+    async with running_node(tmp_path) as node:
+        # 127.0.0.2 is no trunk's address: an agent's phone must prove who it is.
+        async with UdpPhone(sip_address(node), host="127.0.0.2") as phone:
+            challenged = await phone.request(_invite(phone, "1001", 1))
+            assert challenged.status == 407
+            values = challenged.get_all("Proxy-Authenticate")
+            assert [v.split("algorithm=")[1][:3] for v in values] == ["MD5", "SHA"]
+            assert all('realm="demo"' in v for v in values)
+            creds = authorization(challenged, "1001", "agent1001", "sip:200@demo.invalid", "INVITE")
+            served = await phone.request(
+                _invite(phone, "1001", 2, (f"Proxy-Authorization: {creds}",))
+            )
+            # Authenticated: on to the call layer, which issue #4 brings.
+            assert served.status == 501
+            again = await phone.request(_invite(phone, "1002", 3))
+            wrong = authorization(again, "1002", "nope", "sip:200@demo.invalid", "INVITE")
+            refused = await phone.request(
+                _invite(phone, "1002", 4, (f"Proxy-Authorization: {wrong}",))
+            )
+            assert refused.status == 403
+            # 1001's password does not make calls as 1002.
+            again = await phone.request(_invite(phone, "1002", 5))
+            as_1001 = authorization(again, "1001", "agent1001", "sip:200@demo.invalid", "INVITE")
+            refused = await phone.request(
+                _invite(phone, "1002", 6, (f"Proxy-Authorization: {as_1001}",))
+            )
+            assert refused.status == 403
+        # 127.0.0.1 is demo-trunk's address: no challenge.
+        async with UdpPhone(sip_address(node)) as trunk:
+            assert (await trunk.request(_invite(trunk, "carrier", 1))).status == 501
+        allow = (await trunk_options(node)).get("Allow")
+        assert "INVITE" not in allow  # screened, not yet served: not advertised
+
+
+async def trunk_options(node: Node) -> Response:
+    async with UdpPhone(sip_address(node)) as phone:
+        return await phone.request(_options(phone))
+
+
+@pytest.mark.parametrize("method", ["MESSAGE", "REFER"])
+async def test_messages_and_transfers_from_agents_are_challenged_too(tmp_path, method):
+    async with (
+        running_node(tmp_path) as node,
+        UdpPhone(sip_address(node), host="127.0.0.2") as phone,
+    ):
+        text = _invite(phone, "1003", 1).replace("INVITE", method)
+        assert (await phone.request(text)).status == 407

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import logging
 import re
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from switch.sip.flow import Flow
 from switch.sip.message import Request, Response, parse_message
 from switch.sip.transaction import RequestReceived
 from switch.store.bans import MemoryBanStore
-from switch.store.location import Binding, MemoryLocationStore
+from switch.store.location import Binding, Change, MemoryLocationStore
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -54,6 +56,8 @@ PASSWORDS = {"1001": "secret-1001", "1002": "secret-1002"}
 REFUSED = re.compile(
     r"register refused: ip=(\S+) user=(\S+) tenant=(\S+) aor=(\S+) reason=aor_not_own"
 )
+OUT_OF_ORDER = f"register refused: ip={IP} aor={AOR} status=500 reason=cseq_out_of_order"
+CALL_ID = "reg-call-1@198.51.100.7"
 
 Headers = list[tuple[str, str]]
 
@@ -104,6 +108,7 @@ class Harness:
         host: str = "demo.example",
         to: str | None = None,
         method: str = "REGISTER",
+        call_id: str = CALL_ID,
     ) -> Request:
         self.cseq += 1
         lines = [
@@ -112,7 +117,7 @@ class Harness:
             "Max-Forwards: 70",
             f"From: <sip:{user}@{host}>;tag=f1",
             f"To: {to if to is not None else f'<sip:{user}@{host}>'}",
-            "Call-ID: reg-call-1@198.51.100.7",
+            f"Call-ID: {call_id}",
             f"CSeq: {self.cseq} {method}",
             *headers,
             "Content-Length: 0",
@@ -130,15 +135,18 @@ class Harness:
         host: str = "demo.example",
         to: str | None = None,
         algorithm: str = "MD5",
+        call_id: str = CALL_ID,
     ) -> tuple[int, str | None, Headers]:
         """401 first, then the answer with credentials: the final (status, reason, headers)."""
         auth_user = auth_user or user
         password = password if password is not None else PASSWORDS.get(auth_user, "none")
-        first = self.request(*headers, user=user, host=host, to=to)
+        first = self.request(*headers, user=user, host=host, to=to, call_id=call_id)
         status, _, challenge_headers = await self.registrar.register(first, FLOW)
         assert status == 401, (status, challenge_headers)
         value = answer(challenge_headers, auth_user, password, algorithm)
-        second = self.request(*headers, f"Authorization: {value}", user=user, host=host, to=to)
+        second = self.request(
+            *headers, f"Authorization: {value}", user=user, host=host, to=to, call_id=call_id
+        )
         return await self.registrar.register(second, FLOW)
 
     async def bindings(self, aor: str = AOR) -> list[Binding]:
@@ -404,6 +412,122 @@ async def test_credentials_of_another_tenants_realm_get_a_new_challenge(h: Harne
     assert {parse_challenge(v).realm for v in values(headers, "WWW-Authenticate")} == {"acme"}
 
 
+# -- what the store decides: order of REGISTERs, devices per AOR --------------------------
+
+
+class RecordingStore(MemoryLocationStore):
+    """Records which store calls a REGISTER makes, and with what options."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, dict[str, object]]] = []
+
+    async def get(self, aor: str, now: float) -> list[Binding]:
+        self.calls.append(("get", {}))
+        return await super().get(aor, now)
+
+    async def apply(
+        self, aor: str, changes: Sequence[Change], now: float, **options: object
+    ) -> list[Binding]:
+        self.calls.append(("apply", options))
+        return await super().apply(aor, changes, now, **options)  # type: ignore[arg-type]
+
+
+def out_of_order_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "switch.registrar" and "cseq_out_of_order" in r.getMessage()
+    ]
+
+
+async def test_a_register_is_one_apply_with_its_order_and_the_limit(tmp_path: Path) -> None:
+    store = RecordingStore()
+    h = Harness(tmp_path, store)
+    assert (await h.register(f"Contact: <{CONTACT}>"))[0] == 200
+    # The 401 asked nothing of the store; the 200 is one apply(), no get().
+    assert store.calls == [("apply", {"order": (CALL_ID, 2), "max_bindings": 10})]
+
+
+async def test_a_query_lists_the_bindings_without_apply(tmp_path: Path) -> None:
+    store = RecordingStore()
+    h = Harness(tmp_path, store)
+    assert (await h.register(f"Contact: <{CONTACT}>", f"Contact: <{OTHER_CONTACT}>"))[0] == 200
+    store.calls.clear()
+    h.clock.now += 100
+    status, reason, headers = await h.register()  # no Contact
+    assert (status, reason) == (200, "OK")
+    assert sorted(values(headers, "Contact")) == sorted(
+        [f"<{CONTACT}>;expires=3500", f"<{OTHER_CONTACT}>;expires=3500"]
+    )
+    assert [name for name, _ in store.calls] == ["get"]
+    assert len(h.registered) == 1  # only the first REGISTER changed anything
+
+
+@pytest.mark.parametrize(
+    "contact",
+    [
+        pytest.param(f"Contact: <{CONTACT}>;expires=600", id="refresh"),
+        pytest.param(f"Contact: <{CONTACT}>;expires=0", id="removal"),
+        pytest.param("Contact: *", id="wildcard"),
+    ],
+)
+async def test_a_register_not_newer_than_its_binding_is_500_with_retry_after(
+    h: Harness, caplog: pytest.LogCaptureFixture, contact: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="switch.registrar")
+    h.cseq = 10
+    assert (await h.register(f"Contact: <{CONTACT}>"))[0] == 200
+    [made] = await h.bindings()
+    assert (made.call_id, made.cseq) == (CALL_ID, 12)
+    extra = ["Expires: 0"] if contact == "Contact: *" else []
+    for cseq in (12, 11, 3):  # the same CSeq again (a late retransmission), and older ones
+        h.cseq = cseq - 2  # register() sends the challenge's CSeq, then this one
+        status, reason, headers = await h.register(contact, *extra)
+        assert (status, reason, headers) == (
+            500,
+            "Server Internal Error (CSeq out of order)",
+            [("Retry-After", "1")],
+        )
+        assert await h.bindings() == [made]
+    assert out_of_order_lines(caplog) == [OUT_OF_ORDER] * 3
+    assert len(h.registered) == 1
+    # A newer CSeq of the same Call-ID goes through.
+    h.cseq = 11
+    status, _, _ = await h.register(contact, *extra)
+    assert status == 200 and len(h.registered) == 2
+    assert [b.cseq for b in await h.bindings()] == ([13] if "600" in contact else [])
+
+
+async def test_a_new_call_id_may_start_again_at_any_cseq(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="switch.registrar")
+    h.cseq = 10
+    assert (await h.register(f"Contact: <{CONTACT}>"))[0] == 200
+    h.cseq = 0  # the phone rebooted: a new Call-ID, CSeq from 1 again
+    status, _, headers = await h.register(f"Contact: <{CONTACT}>", call_id="rebooted@phone")
+    assert status == 200 and values(headers, "Contact") == [f"<{CONTACT}>;expires=3600"]
+    [binding] = await h.bindings()
+    assert (binding.call_id, binding.cseq) == ("rebooted@phone", 2)
+    assert out_of_order_lines(caplog) == []
+
+
+async def test_the_oldest_device_makes_room_for_a_new_one(h: Harness) -> None:
+    h.registrar.policy = dataclasses.replace(POLICY, max_contacts=2)
+    devices = [f"sip:1001@203.0.113.{n}:5060" for n in (1, 2, 3)]
+    for device in devices:
+        status, _, _ = await h.register(f"Contact: <{device}>", call_id=f"call-{device}")
+        assert status == 200
+        h.clock.now += 10
+    status, _, headers = await h.register()
+    assert sorted(values(headers, "Contact")) == [
+        f"<{devices[1]}>;expires=3580",
+        f"<{devices[2]}>;expires=3590",
+    ]
+    assert sorted(b.contact for b in h.registered[-1][1]) == devices[1:]
+
+
 # -- stateless challenge -------------------------------------------------------------------
 
 
@@ -440,8 +564,13 @@ def test_stateless_challenge_is_for_register_only(h: Harness, method: str) -> No
 # -- handle(): the dispatcher's entry point ----------------------------------------------
 
 
+# A REGISTER with a Contact costs the store one call, apply(); a query one get().
+
+
 class BrokenStore(MemoryLocationStore):
-    async def get(self, aor: str, now: float) -> list[Binding]:
+    async def apply(
+        self, aor: str, changes: Sequence[Change], now: float, **options: object
+    ) -> list[Binding]:
         raise ConnectionError("redis is down")
 
 
@@ -450,20 +579,24 @@ class SlowStore(MemoryLocationStore):
         super().__init__()
         self.delay = delay
 
-    async def get(self, aor: str, now: float) -> list[Binding]:
+    async def apply(
+        self, aor: str, changes: Sequence[Change], now: float, **options: object
+    ) -> list[Binding]:
         if self.delay is None:
             await asyncio.Event().wait()  # never
         await asyncio.sleep(self.delay)
-        return await super().get(aor, now)
+        return await super().apply(aor, changes, now, **options)  # type: ignore[arg-type]
 
 
 class TimeoutStore(MemoryLocationStore):
     """Like redis-py's BlockingConnectionPool: asyncio.timeout() around taking a connection."""
 
-    async def get(self, aor: str, now: float) -> list[Binding]:
+    async def apply(
+        self, aor: str, changes: Sequence[Change], now: float, **options: object
+    ) -> list[Binding]:
         async with asyncio.timeout(5):
             await asyncio.sleep(0)
-        return await super().get(aor, now)
+        return await super().apply(aor, changes, now, **options)  # type: ignore[arg-type]
 
 
 async def authorized(h: Harness, *headers: str) -> Request:

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from switch.store.bans import MemoryBanStore
-from switch.store.location import Binding, LocationStore, MemoryLocationStore
+from switch.store.location import ALL, Binding, LocationStore, MemoryLocationStore, OutOfOrder
 from switch.store.redis_state import RedisLocationStore, decode_binding, encode_binding
 from switch.store.state import StateError, open_state
 
@@ -216,6 +216,269 @@ async def test_nodes_see_each_others_bindings(new_locations: NewStore) -> None:
     assert await node_a.get(AOR, NOW) == []
 
 
+# --- ALL: "Contact: *" -------------------------------------------------------------
+
+
+async def test_all_removes_every_binding_and_its_bookkeeping(new_locations: NewStore) -> None:
+    store = new_locations()
+    tcp = {"transport": "tcp", "node": "node-a", "conn_id": 7}
+    on_flow = binding("sip:a@192.0.2.1:5060;transport=tcp", **tcp)
+    outbound = binding("sip:b@invalid;transport=ws", instance="<urn:uuid:b>", reg_id=1, **tcp)
+    plain = binding("sip:c@192.0.2.3", call_id="another-call", cseq=99)
+    other = binding("sip:d@192.0.2.4", aor="demo/1002", **tcp)
+    await store.apply(AOR, [on_flow, outbound, plain], NOW)
+    await store.put(other, now=NOW)
+    assert await store.count(NOW) == 4
+
+    assert await store.apply(AOR, [ALL], NOW) == []
+    assert await store.get(AOR, NOW) == []
+    assert await store.count(NOW) == 1
+    assert await store.aors("demo", NOW) == ["demo/1002"]
+    # The connection's other AOR is all that it still carries.
+    assert await store.remove_flow("node-a", 7) == [other]
+    assert await store.count(NOW) == 0
+    assert await store.aors("demo", NOW) == []
+
+
+async def test_all_of_an_aor_without_bindings_is_no_error(new_locations: NewStore) -> None:
+    store = new_locations()
+    assert await store.apply(AOR, [ALL], NOW, order=("call-1", 1), max_bindings=1) == []
+    assert await store.aors("demo", NOW) == [] and await store.count(NOW) == 0
+
+
+async def test_all_then_a_put_in_one_step_keeps_only_the_put(new_locations: NewStore) -> None:
+    store = new_locations()
+    await store.apply(AOR, [binding("sip:a@192.0.2.1"), binding("sip:b@192.0.2.2")], NOW)
+    fresh = binding("sip:c@192.0.2.3", cseq=2)
+    assert await store.apply(AOR, [ALL, fresh], NOW) == [fresh]
+    assert await store.get(AOR, NOW) == [fresh]
+    assert await store.count(NOW) == 1
+
+
+# --- order: Call-ID and CSeq (RFC 3261 §10.3 step 7) ----------------------------------
+
+
+async def contents(store: LocationStore, now: float = NOW) -> tuple[list[Binding], int, list[str]]:
+    return await store.get(AOR, now), await store.count(now), await store.aors("demo", now)
+
+
+@pytest.mark.parametrize("cseq", [5, 4, 1])
+async def test_same_call_id_not_newer_is_out_of_order_and_changes_nothing(
+    new_locations: NewStore, cseq: int
+) -> None:
+    store = new_locations()
+    a = binding("sip:a@192.0.2.1", cseq=5, registered_at=NOW - 20)
+    b = binding("sip:b@192.0.2.2", call_id="another-call", cseq=1, registered_at=NOW - 10)
+    await store.apply(AOR, [a, b], NOW)
+    before = await contents(store)
+    # A put of `a` that is not newer, with a removal and a new put beside it,
+    # and a limit that would evict: all or nothing.
+    changes = [
+        dataclasses.replace(a, cseq=cseq, expires_at=NOW + 3600, registered_at=NOW),
+        b.key,
+        binding("sip:new@192.0.2.9", cseq=cseq),
+    ]
+    with pytest.raises(OutOfOrder):
+        await store.apply(AOR, changes, NOW, order=("call-1", cseq), max_bindings=1)
+    assert await contents(store) == before
+
+
+async def test_same_call_id_higher_cseq_refreshes(new_locations: NewStore) -> None:
+    store = new_locations()
+    old = binding("sip:a@192.0.2.1", cseq=5, expires_at=NOW + 10, registered_at=NOW - 3590)
+    await store.put(old, now=NOW)
+    later = NOW + 5
+    refreshed = dataclasses.replace(old, cseq=6, expires_at=later + 3600, registered_at=later)
+    assert await store.apply(AOR, [refreshed], later, order=("call-1", 6)) == [refreshed]
+    assert await store.get(AOR, later + 100) == [refreshed]
+
+
+@pytest.mark.parametrize("cseq", [1, 5, 6])
+async def test_another_call_id_passes_with_any_cseq(new_locations: NewStore, cseq: int) -> None:
+    store = new_locations()
+    await store.put(binding("sip:a@192.0.2.1", call_id="rebooted-phone", cseq=5), now=NOW)
+    new = binding("sip:a@192.0.2.1", cseq=cseq)
+    assert await store.apply(AOR, [new], NOW, order=("call-1", cseq)) == [new]
+    assert await store.apply(AOR, [binding("sip:a@192.0.2.1").key], NOW, order=("c2", 1)) == []
+
+
+async def test_an_expired_binding_does_not_count(new_locations: NewStore) -> None:
+    store = new_locations()
+    await store.put(binding("sip:a@192.0.2.1", cseq=5, expires_at=NOW + 10), now=NOW)
+    later = NOW + 10  # expires_at <= now: gone
+    new = binding("sip:a@192.0.2.1", cseq=1, expires_at=later + 60, registered_at=later)
+    assert await store.apply(AOR, [new], later, order=("call-1", 1)) == [new]
+
+
+async def test_order_is_checked_only_against_the_bindings_touched(new_locations: NewStore) -> None:
+    # The same client's other binding has a higher CSeq; a new contact is still fine.
+    store = new_locations()
+    a = binding("sip:a@192.0.2.1", cseq=10)
+    await store.put(a, now=NOW)
+    b = binding("sip:b@192.0.2.2", cseq=3)
+    after = await store.apply(AOR, [b, "sip:absent@192.0.2.3"], NOW, order=("call-1", 3))
+    assert {x.key for x in after} == {a.key, b.key}
+
+
+async def test_a_removal_key_is_checked_too(new_locations: NewStore) -> None:
+    store = new_locations()
+    a = binding("sip:a@192.0.2.1", cseq=3)
+    await store.put(a, now=NOW)
+    for cseq in (3, 2):
+        with pytest.raises(OutOfOrder):
+            await store.apply(AOR, [a.key], NOW, order=("call-1", cseq))
+        assert await store.get(AOR, NOW) == [a]
+    assert await store.apply(AOR, [a.key], NOW, order=("call-1", 4)) == []
+    assert await contents(store) == ([], 0, [])
+
+
+async def test_all_checks_every_binding(new_locations: NewStore) -> None:
+    store = new_locations()
+    bindings = [
+        binding("sip:a@192.0.2.1", cseq=1),
+        binding("sip:b@192.0.2.2", cseq=5),
+        binding("sip:c@192.0.2.3", call_id="another-call", cseq=99),
+        binding("sip:d@192.0.2.4", cseq=50, expires_at=NOW + 1),  # expired by `later`
+    ]
+    await store.apply(AOR, bindings, NOW)
+    later = NOW + 1
+    before = await contents(store, later)
+    assert len(before[0]) == 3
+    with pytest.raises(OutOfOrder):  # b has CSeq 5, though a has 1
+        await store.apply(AOR, [ALL], later, order=("call-1", 5))
+    assert await contents(store, later) == before
+    assert await store.apply(AOR, [ALL], later, order=("call-1", 6)) == []
+    assert await contents(store, later) == ([], 0, [])
+
+
+async def test_without_order_nothing_is_checked(new_locations: NewStore) -> None:
+    store = new_locations()
+    await store.put(binding("sip:a@192.0.2.1", cseq=5), now=NOW)
+    older = binding("sip:a@192.0.2.1", cseq=1)
+    assert await store.apply(AOR, [older], NOW) == [older]
+
+
+async def test_out_of_order_on_one_node_is_seen_by_another(new_locations: NewStore) -> None:
+    node_a, node_b = new_locations(), new_locations()
+    made = binding("sip:a@192.0.2.1", cseq=7, node="node-a")
+    await node_a.apply(AOR, [made], NOW, order=("call-1", 7))
+    with pytest.raises(OutOfOrder):
+        await node_b.apply(AOR, [binding("sip:a@192.0.2.1", cseq=7)], NOW, order=("call-1", 7))
+    assert await node_b.get(AOR, NOW) == [made]
+
+
+# --- max_bindings: the oldest make room ------------------------------------------------
+
+
+def aged(*ages: int, **fields: object) -> list[Binding]:
+    """Bindings sip:<age>@h registered `age` seconds ago, with different Call-IDs."""
+    return [
+        binding(f"sip:{age}@h", call_id=f"call-{age}", registered_at=NOW - age, **fields)
+        for age in ages
+    ]
+
+
+def keys(bindings: list[Binding]) -> list[str]:
+    return sorted(b.key for b in bindings)
+
+
+async def test_the_oldest_binding_makes_room_for_a_new_one(new_locations: NewStore) -> None:
+    store = new_locations()
+    # Stored out of age order: the order comes from registered_at.
+    await store.apply(AOR, aged(200, 300, 100), NOW)
+    new = binding("sip:new@h")
+    after = await store.apply(AOR, [new], NOW, max_bindings=3)
+    assert keys(after) == ["sip:100@h", "sip:200@h", "sip:new@h"]
+    assert await store.get(AOR, NOW) == after
+    assert await store.count(NOW) == 3
+
+
+async def test_as_many_old_bindings_go_as_new_ones_need(new_locations: NewStore) -> None:
+    store = new_locations()
+    await store.apply(AOR, aged(100, 400, 200, 300), NOW)
+    after = await store.apply(AOR, [binding("sip:n1@h"), binding("sip:n2@h")], NOW, max_bindings=4)
+    assert keys(after) == ["sip:100@h", "sip:200@h", "sip:n1@h", "sip:n2@h"]
+    assert await store.get(AOR, NOW) == after
+    assert await store.count(NOW) == 4
+
+
+async def test_a_refresh_evicts_nothing(new_locations: NewStore) -> None:
+    store = new_locations()
+    await store.apply(AOR, aged(100, 200, 300), NOW)
+    refresh = binding("sip:300@h", call_id="call-300", cseq=2)
+    after = await store.apply(AOR, [refresh], NOW, order=("call-300", 2), max_bindings=3)
+    assert keys(after) == ["sip:100@h", "sip:200@h", "sip:300@h"]
+    assert refresh in after
+
+
+async def test_a_removal_in_the_same_step_makes_room(new_locations: NewStore) -> None:
+    store = new_locations()
+    await store.apply(AOR, aged(100, 200, 300), NOW)
+    changes = ["sip:100@h", binding("sip:new@h")]
+    after = await store.apply(AOR, changes, NOW, max_bindings=3)
+    assert keys(after) == ["sip:200@h", "sip:300@h", "sip:new@h"]
+
+
+async def test_new_bindings_are_never_evicted_even_beyond_the_limit(
+    new_locations: NewStore,
+) -> None:
+    store = new_locations()
+    await store.apply(AOR, aged(100), NOW)
+    new = [binding(f"sip:n{i}@h") for i in (1, 2, 3)]
+    after = await store.apply(AOR, new, NOW, max_bindings=2)
+    assert keys(after) == ["sip:n1@h", "sip:n2@h", "sip:n3@h"]
+    assert await store.get(AOR, NOW) == after
+    assert await store.count(NOW) == 3
+    # And the next step brings the AOR back under the limit, oldest first.
+    newest = binding("sip:n4@h", registered_at=NOW + 1)
+    after = await store.apply(AOR, [newest], NOW + 1, max_bindings=2)
+    assert len(after) == 2 and newest in after
+
+
+async def test_expired_bindings_are_pruned_before_counting(new_locations: NewStore) -> None:
+    store = new_locations()
+    expired = aged(300, 200, expires_at=NOW + 10)  # the oldest two, gone at NOW + 10
+    await store.apply(AOR, [*expired, *aged(100)], NOW)
+    later = NOW + 10
+    new = binding("sip:new@h", expires_at=later + 60, registered_at=later)
+    after = await store.apply(AOR, [new], later, max_bindings=2)
+    assert keys(after) == ["sip:100@h", "sip:new@h"]  # no live binding evicted
+    assert await store.count(later) == 2
+
+
+async def test_an_evicted_binding_leaves_no_bookkeeping(new_locations: NewStore) -> None:
+    store = new_locations()
+    tcp = {"transport": "tcp", "node": "node-a", "conn_id": 7}
+    old = binding("sip:old@h;transport=tcp", registered_at=NOW - 100, **tcp)
+    await store.apply(AOR, [old], NOW)
+    new = binding("sip:new@h")
+    assert await store.apply(AOR, [new], NOW, max_bindings=1) == [new]
+    assert await store.remove_flow("node-a", 7) == []
+    assert await store.get(AOR, NOW) == [new]
+    assert await contents(store) == ([new], 1, [AOR])
+
+
+async def test_max_bindings_limits_one_aor_only(new_locations: NewStore) -> None:
+    store = new_locations()
+    await store.apply("demo/1002", [binding(aor="demo/1002", registered_at=NOW - 100)], NOW)
+    await store.apply(AOR, aged(100), NOW)
+    after = await store.apply(AOR, [binding("sip:new@h")], NOW, max_bindings=1)
+    assert keys(after) == ["sip:new@h"]
+    assert len(await store.get("demo/1002", NOW)) == 1
+    assert await store.aors("demo", NOW) == [AOR, "demo/1002"]
+
+
+async def test_max_bindings_zero_is_the_same_on_both_backends(
+    redis_clients: Callable[[], Redis], prefix: str
+) -> None:
+    results = []
+    for store in (MemoryLocationStore(), RedisLocationStore(redis_clients(), prefix)):
+        await store.apply(AOR, aged(100), NOW)
+        after = await store.apply(AOR, [binding("sip:new@h")], NOW, max_bindings=0)
+        results.append(keys(after))
+    assert results[0] == results[1]
+
+
 # --- Redis specifics -------------------------------------------------------------
 
 
@@ -235,6 +498,19 @@ async def test_redis_keys_have_ttls(redis_clients: Callable[[], Redis], prefix: 
     assert await client.zscore(store.tenant_key("demo"), AOR) is None
 
 
+async def test_redis_all_deletes_the_aor_keys(
+    redis_clients: Callable[[], Redis], prefix: str
+) -> None:
+    client = redis_clients()
+    store = RedisLocationStore(client, prefix)
+    await store.apply(AOR, [binding("sip:a@192.0.2.1"), binding("sip:b@192.0.2.2")], NOW)
+    assert await client.zcard(f"{prefix}loc-all") == 2
+    await store.apply(AOR, [ALL], NOW, order=("call-2", 1))
+    assert await client.exists(store.aor_key(AOR)) == 0
+    assert await client.zscore(store.tenant_key("demo"), AOR) is None
+    assert await client.zcard(f"{prefix}loc-all") == 0
+
+
 async def test_redis_apply_is_one_round_trip(
     redis_clients: Callable[[], Redis], prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -251,6 +527,12 @@ async def test_redis_apply_is_one_round_trip(
     monkeypatch.setattr(client, "execute_command", counting)
     await store.apply(AOR, [binding(cseq=2), binding("sip:x@192.0.2.8")], NOW)
     assert [c[0] for c in calls] == ["EVALSHA"]
+    # The REGISTER path: order and limit checked in the same round trip, refused or not.
+    calls.clear()
+    await store.apply(AOR, [binding(cseq=3)], NOW, order=("call-1", 3), max_bindings=1)
+    with pytest.raises(OutOfOrder):
+        await store.apply(AOR, [ALL], NOW, order=("call-1", 3), max_bindings=1)
+    assert [c[0] for c in calls] == ["EVALSHA", "EVALSHA"]
 
 
 def test_memory_store_is_a_location_store() -> None:

@@ -84,13 +84,14 @@ class _Queue(asyncio.DatagramProtocol):
 class UdpPhone:
     """A UDP socket on loopback that sends SIP to one node and queues what comes back."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], host: str = "127.0.0.1") -> None:
         self.target = target
+        self.host = host  # any of 127.0.0.0/8: to be, or not be, a trunk's address
         self._proto = _Queue()
 
     async def __aenter__(self) -> UdpPhone:
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self._proto, local_addr=("127.0.0.1", 0))
+        await loop.create_datagram_endpoint(lambda: self._proto, local_addr=(self.host, 0))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
