@@ -117,6 +117,27 @@ async def test_send_to_a_peer_first(inbox: Inbox) -> None:
         await hub.close()
 
 
+async def test_sends_of_one_loop_iteration_leave_together_in_order(inbox: Inbox) -> None:
+    # Batched to the end of the iteration: a peer woken by the first datagram
+    # finds the rest waiting. A plain socket shows what has left, when.
+    hub = Transports(inbox)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        peer.setblocking(False)
+        try:
+            await hub.listen_udp("127.0.0.1", 0)
+            flow = Flow("udp", peer.getsockname())
+            for i in range(50):
+                assert hub.send(b"%d" % i, flow)
+            with pytest.raises(BlockingIOError):
+                peer.recv(100)  # nothing has left during this iteration
+            await asyncio.sleep(0.05)
+            received = [peer.recv(100) for _ in range(50)]
+            assert received == [b"%d" % i for i in range(50)]
+        finally:
+            await hub.close()
+
+
 async def test_send_picks_the_listener_of_flow_local(inbox: Inbox) -> None:
     hub = Transports(inbox)
     try:
