@@ -222,10 +222,14 @@ class Node:
         return self.endpoint.request(req, flow_of(binding))
 
     def _sent_by(self, binding: Binding) -> str:
+        """The Via sent-by of a request to this binding: where answers may come."""
         host, port = binding.local
         if not port:  # WebSocket flows: our HTTP listener
             return self.http_url.partition("://")[2] or "switch.invalid"
-        return str(HostPort(host, port))
+        # A listener on 0.0.0.0 is no address a phone can answer to; rport
+        # brings answers back anyway, but say the public one when we know it.
+        public = self.config.sip.public_address
+        return str(HostPort(public or host, port))
 
     def _connection_closed(self, flow: Flow) -> None:
         # A binding made over a connection is reachable only through it
