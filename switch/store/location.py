@@ -7,6 +7,11 @@ node, the default) and `RedisLocationStore` in `switch.store.redis_state`
 An AOR is tenant-qualified: ``"<tenant>/<user>"``, e.g. ``"demo/1001"``; the
 part before the first ``/`` names the tenant for `aors()`.
 
+This is also how the ACD and the CTI side see an agent's devices: the
+bindings of ``"<tenant>/<extension>"`` are its registered phones and
+browsers, and every one listed is reachable as far as the node knows (a
+device that stops answering qualify, or whose connection closes, is removed).
+
 Time is always passed in (`now`, wall-clock epoch seconds, as `time.time()`
 gives) so that expiry is testable with a fake clock; when it is optional it
 defaults to `time.time()`. A binding whose `expires_at <= now` is gone: reads
