@@ -20,6 +20,7 @@ from .sip.transaction import (
     Event,
     RequestReceived,
     ResponseReceived,
+    TransactionTerminated,
     TransactionTimeout,
     TransportError,
 )
@@ -47,6 +48,8 @@ class Endpoint:
         self._pumping = False
         # Client transactions whose final response someone awaits (request()).
         self._waiting: dict[ClientTransaction, asyncio.Future[Response]] = {}
+        # Client transactions whose every event goes to a callback (send_request()).
+        self._listeners: dict[ClientTransaction, EventHandler] = {}
 
     def now(self) -> float:
         return self._loop.time()
@@ -59,8 +62,14 @@ class Endpoint:
 
     # -- from the application ----------------------------------------------------
 
-    def send_request(self, req: Request, flow: Flow) -> ClientTransaction:
+    def send_request(
+        self, req: Request, flow: Flow, on_event: EventHandler | None = None
+    ) -> ClientTransaction:
+        """Start a client transaction; `on_event` gets its responses (1xx
+        included), its timeout and its transport error, until it ends."""
         txn = self.stack.send_request(req, flow, self._loop.time())
+        if on_event is not None:
+            self._listeners[txn] = on_event
         self._pump()
         return txn
 
@@ -109,15 +118,20 @@ class Endpoint:
         self._arm_timer()
 
     def _deliver(self, event: Event) -> None:
-        if self._waiting and isinstance(
-            event, ResponseReceived | TransactionTimeout | TransportError
-        ):
-            future = self._waiting.get(event.transaction)  # type: ignore[arg-type]
+        handler = self.on_event
+        if isinstance(event, ResponseReceived | TransactionTimeout | TransportError):
+            txn = event.transaction
+            future = self._waiting.get(txn)  # type: ignore[arg-type]
             if future is not None:
                 self._settle(event, future)
                 return
+            listener = self._listeners.get(txn)  # type: ignore[arg-type]
+            if listener is not None:
+                handler = listener
+        elif isinstance(event, TransactionTerminated):
+            self._listeners.pop(event.transaction, None)  # type: ignore[arg-type]
         try:
-            self.on_event(event)
+            handler(event)
         except Exception:
             # A bug in one call's handling must not take the node down; the
             # caller gets a 500 rather than silence.
@@ -168,6 +182,7 @@ class Endpoint:
         for future in self._waiting.values():
             future.cancel()
         self._waiting.clear()
+        self._listeners.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

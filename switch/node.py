@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import signal
@@ -21,7 +22,9 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__
+from .call.b2bua import Calls
 from .call.dispatch import Dispatcher
+from .call.routing import Router
 from .config import Config, HostPort
 from .endpoint import Endpoint
 from .registrar.accounts import Accounts
@@ -34,7 +37,13 @@ from .registrar.service import Registrar, flow_of
 from .sip.flow import Flow
 from .sip.message import Request, Response
 from .sip.stack import SipStack
-from .sip.transaction import RequestReceived, Timers, TransactionError
+from .sip.transaction import (
+    ClientTransaction,
+    RequestReceived,
+    StrayResponse,
+    Timers,
+    TransactionError,
+)
 from .store.directory import Directory, DirectoryError
 from .store.location import Binding
 from .store.state import State, StateError, open_state
@@ -71,6 +80,8 @@ class Node:
         self.gate: Gate | None = None
         self.qualifier: Qualifier | None = None
         self.guard: Guard | None = None
+        self.calls: Calls | None = None
+        self._listening: dict[str, tuple[str, int]] = {}  # transport -> bound address
         self._tasks: set[asyncio.Task[Any]] = set()
         sip = config.sip
         self.stack = SipStack(
@@ -172,9 +183,21 @@ class Node:
         self.dispatcher.handle("REGISTER", self.registrar.handle)
         self.guard = Guard(cfg, accounts, auth)
         for method in GUARDED:
-            # Screened here (trunk by address, agent by digest); the call
-            # layer takes them from there when it exists (issue #4).
-            self.dispatcher.handle(method, self._guarded, advertise=False)
+            # Screened here (trunk by address, agent by digest), then the
+            # call layer. REFER and MESSAGE outside a call: not served yet.
+            self.dispatcher.handle(method, self._guarded, advertise=method == "INVITE")
+        self.calls = Calls(
+            Router(cfg, state.locations),
+            self._send_request_to,
+            self._respond,
+            self._send_stateless,
+            self._sent_by_flow,
+            SERVER,
+        )
+        self.dispatcher.handle("BYE", self.calls.in_dialog)
+        self.dispatcher.on_ack = self.calls.ack
+        self.dispatcher.on_cancel = self.calls.cancel
+        self.dispatcher.on_other = self._other_event
         self.stack.stateless = self.registrar.stateless_challenge
         self.qualifier = Qualifier(
             state.locations,
@@ -187,7 +210,32 @@ class Node:
         self._spawn(self.qualifier.run(), "qualify")
 
     def _guarded(self, event: RequestReceived) -> None:
-        self._spawn(self._screen_caller(event), f"guard {event.request.method}")
+        assert self.calls is not None
+        req = event.request
+        if req.method == "INVITE" and req.to.tag is not None:
+            # A re-INVITE: the dialog it belongs to says who sent it.
+            self.calls.in_dialog(event)
+            return
+        self._spawn(self._screen_caller(event), f"guard {req.method}")
+
+    def _other_event(self, event: Any) -> None:
+        if isinstance(event, StrayResponse) and self.calls is not None:
+            self.calls.stray(event)
+
+    def _send_request_to(self, req: Request, flow: Flow, on_event: Any = None) -> ClientTransaction:
+        assert self.endpoint is not None
+        return self.endpoint.send_request(req, flow, on_event)
+
+    def _send_stateless(self, data: bytes, flow: Flow) -> None:
+        assert self.endpoint is not None
+        self.endpoint.send_stateless(data, flow)
+
+    def _sent_by_flow(self, flow: Flow) -> str:
+        """Our address as a peer on `flow` should see it (Via sent-by, Contact)."""
+        host, port = flow.local
+        if not port:  # a flow we open: the address of our listener for it
+            host, port = self._listening.get(flow.transport, ("127.0.0.1", 5060))
+        return str(HostPort(self.config.sip.public_address or host, port))
 
     async def _screen_caller(self, event: RequestReceived) -> None:
         assert self.guard is not None
@@ -200,6 +248,10 @@ class Node:
             return
         if isinstance(caller, Denied):
             self.dispatcher.reply(req, caller.status, caller.reason, list(caller.headers))
+            return
+        if req.method == "INVITE":
+            assert self.calls is not None
+            self.calls.invite(event, caller)
             return
         log.info("%s from %s %s/%s: not served yet", req.method, caller.kind, caller.tenant,
                  caller.name)  # fmt: skip
@@ -264,13 +316,29 @@ class Node:
         assert self.transports is not None
         sip = self.config.sip
         host, port = sip.listen.host, sip.listen.port
-        if "udp" in sip.transports:
-            host_, port = await self.transports.listen_udp(host, port)
-            self.sip_listeners.append(f"udp:{HostPort(host_, port)}")
-        if "tcp" in sip.transports:
-            # UDP and TCP share one port number, as peers expect of 5060.
-            host_, port = await self.transports.listen_tcp(host, port)
-            self.sip_listeners.append(f"tcp:{HostPort(host_, port)}")
+        # UDP and TCP share one port number, as peers expect of 5060. With
+        # port 0 (any free port, as tests ask) the number UDP gets may be
+        # taken for TCP by some connection's local port: then try another.
+        for attempt in range(20 if port == 0 and len(sip.transports) > 1 else 1):
+            bound = port
+            udp = None
+            try:
+                if "udp" in sip.transports:
+                    udp = await self.transports.listen_udp(host, port)
+                    bound = udp[1]
+                if "tcp" in sip.transports:
+                    tcp = await self.transports.listen_tcp(host, bound)
+                    self.sip_listeners.append(f"tcp:{HostPort(*tcp)}")
+                    self._listening["tcp"] = tcp
+            except OSError as exc:
+                if udp is None or exc.errno != errno.EADDRINUSE or attempt == 19:
+                    raise
+                self.transports.close_udp(udp)
+                continue
+            if udp is not None:
+                self.sip_listeners.insert(0, f"udp:{HostPort(*udp)}")
+                self._listening["udp"] = udp
+            break
         if "tls" in sip.transports:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(sip.tls_cert), str(sip.tls_key))
@@ -305,6 +373,8 @@ class Node:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.registrar is not None:
             await self.registrar.close()
+        if self.calls is not None:
+            await self.calls.close()
         # Transports first: aiohttp's cleanup waits for open WebSocket
         # handlers, and closing the transports is what ends them.
         if self.transports is not None:

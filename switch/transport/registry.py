@@ -131,6 +131,12 @@ class Transports:
         self._udp.append(listener)
         return listener.local
 
+    def close_udp(self, local: tuple[str, int]) -> None:
+        """Stop the UDP listener bound to `local` (e.g. to try another port)."""
+        for listener in [u for u in self._udp if u.local == local]:
+            self._udp.remove(listener)
+            listener.close()
+
     async def listen_tcp(self, host: str, port: int) -> tuple[str, int]:
         return await self._listen_stream("tcp", host, port, None)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import pytest
 
-from switch.config import load_demo_config
+from switch.config import demo_config_text, load_config, load_demo_config
 from switch.node import Node
 
 
@@ -28,3 +32,25 @@ def sip_address(node: Node, transport: str = "udp") -> tuple[str, int]:
             host, _, port = hostport.rpartition(":")
             return host.strip("[]"), int(port)
     raise AssertionError(f"no {transport} listener in {node.sip_listeners}")
+
+
+@contextlib.asynccontextmanager
+async def running_node(
+    tmp_path: Path, name: str = "n1", changes: dict[str, str] | None = None
+) -> AsyncIterator[Node]:
+    """A node on the demo configuration, with some of its lines changed."""
+    text = demo_config_text()
+    for old, new in (changes or {}).items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    config = load_config(path).with_overrides(
+        sip_listen="127.0.0.1:0", http_listen="127.0.0.1:0", data_dir=tmp_path / name
+    )
+    node = Node(config)
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()

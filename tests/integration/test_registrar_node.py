@@ -3,42 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from switch.config import demo_config_text, load_config
 from switch.node import Node
 from switch.registrar.service import flow_of
 from switch.sip.message import Request, Response, make_response
-from tests.integration.conftest import sip_address
-from tests.support.sipclient import UdpPhone, WsBrowser, authorization, register
-
-
-@contextlib.asynccontextmanager
-async def running_node(
-    tmp_path: Path, name: str = "n1", changes: dict[str, str] | None = None
-) -> AsyncIterator[Node]:
-    """A node on the demo configuration, with some of its lines changed."""
-    text = demo_config_text()
-    for old, new in (changes or {}).items():
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    path = tmp_path / f"{name}.toml"
-    path.write_text(text)
-    config = load_config(path).with_overrides(
-        sip_listen="127.0.0.1:0", http_listen="127.0.0.1:0", data_dir=tmp_path / name
-    )
-    node = Node(config)
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
+from tests.integration.conftest import running_node, sip_address
+from tests.support.sipclient import (
+    UdpPhone,
+    WsBrowser,
+    authorization,
+    invite,
+    register,
+    register_agent,
+)
 
 
 def _redis(url: str, name: str, prefix: str) -> dict[str, str]:
@@ -50,29 +31,6 @@ def _redis(url: str, name: str, prefix: str) -> dict[str, str]:
     }
 
 
-async def _register(
-    phone: UdpPhone,
-    user: str,
-    password: str,
-    second_target: tuple[str, int] | None = None,
-) -> tuple[Response, Response]:
-    """401 from phone.target, then the answer to that challenge (sent to `second_target`)."""
-    call_id = secrets.token_hex(6)
-    contact = f"<sip:{user}@{phone.address[0]}:{phone.address[1]}>"
-    first = await phone.request(
-        register(user, "demo.invalid", contact, phone.via, call_id=call_id, cseq=1)
-    )
-    auth = authorization(first, user, password, "sip:demo.invalid")
-    second = await phone.request(
-        register(
-            user, "demo.invalid", contact, phone.via, call_id=call_id, cseq=2,
-            extra=(f"Authorization: {auth}",),
-        ),
-        second_target,
-    )  # fmt: skip
-    return first, second
-
-
 async def test_a_binding_made_on_one_node_is_found_on_another(tmp_path, redis_url):
     prefix = f"t{secrets.token_hex(4)}:"
     async with (
@@ -82,7 +40,7 @@ async def test_a_binding_made_on_one_node_is_found_on_another(tmp_path, redis_ur
     ):
         # Challenged by node a, answered to node b: the nonce is signed with
         # a secret the nodes share through Redis.
-        first, second = await _register(phone, "1001", "agent1001", sip_address(b))
+        first, second = await register_agent(phone, "1001", "agent1001", sip_address(b))
         assert first.status == 401
         assert second.status == 200, second.reason
         now = time.time()
@@ -103,7 +61,7 @@ async def test_a_ban_made_on_one_node_holds_on_another(tmp_path, redis_url):
     ):
         try:
             for _ in range(3):
-                _, refused = await _register(phone, "1002", "wrong")
+                _, refused = await register_agent(phone, "1002", "wrong")
                 assert refused.status == 403
             # Node a dropped the address at once; node b within its refresh.
             phone.send(_options(phone))
@@ -139,7 +97,7 @@ async def test_ten_failures_ban_the_address_and_say_so(tmp_path, caplog):
         for i in range(10):
             # Unknown users and wrong passwords count alike.
             user, password = ("1003", "wrong") if i % 2 else ("9999", "x")
-            _, refused = await _register(phone, user, password)
+            _, refused = await register_agent(phone, user, password)
             assert refused.status == 403
         phone.send(_options(phone))
         assert await phone.silence(0.5)
@@ -213,7 +171,7 @@ async def test_qualify_removes_a_device_that_stops_answering(tmp_path, caplog):
         assert node.qualifier is not None
         node.qualifier.timeout = 0.5
         for phone in (alive, gone):
-            _, ok = await _register(phone, "1001", "agent1001")
+            _, ok = await register_agent(phone, "1001", "agent1001")
             assert ok.status == 200
         assert node.qualifier.watched == 2
 
@@ -262,7 +220,7 @@ async def test_bad_registrations_get_a_specific_answer(
         assert first.status == status
         assert reason_part in first.reason
         # ... and the node keeps serving.
-        _, ok = await _register(phone, "1005", "agent1005")
+        _, ok = await register_agent(phone, "1005", "agent1005")
         assert ok.status == 200
 
 
@@ -284,59 +242,41 @@ async def test_an_agent_cannot_register_another_agents_number(tmp_path, caplog):
         assert any("reason=aor_not_own" in r.getMessage() for r in caplog.records)
 
 
-def _invite(phone: UdpPhone, user: str, cseq: int, extra: tuple[str, ...] = ()) -> str:
-    host, port = phone.address
-    return "\r\n".join(
-        [
-            "INVITE sip:200@demo.invalid SIP/2.0",
-            f"Via: {phone.via};branch=z9hG4bK{secrets.token_hex(8)};rport",
-            "Max-Forwards: 70",
-            f"From: <sip:{user}@demo.invalid>;tag=inv{cseq}",
-            "To: <sip:200@demo.invalid>",
-            "Call-ID: guarded-invite",
-            f"CSeq: {cseq} INVITE",
-            f"Contact: <sip:{user}@{host}:{port}>",
-            *extra,
-            "Content-Length: 0",
-            "",
-            "",
-        ]
-    )
-
-
 async def test_calls_from_agents_are_challenged_and_trunks_are_not(tmp_path):
     async with running_node(tmp_path) as node:
         # 127.0.0.2 is no trunk's address: an agent's phone must prove who it is.
         async with UdpPhone(sip_address(node), host="127.0.0.2") as phone:
-            challenged = await phone.request(_invite(phone, "1001", 1))
+            challenged = await phone.request(invite(phone, "1001", 1))
             assert challenged.status == 407
             values = challenged.get_all("Proxy-Authenticate")
             assert [v.split("algorithm=")[1][:3] for v in values] == ["MD5", "SHA"]
             assert all('realm="demo"' in v for v in values)
             creds = authorization(challenged, "1001", "agent1001", "sip:200@demo.invalid", "INVITE")
             served = await phone.request(
-                _invite(phone, "1001", 2, (f"Proxy-Authorization: {creds}",))
+                invite(phone, "1001", 2, (f"Proxy-Authorization: {creds}",))
             )
-            # Authenticated: on to the call layer, which issue #4 brings.
-            assert served.status == 501
-            again = await phone.request(_invite(phone, "1002", 3))
+            # Authenticated: on to routing, where an agent dialling 200 (a
+            # DID, not an extension or an outbound prefix) finds nothing.
+            assert served.status == 404, served.reason
+            again = await phone.request(invite(phone, "1002", 3))
             wrong = authorization(again, "1002", "nope", "sip:200@demo.invalid", "INVITE")
             refused = await phone.request(
-                _invite(phone, "1002", 4, (f"Proxy-Authorization: {wrong}",))
+                invite(phone, "1002", 4, (f"Proxy-Authorization: {wrong}",))
             )
             assert refused.status == 403
             # 1001's password does not make calls as 1002.
-            again = await phone.request(_invite(phone, "1002", 5))
+            again = await phone.request(invite(phone, "1002", 5))
             as_1001 = authorization(again, "1001", "agent1001", "sip:200@demo.invalid", "INVITE")
             refused = await phone.request(
-                _invite(phone, "1002", 6, (f"Proxy-Authorization: {as_1001}",))
+                invite(phone, "1002", 6, (f"Proxy-Authorization: {as_1001}",))
             )
             assert refused.status == 403
-        # 127.0.0.1 is demo-trunk's address: no challenge.
+        # 127.0.0.1 is demo-trunk's address: no challenge; DID 200 is the
+        # support queue, which the ACD (issue #7) will serve.
         async with UdpPhone(sip_address(node)) as trunk:
-            assert (await trunk.request(_invite(trunk, "carrier", 1))).status == 501
+            assert (await trunk.request(invite(trunk, "carrier", 1))).status == 480
         allow = (await trunk_options(node)).get("Allow")
-        assert "INVITE" not in allow  # screened, not yet served: not advertised
+        assert "INVITE" in allow and "REFER" not in allow and "MESSAGE" not in allow
 
 
 async def trunk_options(node: Node) -> Response:
@@ -350,5 +290,5 @@ async def test_messages_and_transfers_from_agents_are_challenged_too(tmp_path, m
         running_node(tmp_path) as node,
         UdpPhone(sip_address(node), host="127.0.0.2") as phone,
     ):
-        text = _invite(phone, "1003", 1).replace("INVITE", method)
+        text = invite(phone, "1003", 1).replace("INVITE", method)
         assert (await phone.request(text)).status == 407

@@ -172,3 +172,46 @@ class WsBrowser:
             msg = await self.receive()
             if isinstance(msg, Response) and msg.status >= 200:
                 return msg
+
+
+async def register_agent(
+    phone: UdpPhone,
+    user: str,
+    password: str,
+    second_target: tuple[str, int] | None = None,
+) -> tuple[Response, Response]:
+    """401 from phone.target, then the answer to that challenge (sent to `second_target`)."""
+    call_id = secrets.token_hex(6)
+    contact = f"<sip:{user}@{phone.address[0]}:{phone.address[1]}>"
+    first = await phone.request(
+        register(user, "demo.invalid", contact, phone.via, call_id=call_id, cseq=1)
+    )
+    auth = authorization(first, user, password, "sip:demo.invalid")
+    second = await phone.request(
+        register(
+            user, "demo.invalid", contact, phone.via, call_id=call_id, cseq=2,
+            extra=(f"Authorization: {auth}",),
+        ),
+        second_target,
+    )  # fmt: skip
+    return first, second
+
+
+def invite(phone: UdpPhone, user: str, cseq: int, extra: tuple[str, ...] = ()) -> str:
+    host, port = phone.address
+    return "\r\n".join(
+        [
+            "INVITE sip:200@demo.invalid SIP/2.0",
+            f"Via: {phone.via};branch=z9hG4bK{secrets.token_hex(8)};rport",
+            "Max-Forwards: 70",
+            f"From: <sip:{user}@demo.invalid>;tag=inv{cseq}",
+            "To: <sip:200@demo.invalid>",
+            "Call-ID: guarded-invite",
+            f"CSeq: {cseq} INVITE",
+            f"Contact: <sip:{user}@{host}:{port}>",
+            *extra,
+            "Content-Length: 0",
+            "",
+            "",
+        ]
+    )

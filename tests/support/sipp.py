@@ -43,6 +43,7 @@ async def run_sipp(
     rate: float = 10,
     timeout: float = 30,
     extra: list[str] | None = None,
+    port: int | None = None,
 ) -> SippResult:
     """Run one SIPp scenario to completion; SIPp exits 0 only if every call passed."""
     assert SIPP is not None
@@ -57,7 +58,7 @@ async def run_sipp(
         "-i",
         "127.0.0.1",
         "-p",
-        str(free_port(kind)),
+        str(port or free_port(kind)),
         "-m",
         str(calls),
         "-r",

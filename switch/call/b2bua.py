@@ -1,0 +1,364 @@
+"""Calls: two legs, one dialog each, joined by the node (a back-to-back UA).
+
+Leg A is the dialog the caller made with us (we are its UAS); leg B the one
+we make with the target (we are its UAC). Each leg has its own Call-ID, tags
+and CSeq space: nothing that names one dialog is copied into the other.
+
+This first part relays the call flow: provisional responses (with early
+media SDP), the answer, failures, CANCEL before answer (and the race where
+the answer crosses it), BYE from either side. The SDP is passed through
+unchanged; anchoring the media in the node comes next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..registrar.guard import Caller
+from ..sip.dialog import Dialog
+from ..sip.errors import ParseError
+from ..sip.flow import Flow
+from ..sip.message import Request, Response, make_response
+from ..sip.transaction import (
+    AckReceived,
+    CancelReceived,
+    ClientTransaction,
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    ServerTransaction,
+    StrayResponse,
+    TransactionTimeout,
+    TransportError,
+    new_branch,
+)
+from ..sip.uri import parse_uri
+from .routing import Rejection, Router, Target
+
+log = logging.getLogger("switch.call")
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Call:
+    caller: Caller
+    dialled: str
+    a_invite: Request
+    a_flow: Flow
+    a_txn: ServerTransaction
+    a_tag: str = field(default_factory=lambda: secrets.token_hex(6))
+    id: int = field(default_factory=lambda: next(_ids))
+    target: Target | None = None
+    b_invite: Request | None = None
+    b_txn: ClientTransaction | None = None
+    a_dialog: Dialog | None = None
+    b_dialog: Dialog | None = None
+    b_provisional: bool = False  # B answered something: a CANCEL may go
+    cancel_sent: bool = False
+    state: str = "routing"  # routing, calling, answered, ended
+    cancelled: bool = False
+    # Why it ended, for the CDR: who ("caller", "callee", "node"), SIP status, reason.
+    hangup: tuple[str, int, str] | None = None
+
+
+class Calls:
+    """The call layer's TU: new INVITEs, in-dialog requests, CANCEL and B's responses."""
+
+    def __init__(
+        self,
+        router: Router,
+        send_request: Callable[..., ClientTransaction],
+        send_response: Callable[[Response], None],
+        send_stateless: Callable[[bytes, Flow], None],
+        sent_by: Callable[[Flow], str],
+        server: str = "switch",
+    ) -> None:
+        self.router = router
+        self._send_request = send_request
+        self._send_response = send_response
+        self._send_stateless = send_stateless
+        self._sent_by = sent_by
+        self.server = server
+        # (Call-ID, our tag) of each leg -> its call: how in-dialog requests
+        # and stray responses find their call.
+        self._by_leg: dict[tuple[str, str], Call] = {}
+        self._by_invite: dict[ServerTransaction, Call] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._by_invite)
+
+    # -- a new call ------------------------------------------------------------------
+
+    def invite(self, event: RequestReceived, caller: Caller) -> None:
+        """A new INVITE from a caller the guard let through."""
+        req = event.request
+        try:
+            dialled = req.uri.user if hasattr(req.uri, "user") else None
+        except ParseError:
+            dialled = None
+        if not dialled:
+            self._answer(req, 404, "Not Found (the Request-URI names no number)")
+            return
+        call = Call(caller, dialled, req, event.flow, event.transaction)
+        self._by_invite[event.transaction] = call
+        self._by_leg[(req.call_id, call.a_tag)] = call
+        task = asyncio.get_running_loop().create_task(self._route(call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _route(self, call: Call) -> None:
+        try:
+            target = await self.router.route(call.caller, call.dialled)
+        except Exception:
+            log.exception("routing call %d failed", call.id)
+            target = Rejection(500, "Server Internal Error (routing failed)")
+        if call.cancelled:
+            return
+        if isinstance(target, Rejection):
+            self._end_a(call, target.status, target.reason, who="node")
+            return
+        max_forwards = call.a_invite.max_forwards
+        if max_forwards is not None and max_forwards <= 0:
+            self._end_a(call, 483, "Too Many Hops", who="node")
+            return
+        call.target = target
+        call.state = "calling"
+        call.b_invite = self._b_invite(call, target, max_forwards)
+        call.b_txn = self._send_request(
+            call.b_invite, target.flow, lambda event: self._on_b(call, event)
+        )
+        self._by_leg[(call.b_invite.call_id, call.b_invite.from_.tag or "")] = call
+        log.info(
+            "call %d: %s %s/%s -> %s %s",
+            call.id,
+            call.caller.kind,
+            call.caller.tenant,
+            call.caller.name,
+            target.kind,
+            target.uri,
+        )
+
+    def _b_invite(self, call: Call, target: Target, max_forwards: int | None) -> Request:
+        a = call.a_invite
+        sent_by = self._sent_by(target.flow)
+        try:
+            caller_id = a.from_.uri.user if hasattr(a.from_.uri, "user") else None
+        except ParseError:
+            caller_id = None
+        caller_id = caller_id or "anonymous"
+        headers: list[tuple[str, object]] = [
+            ("Via", f"SIP/2.0/{target.flow.via_transport} {sent_by};branch={new_branch()};rport"),
+            ("Max-Forwards", str(70 if max_forwards is None else min(70, max_forwards - 1))),
+            ("From", f"<sip:{caller_id}@{sent_by}>;tag={secrets.token_hex(6)}"),
+            ("To", f"<{target.uri}>"),
+            ("Call-ID", secrets.token_hex(16)),
+            ("CSeq", "1 INVITE"),
+            ("Contact", f"<sip:switch@{sent_by}>"),
+            ("User-Agent", self.server),
+        ]
+        req = Request("INVITE", target.uri, headers)
+        # The offer goes through unchanged until the media relay anchors it.
+        req.set_body(a.body, a.content_type if a.body else None)
+        return req
+
+    # -- leg B's responses --------------------------------------------------------------
+
+    def _on_b(self, call: Call, event: Event) -> None:
+        final = True
+        if isinstance(event, ResponseReceived):
+            self._b_response(call, event.response)
+            final = event.response.status >= 200
+        elif isinstance(event, TransactionTimeout):
+            self._b_failed(call, 408, "Request Timeout")
+        elif isinstance(event, TransportError):
+            self._b_failed(call, 503, "Service Unavailable (the target cannot be reached)")
+        if final and call.state == "ended":
+            self._forget(call)  # B's INVITE is over and so is the call
+
+    def _b_response(self, call: Call, resp: Response) -> None:
+        status = resp.status
+        if status == 100:
+            return
+        if status < 200:
+            call.b_provisional = True
+            if resp.to.tag and call.b_invite is not None:
+                call.b_dialog = Dialog.from_uac_response(call.b_invite, resp)
+            if call.cancelled:
+                self._cancel_b(call)
+            elif call.state == "calling":
+                self._relay_to_a(call, resp)
+            return
+        if status < 300:
+            self._b_answered(call, resp)
+            return
+        if call.cancelled or call.state == "ended":
+            return  # the 487 to our CANCEL, or a late failure
+        self._b_failed(call, status, resp.reason)
+
+    def _b_answered(self, call: Call, resp: Response) -> None:
+        assert call.b_invite is not None and call.target is not None
+        dialog = Dialog.from_uac_response(call.b_invite, resp)
+        call.b_dialog = dialog
+        self._ack_b(call, dialog)
+        if call.cancelled or call.state == "ended":
+            # The answer crossed our CANCEL: the call is over on A's side.
+            self._bye(dialog, call.target.flow)
+            self._forget(call)
+            return
+        call.state = "answered"
+        a = call.a_invite
+        contact = f"<sip:switch@{self._sent_by(call.a_flow)}>"
+        answer = make_response(
+            a, resp.status, resp.reason, to_tag=call.a_tag,
+            headers=[("Contact", contact), ("Server", self.server)], body=resp.body,
+        )  # fmt: skip
+        if resp.body and resp.content_type:
+            answer.set("Content-Type", resp.content_type)
+        call.a_dialog = Dialog.from_uas_request(a, call.a_tag, parse_uri(contact[1:-1]))
+        call.a_dialog.response_sent(answer)
+        self._send_response(answer)
+        log.info("call %d: answered", call.id)
+
+    def _ack_b(self, call: Call, dialog: Dialog) -> None:
+        assert call.b_invite is not None and call.target is not None
+        ack = dialog.create_ack(call.b_invite.cseq.number)
+        sent_by = self._sent_by(call.target.flow)
+        ack.add(
+            "Via",
+            f"SIP/2.0/{call.target.flow.via_transport} {sent_by};branch={new_branch()};rport",
+            first=True,
+        )
+        self._send_stateless(bytes(ack), call.target.flow)
+
+    def _relay_to_a(self, call: Call, resp: Response) -> None:
+        relayed = make_response(
+            call.a_invite, resp.status, resp.reason, to_tag=call.a_tag,
+            headers=[("Contact", f"<sip:switch@{self._sent_by(call.a_flow)}>")], body=resp.body,
+        )  # fmt: skip
+        if resp.body and resp.content_type:
+            relayed.set("Content-Type", resp.content_type)
+        self._send_response(relayed)
+
+    def _b_failed(self, call: Call, status: int, reason: str) -> None:
+        if call.state in ("answered", "ended") or call.cancelled:
+            return
+        self._end_a(call, status, reason, who="callee")
+
+    # -- from leg A -------------------------------------------------------------------
+
+    def cancel(self, event: CancelReceived) -> None:
+        """The caller gave up before the answer (the CANCEL is already answered 200)."""
+        call = self._by_invite.get(event.invite_transaction) if event.invite_transaction else None
+        if call is None or call.state in ("answered", "ended") or call.cancelled:
+            return
+        call.cancelled = True
+        self._answer(call.a_invite, 487, "Request Terminated", to_tag=call.a_tag)
+        call.hangup = ("caller", 487, "cancelled before answer")
+        call.state = "ended"
+        log.info("call %d: cancelled by the caller", call.id)
+        # RFC 3261 §9.1: a CANCEL only after a provisional response; until
+        # then it waits (see _b_response), and an answer gets ACK and BYE.
+        if call.b_provisional:
+            self._cancel_b(call)
+        elif call.b_txn is None:
+            self._forget(call)  # still routing: nothing went out
+
+    def _cancel_b(self, call: Call) -> None:
+        invite = call.b_invite
+        if invite is None or call.target is None or call.cancel_sent:
+            return
+        call.cancel_sent = True
+        cancel = Request(
+            "CANCEL",
+            invite.uri_text,
+            [
+                ("Via", invite.get("Via")),
+                ("Max-Forwards", "70"),
+                ("From", invite.get("From")),
+                ("To", invite.get("To")),
+                ("Call-ID", invite.call_id),
+                ("CSeq", f"{invite.cseq.number} CANCEL"),
+                ("Content-Length", "0"),
+            ],
+        )
+        self._send_request(cancel, call.target.flow, lambda event: None)
+
+    def ack(self, event: AckReceived) -> None:
+        """The caller's ACK to our 2xx: nothing to do (B was ACKed on its answer)."""
+
+    def in_dialog(self, event: RequestReceived) -> None:
+        """BYE, or another request inside one of our legs' dialogs."""
+        req = event.request
+        call = self._by_leg.get((req.call_id, req.to.tag or ""))
+        if call is None:
+            self._answer(req, 481, "Call/Transaction Does Not Exist")
+            return
+        from_a = req.call_id == call.a_invite.call_id  # B's Call-ID is one we made
+        if req.method == "BYE":
+            self._answer(req, 200, "OK")
+            other = call.b_dialog if from_a else call.a_dialog
+            flow = call.target.flow if from_a and call.target else call.a_flow
+            if other is not None and call.state == "answered":
+                self._bye(other, flow)
+            who = "caller" if from_a else "callee"
+            call.hangup = (who, 200, "BYE")
+            call.state = "ended"
+            log.info("call %d: %s hung up", call.id, who)
+            self._forget(call)
+            return
+        if req.method == "OPTIONS":
+            self._answer(req, 200, "OK")
+            return
+        # Re-INVITE (hold), UPDATE, INFO, REFER in a call: the next part of #4.
+        self._answer(req, 501, f"Not Implemented (in-call {req.method} is not relayed yet)")
+
+    def stray(self, event: StrayResponse) -> None:
+        """A 2xx retransmitted by B after its transaction ended: ACK it again."""
+        resp = event.response
+        call = self._by_leg.get((resp.call_id, resp.from_.tag or ""))
+        if call is not None and call.b_dialog is not None and 200 <= resp.status < 300:
+            self._ack_b(call, call.b_dialog)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _bye(self, dialog: Dialog, flow: Flow) -> None:
+        bye = dialog.create_request("BYE")
+        sent_by = self._sent_by(flow)
+        bye.add("Via", f"SIP/2.0/{flow.via_transport} {sent_by};branch={new_branch()};rport",
+                first=True)  # fmt: skip
+        self._send_request(bye, flow, lambda event: None)
+
+    def _end_a(self, call: Call, status: int, reason: str, who: str) -> None:
+        self._answer(call.a_invite, status, reason, to_tag=call.a_tag)
+        call.hangup = (who, status, reason)
+        call.state = "ended"
+        log.info("call %d: ended with %d %s", call.id, status, reason)
+        self._forget(call)
+
+    def _answer(self, req: Request, status: int, reason: str, to_tag: str | None = None) -> None:
+        tag = to_tag if to_tag is not None else secrets.token_hex(6)
+        headers = [("Server", self.server)]
+        if status == 503:
+            headers.append(("Retry-After", "5"))
+        self._send_response(make_response(req, status, reason, to_tag=tag, headers=headers))
+
+    def _forget(self, call: Call) -> None:
+        # A retransmitted BYE is absorbed by its transaction, so the legs'
+        # keys can go at once.
+        self._by_invite.pop(call.a_txn, None)
+        self._by_leg.pop((call.a_invite.call_id, call.a_tag), None)
+        if call.b_invite is not None:
+            self._by_leg.pop((call.b_invite.call_id, call.b_invite.from_.tag or ""), None)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,108 @@
+"""Where a new call goes: DIDs from trunks, dial strings from agents.
+
+A trunk's call is routed by its DID (the Request-URI user) in the trunk's
+tenant; an agent's call by what it dialled: an extension of its tenant, or a
+number matching an outbound route (prefix, strip, prepend, trunk). The
+answer is a `Target` to call, or a `Rejection` naming why not.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+
+from ..config import Config, OutboundRoute, Tenant
+from ..registrar.guard import Caller
+from ..registrar.service import flow_of
+from ..sip.flow import Flow
+from ..store.location import LocationStore
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    uri: str  # Request-URI of the outgoing INVITE
+    flow: Flow  # where it goes
+    kind: str  # "trunk" or "agent"
+    name: str  # trunk name or extension
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    status: int
+    reason: str
+
+
+# What each not-yet-served kind of DID answers until its issue lands.
+_LATER = {"ivr": "#6 (IVR)", "queue": "#7 (ACD)", "app": "#5 (media)"}
+
+
+class Router:
+    def __init__(self, config: Config, locations: LocationStore) -> None:
+        self.config = config
+        self.locations = locations
+
+    async def route(self, caller: Caller, dialled: str) -> Target | Rejection:
+        tenant = self.config.tenants.get(caller.tenant)
+        if tenant is None:
+            return Rejection(404, "Not Found (no such tenant)")
+        if caller.kind == "trunk":
+            return await self._from_trunk(tenant, dialled)
+        return await self._from_agent(tenant, dialled)
+
+    async def _from_trunk(self, tenant: Tenant, did: str) -> Target | Rejection:
+        entry = tenant.dids.get(did)
+        if entry is None:
+            return Rejection(404, f"Not Found (no DID {did[:32]!r})")
+        kind, value = entry.target
+        if kind == "forward":
+            trunk_name = entry.trunk or next(iter(tenant.trunks), "")
+            return self._via_trunk(tenant, trunk_name, value)
+        if kind == "agent":
+            return await self._agent(tenant, value)
+        return Rejection(480, f"Temporarily Unavailable ({kind} calls arrive with {_LATER[kind]})")
+
+    async def _from_agent(self, tenant: Tenant, dialled: str) -> Target | Rejection:
+        if dialled in tenant.agents:
+            return await self._agent(tenant, dialled)
+        route = _outbound_route(tenant, dialled)
+        if route is None:
+            return Rejection(404, f"Not Found (nothing answers {dialled[:32]!r})")
+        number = route.prepend + dialled[route.strip :]
+        if number.startswith(("00", "+")) and not route.allow_international:
+            # Toll fraud is the first attack on a new switch.
+            return Rejection(403, "Forbidden (international calls are not allowed on this route)")
+        return self._via_trunk(tenant, route.trunk_order[0], number)
+
+    def _via_trunk(self, tenant: Tenant, name: str, number: str) -> Target | Rejection:
+        trunk = tenant.trunks.get(name)
+        if trunk is None or trunk.outbound_host is None:
+            return Rejection(503, f"Service Unavailable (trunk {name!r} places no calls)")
+        host, port = trunk.outbound_host.host, trunk.outbound_host.port or 5060
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            # RFC 3263 resolution (SRV/NAPTR) comes with the trunk work of #4.
+            return Rejection(503, f"Service Unavailable (trunk host {host!r} is not an address)")
+        uri_host = f"[{host}]" if ":" in host else host
+        return Target(
+            f"sip:{number}@{uri_host}:{port}", Flow(trunk.transport, (host, port)), "trunk", name
+        )
+
+    async def _agent(self, tenant: Tenant, ext: str) -> Target | Rejection:
+        bindings = await self.locations.get(f"{tenant.id}/{ext}", time.time())
+        if not bindings:
+            return Rejection(480, f"Temporarily Unavailable (agent {ext} is not registered)")
+        # The preferred device; ringing all of them (forking) comes with the ACD.
+        binding = bindings[0]
+        return Target(binding.contact, flow_of(binding), "agent", ext)
+
+
+def _outbound_route(tenant: Tenant, dialled: str) -> OutboundRoute | None:
+    """The route with the longest prefix that matches, if any."""
+    best: OutboundRoute | None = None
+    for route in tenant.outbound.values():
+        matches = dialled.startswith(route.prefix) and len(dialled) > len(route.prefix)
+        if matches and (best is None or len(route.prefix) > len(best.prefix)):
+            best = route
+    return best

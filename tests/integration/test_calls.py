@@ -1,0 +1,155 @@
+"""Calls through the node, SIPp at both ends: trunk in, routing, trunk out."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+
+from switch.sip.message import Request, Response, make_response
+from tests.integration.conftest import running_node, sip_address
+from tests.support.sipclient import UdpPhone, authorization, register_agent
+from tests.support.sipclient import invite as invite_text
+from tests.support.sipp import free_port, needs_sipp, run_sipp
+
+
+@needs_sipp
+async def test_a_trunk_call_is_forwarded_out_through_the_trunk(tmp_path):
+    # DID 400 is forwarded to 4000 through demo-trunk, whose far end is a
+    # SIPp answering on the port the trunk points at.
+    far_end = free_port(socket.SOCK_DGRAM)
+    changes = {'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{far_end}"'}
+    async with running_node(tmp_path, changes=changes) as node:
+        callee = asyncio.ensure_future(
+            run_sipp("call_uas.xml", ("127.0.0.1", 9), calls=3, timeout=20, port=far_end)
+        )
+        await asyncio.sleep(0.3)  # the far end listens before the calls come
+        caller = await run_sipp(
+            "call_uac.xml", sip_address(node), calls=3, rate=10, timeout=20, extra=["-s", "400"]
+        )
+        answered = await callee
+        assert caller.ok, caller.output
+        assert answered.ok, answered.output
+        assert len(node.calls) == 0  # every call ended and was let go
+
+
+async def _through_node(tmp_path, caller: str, callee: str, calls: int = 2):
+    far_end = free_port(socket.SOCK_DGRAM)
+    changes = {'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{far_end}"'}
+    async with running_node(tmp_path, changes=changes) as node:
+        far = asyncio.ensure_future(
+            run_sipp(callee, ("127.0.0.1", 9), calls=calls, timeout=20, port=far_end)
+        )
+        await asyncio.sleep(0.3)
+        near = await run_sipp(
+            caller, sip_address(node), calls=calls, rate=10, timeout=20, extra=["-s", "400"]
+        )
+        far_result = await far
+        assert near.ok, near.output
+        assert far_result.ok, far_result.output
+        await asyncio.sleep(0.2)  # the last responses reach the node
+        return node, len(node.calls)
+
+
+@needs_sipp
+async def test_the_callee_hangs_up_first(tmp_path):
+    _, left = await _through_node(tmp_path, "call_uac_callee_hangs_up.xml", "call_uas_hangup.xml")
+    assert left == 0
+
+
+@needs_sipp
+async def test_busy_comes_back_to_the_caller(tmp_path):
+    _, left = await _through_node(tmp_path, "call_uac_busy.xml", "call_uas_busy.xml")
+    assert left == 0
+
+
+@needs_sipp
+async def test_the_caller_gives_up_while_it_rings(tmp_path):
+    _, left = await _through_node(tmp_path, "call_uac_cancel.xml", "call_uas_cancel.xml")
+    assert left == 0
+
+
+async def test_an_unknown_did_gets_404(tmp_path):
+    async with running_node(tmp_path) as node, UdpPhone(sip_address(node)) as trunk:
+        resp = await trunk.request(invite_text(trunk, "5551234", 1).replace("sip:200@", "sip:999@"))
+        assert resp.status == 404
+        assert "999" in resp.reason
+
+
+async def test_an_agent_calls_another_agent_over_its_registration(tmp_path):
+    async with (
+        running_node(tmp_path) as node,
+        UdpPhone(sip_address(node)) as bob,  # 1002's phone
+        UdpPhone(sip_address(node), host="127.0.0.2") as alice,  # 1001's phone
+    ):
+        _, ok = await register_agent(bob, "1002", "agent1002")
+        assert ok.status == 200
+        offer = "v=0\r\no=alice 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n"
+        call = invite_text(alice, "1001", 1).replace("sip:200@", "sip:1002@")
+        challenge = await alice.request(call)
+        assert challenge.status == 407
+        creds = authorization(challenge, "1001", "agent1001", "sip:1002@demo.invalid", "INVITE")
+        alice.send(
+            invite_text(alice, "1001", 2, (f"Proxy-Authorization: {creds}",))
+            .replace("sip:200@", "sip:1002@")
+            .replace(
+                "Content-Length: 0",
+                f"Content-Type: application/sdp\r\nContent-Length: {len(offer)}",
+            )
+            + offer
+        )
+        # Bob's phone rings: the INVITE came to the address it registered from.
+        invite = await _next_request(bob, "INVITE")
+        assert invite.uri_text.startswith("sip:1002@127.0.0.1:")
+        assert invite.body.decode() == offer
+        assert invite.call_id != "guarded-invite"  # a leg of its own
+        answer = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        ok = make_response(invite, 200, to_tag="bob1", headers=[
+            ("Contact", f"<sip:1002@{bob.address[0]}:{bob.address[1]}>"),
+            ("Content-Type", "application/sdp"),
+        ], body=answer.encode())  # fmt: skip
+        bob.send(bytes(ok))
+        answered = await _next_response(alice, 200)
+        assert answered.body.decode() == answer
+        assert await _next_request(bob, "ACK")  # the node acknowledged Bob's answer
+
+        # Alice hangs up: Bob gets the BYE in his own dialog.
+        bye = _in_dialog(alice, "BYE", answered, cseq=3)
+        alice.send(bye)
+        bob_bye = await _next_request(bob, "BYE")
+        assert bob_bye.call_id == invite.call_id and bob_bye.to.tag == "bob1"
+        bob.send(bytes(make_response(bob_bye, 200)))
+        assert (await _next_response(alice, 200)).cseq.method == "BYE"
+        assert len(node.calls) == 0
+
+
+async def _next_request(phone: UdpPhone, method: str) -> Request:
+    while True:
+        msg = await phone.receive()
+        if isinstance(msg, Request) and msg.method == method:
+            return msg
+
+
+async def _next_response(phone: UdpPhone, status: int) -> Response:
+    while True:
+        msg = await phone.receive()
+        if isinstance(msg, Response) and msg.status == status:
+            return msg
+
+
+def _in_dialog(phone: UdpPhone, method: str, answered: Response, cseq: int) -> str:
+    target = answered.contact[0].uri
+    return "\r\n".join(
+        [
+            f"{method} {target} SIP/2.0",
+            f"Via: {phone.via};branch=z9hG4bK{secrets.token_hex(8)};rport",
+            "Max-Forwards: 70",
+            f"From: {answered.get('From')}",
+            f"To: {answered.get('To')}",
+            f"Call-ID: {answered.call_id}",
+            f"CSeq: {cseq} {method}",
+            "Content-Length: 0",
+            "",
+            "",
+        ]
+    )
