@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -61,6 +62,7 @@ class Call:
     b_dialog: Dialog | None = None
     b_provisional: bool = False  # B answered something: a CANCEL may go
     cancel_sent: bool = False
+    trunks: list[tuple[str, str]] = field(default_factory=list)  # counted against max_calls
     state: str = "routing"  # routing, calling, answered, ended
     cancelled: bool = False
     # Why it ended, for the CDR: who ("caller", "callee", "node"), SIP status, reason.
@@ -90,6 +92,8 @@ class Calls:
         self._by_leg: dict[tuple[str, str], Call] = {}
         self._by_invite: dict[ServerTransaction, Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Calls up per (tenant, trunk), both directions, for max_calls.
+        self.trunk_calls: Counter[tuple[str, str]] = Counter()
 
     def __len__(self) -> int:
         return len(self._by_invite)
@@ -106,8 +110,13 @@ class Calls:
         if not dialled:
             self._answer(req, 404, "Not Found (the Request-URI names no number)")
             return
+        if caller.kind == "trunk" and self._trunk_full(caller.tenant, caller.name):
+            self._answer(req, 503, "Service Unavailable (the trunk is at its call limit)")
+            return
         call = Call(caller, dialled, req, event.flow, event.transaction)
         self._by_invite[event.transaction] = call
+        if caller.kind == "trunk":
+            self._take_trunk(call, caller.name)
         self._by_leg[(req.call_id, call.a_tag)] = call
         task = asyncio.get_running_loop().create_task(self._route(call))
         self._tasks.add(task)
@@ -128,6 +137,12 @@ class Calls:
         if max_forwards is not None and max_forwards <= 0:
             self._end_a(call, 483, "Too Many Hops", who="node")
             return
+        if target.kind == "trunk":
+            if self._trunk_full(call.caller.tenant, target.name):
+                self._end_a(call, 503, "Service Unavailable (the trunk is at its call limit)",
+                            who="node")  # fmt: skip
+                return
+            self._take_trunk(call, target.name)
         call.target = target
         call.state = "calling"
         call.b_invite = self._b_invite(call, target, max_forwards)
@@ -349,7 +364,22 @@ class Calls:
             headers.append(("Retry-After", "5"))
         self._send_response(make_response(req, status, reason, to_tag=tag, headers=headers))
 
+    def _trunk_full(self, tenant: str, name: str) -> bool:
+        trunk = self.router.config.tenants[tenant].trunks.get(name)
+        limit = trunk.max_calls if trunk is not None else 0
+        return bool(limit) and self.trunk_calls[(tenant, name)] >= limit
+
+    def _take_trunk(self, call: Call, name: str) -> None:
+        key = (call.caller.tenant, name)
+        self.trunk_calls[key] += 1
+        call.trunks.append(key)
+
     def _forget(self, call: Call) -> None:
+        for key in call.trunks:
+            self.trunk_calls[key] -= 1
+            if self.trunk_calls[key] <= 0:
+                del self.trunk_calls[key]
+        call.trunks.clear()
         # A retransmitted BYE is absorbed by its transaction, so the legs'
         # keys can go at once.
         self._by_invite.pop(call.a_txn, None)

@@ -153,3 +153,53 @@ def _in_dialog(phone: UdpPhone, method: str, answered: Response, cseq: int) -> s
             "",
         ]
     )
+
+
+async def test_a_trunk_at_its_call_limit_gets_503(tmp_path):
+    async with UdpPhone(("127.0.0.1", 9)) as carrier:
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"',
+            # A forwarded call holds two channels of the trunk: in and out.
+            "max_calls = 0 ": "max_calls = 2 ",
+        }
+        async with (
+            running_node(tmp_path, changes=changes) as node,
+            UdpPhone(sip_address(node)) as trunk,
+        ):
+            first = invite_text(trunk, "5551234", 1).replace("sip:200@", "sip:400@")
+            trunk.send(first)
+            ringing = await _next_request(carrier, "INVITE")  # forwarded out: one call up
+            assert ringing.uri_text.startswith("sip:4000@127.0.0.1:")
+            second = (
+                invite_text(trunk, "5551234", 1)
+                .replace("sip:200@", "sip:400@")
+                .replace("Call-ID: guarded-invite", "Call-ID: second-call")
+            )
+            refused = await trunk.request(second)
+            assert refused.status == 503 and refused.get("Retry-After") == "5"
+            assert node.calls.trunk_calls[("demo", "demo-trunk")] == 2
+
+
+async def test_an_agent_dials_9_and_the_number_goes_out_through_the_trunk(tmp_path):
+    async with UdpPhone(("127.0.0.1", 9)) as carrier:
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"'
+        }
+        async with (
+            running_node(tmp_path, changes=changes) as node,
+            UdpPhone(sip_address(node), host="127.0.0.2") as alice,
+        ):
+            call = invite_text(alice, "1001", 1).replace("sip:200@", "sip:95551234@")
+            challenge = await alice.request(call)
+            creds = authorization(
+                challenge, "1001", "agent1001", "sip:95551234@demo.invalid", "INVITE"
+            )
+            alice.send(
+                invite_text(alice, "1001", 2, (f"Proxy-Authorization: {creds}",)).replace(
+                    "sip:200@", "sip:95551234@"
+                )
+            )
+            out = await _next_request(carrier, "INVITE")
+            assert out.uri_text == f"sip:5551234@127.0.0.1:{carrier.address[1]}"
+            assert out.from_.uri.user == "1001"  # the agent's number as caller ID
+            assert "Proxy-Authorization" not in out  # nothing of leg A leaks into leg B
