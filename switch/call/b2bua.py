@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..registrar.guard import Caller
-from ..sip.dialog import Dialog
+from ..sip.dialog import Dialog, DialogError
 from ..sip.errors import ParseError
 from ..sip.flow import Flow
 from ..sip.message import Request, Response, make_response
@@ -62,6 +62,7 @@ class Call:
     b_dialog: Dialog | None = None
     b_provisional: bool = False  # B answered something: a CANCEL may go
     cancel_sent: bool = False
+    pending_offer: bool = False  # a re-INVITE or UPDATE is on its way (RFC 3261 §14.2)
     trunks: list[tuple[str, str]] = field(default_factory=list)  # counted against max_calls
     state: str = "routing"  # routing, calling, answered, ended
     cancelled: bool = False
@@ -331,8 +332,70 @@ class Calls:
         if req.method == "OPTIONS":
             self._answer(req, 200, "OK")
             return
-        # Re-INVITE (hold), UPDATE, INFO, REFER in a call: the next part of #4.
+        if req.method in ("INVITE", "UPDATE"):
+            self._relay_offer(call, req, from_a)
+            return
+        # INFO, REFER, MESSAGE in a call: the next parts of #4.
         self._answer(req, 501, f"Not Implemented (in-call {req.method} is not relayed yet)")
+
+    # -- re-INVITE and UPDATE: hold, resume, codec changes -------------------------------
+
+    def _relay_offer(self, call: Call, req: Request, from_a: bool) -> None:
+        """Carry a new offer (RFC 3264 §8) to the other leg, and its answer back."""
+        here, there = (call.a_dialog, call.b_dialog) if from_a else (call.b_dialog, call.a_dialog)
+        flow = (call.target.flow if call.target else call.a_flow) if from_a else call.a_flow
+        if call.state != "answered" or here is None or there is None:
+            self._answer(req, 501, f"Not Implemented ({req.method} before the answer)")
+            return
+        if call.pending_offer:
+            # RFC 3261 §14.2: one offer at a time; the other side retries.
+            self._answer(req, 491, "Request Pending")
+            return
+        try:
+            here.receive_request(req)
+        except DialogError as exc:
+            self._answer(req, exc.status, exc.reason)
+            return
+        out = there.create_request(
+            req.method, body=req.body, content_type=req.content_type if req.body else None
+        )
+        out.add("Via", self._via(flow), first=True)
+        call.pending_offer = True
+        self._send_request(
+            out, flow, lambda event: self._offer_answered(call, req, out, here, there, flow, event)
+        )
+
+    def _offer_answered(
+        self,
+        call: Call,
+        req: Request,
+        out: Request,
+        here: Dialog,
+        there: Dialog,
+        flow: Flow,
+        event: Event,
+    ) -> None:
+        if isinstance(event, ResponseReceived):
+            resp = event.response
+            if resp.status < 200:
+                return
+            there.receive_response(resp)
+            if out.method == "INVITE" and resp.status < 300:
+                ack = there.create_ack(out.cseq.number)
+                ack.add("Via", self._via(flow), first=True)
+                self._send_stateless(bytes(ack), flow)
+            headers = [("Server", self.server)]
+            if here.local_target is not None and resp.status < 300:
+                headers.append(("Contact", f"<{here.local_target}>"))  # a target refresh
+            reply = make_response(req, resp.status, resp.reason, body=resp.body, headers=headers)
+            if resp.body and resp.content_type:
+                reply.set("Content-Type", resp.content_type)
+        elif isinstance(event, TransactionTimeout | TransportError):
+            reply = make_response(req, 408 if isinstance(event, TransactionTimeout) else 503)
+        else:
+            return
+        call.pending_offer = False
+        self._send_response(reply)
 
     def stray(self, event: StrayResponse) -> None:
         """A 2xx retransmitted by B after its transaction ended: ACK it again."""
@@ -343,11 +406,13 @@ class Calls:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def _via(self, flow: Flow) -> str:
+        """A Via for a new client transaction of ours on `flow`."""
+        return f"SIP/2.0/{flow.via_transport} {self._sent_by(flow)};branch={new_branch()};rport"
+
     def _bye(self, dialog: Dialog, flow: Flow) -> None:
         bye = dialog.create_request("BYE")
-        sent_by = self._sent_by(flow)
-        bye.add("Via", f"SIP/2.0/{flow.via_transport} {sent_by};branch={new_branch()};rport",
-                first=True)  # fmt: skip
+        bye.add("Via", self._via(flow), first=True)
         self._send_request(bye, flow, lambda event: None)
 
     def _end_a(self, call: Call, status: int, reason: str, who: str) -> None:

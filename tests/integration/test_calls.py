@@ -113,8 +113,26 @@ async def test_an_agent_calls_another_agent_over_its_registration(tmp_path):
         assert answered.body.decode() == answer
         assert await _next_request(bob, "ACK")  # the node acknowledged Bob's answer
 
+        # Alice puts Bob on hold: the new offer reaches Bob in his dialog,
+        # his answer comes back to Alice, and each side gets its ACK.
+        hold = offer.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n")
+        alice.send(_in_dialog(alice, "INVITE", answered, cseq=3, sdp=hold))
+        reinvite = await _next_request(bob, "INVITE")
+        assert reinvite.call_id == invite.call_id and reinvite.to.tag == "bob1"
+        assert reinvite.cseq.number == 2 and reinvite.body.decode() == hold
+        held = answer.replace("t=0 0\r\n", "t=0 0\r\na=recvonly\r\n")
+        ok = make_response(reinvite, 200, headers=[
+            ("Contact", f"<sip:1002@{bob.address[0]}:{bob.address[1]}>"),
+            ("Content-Type", "application/sdp"),
+        ], body=held.encode())  # fmt: skip
+        bob.send(bytes(ok))
+        on_hold = await _next_response(alice, 200)
+        assert on_hold.cseq.method == "INVITE" and on_hold.body.decode() == held
+        assert (await _next_request(bob, "ACK")).cseq.number == 2
+        alice.send(_in_dialog(alice, "ACK", answered, cseq=3))
+
         # Alice hangs up: Bob gets the BYE in his own dialog.
-        bye = _in_dialog(alice, "BYE", answered, cseq=3)
+        bye = _in_dialog(alice, "BYE", answered, cseq=4)
         alice.send(bye)
         bob_bye = await _next_request(bob, "BYE")
         assert bob_bye.call_id == invite.call_id and bob_bye.to.tag == "bob1"
@@ -137,8 +155,10 @@ async def _next_response(phone: UdpPhone, status: int) -> Response:
             return msg
 
 
-def _in_dialog(phone: UdpPhone, method: str, answered: Response, cseq: int) -> str:
+def _in_dialog(phone: UdpPhone, method: str, answered: Response, cseq: int, sdp: str = "") -> str:
     target = answered.contact[0].uri
+    body = ["Content-Type: application/sdp"] if sdp else []
+    host, port = phone.address
     return "\r\n".join(
         [
             f"{method} {target} SIP/2.0",
@@ -148,9 +168,11 @@ def _in_dialog(phone: UdpPhone, method: str, answered: Response, cseq: int) -> s
             f"To: {answered.get('To')}",
             f"Call-ID: {answered.call_id}",
             f"CSeq: {cseq} {method}",
-            "Content-Length: 0",
+            f"Contact: <sip:1001@{host}:{port}>",
+            *body,
+            f"Content-Length: {len(sdp)}",
             "",
-            "",
+            sdp,
         ]
     )
 
