@@ -63,6 +63,7 @@ class Call:
     b_provisional: bool = False  # B answered something: a CANCEL may go
     cancel_sent: bool = False
     pending_offer: bool = False  # a re-INVITE or UPDATE is on its way (RFC 3261 §14.2)
+    fallbacks: list[Target] = field(default_factory=list)  # trunks to try next
     trunks: list[tuple[str, str]] = field(default_factory=list)  # counted against max_calls
     state: str = "routing"  # routing, calling, answered, ended
     cancelled: bool = False
@@ -138,15 +139,24 @@ class Calls:
         if max_forwards is not None and max_forwards <= 0:
             self._end_a(call, 483, "Too Many Hops", who="node")
             return
-        if target.kind == "trunk":
-            if self._trunk_full(call.caller.tenant, target.name):
+        call.fallbacks = list(target.fallbacks)
+        self._dial(call, target)
+
+    def _dial(self, call: Call, target: Target) -> None:
+        """Send leg B's INVITE to `target`, or to the first fallback with room."""
+        while target.kind == "trunk" and self._trunk_full(call.caller.tenant, target.name):
+            if not call.fallbacks:
                 self._end_a(call, 503, "Service Unavailable (the trunk is at its call limit)",
                             who="node")  # fmt: skip
                 return
+            target = call.fallbacks.pop(0)
+        if target.kind == "trunk":
             self._take_trunk(call, target.name)
         call.target = target
         call.state = "calling"
-        call.b_invite = self._b_invite(call, target, max_forwards)
+        call.b_provisional = False
+        call.b_dialog = None
+        call.b_invite = self._b_invite(call, target, call.a_invite.max_forwards)
         call.b_txn = self._send_request(
             call.b_invite, target.flow, lambda event: self._on_b(call, event)
         )
@@ -264,6 +274,15 @@ class Calls:
 
     def _b_failed(self, call: Call, status: int, reason: str) -> None:
         if call.state in ("answered", "ended") or call.cancelled:
+            return
+        if call.fallbacks and (status == 408 or 500 <= status < 600):
+            # The trunk failed, not the callee: try the next one (issue #4).
+            failed = call.target
+            assert failed is not None and call.b_invite is not None
+            log.info("call %d: %s answered %d, trying the next trunk", call.id, failed.name, status)
+            self._by_leg.pop((call.b_invite.call_id, call.b_invite.from_.tag or ""), None)
+            self._release_trunk(call, failed)
+            self._dial(call, call.fallbacks.pop(0))
             return
         self._end_a(call, status, reason, who="callee")
 
@@ -438,6 +457,14 @@ class Calls:
         key = (call.caller.tenant, name)
         self.trunk_calls[key] += 1
         call.trunks.append(key)
+
+    def _release_trunk(self, call: Call, target: Target) -> None:
+        key = (call.caller.tenant, target.name)
+        if target.kind == "trunk" and key in call.trunks:
+            call.trunks.remove(key)
+            self.trunk_calls[key] -= 1
+            if self.trunk_calls[key] <= 0:
+                del self.trunk_calls[key]
 
     def _forget(self, call: Call) -> None:
         for key in call.trunks:

@@ -8,6 +8,7 @@ answer is a `Target` to call, or a `Rejection` naming why not.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ class Target:
     flow: Flow  # where it goes
     kind: str  # "trunk" or "agent"
     name: str  # trunk name or extension
+    # Where to try next if this trunk fails (408, 5xx): the route's other trunks.
+    fallbacks: tuple[Target, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,11 @@ class Router:
         if number.startswith(("00", "+")) and not route.allow_international:
             # Toll fraud is the first attack on a new switch.
             return Rejection(403, "Forbidden (international calls are not allowed on this route)")
-        return self._via_trunk(tenant, route.trunk_order[0], number)
+        targets = [self._via_trunk(tenant, name, number) for name in route.trunk_order]
+        usable = [t for t in targets if isinstance(t, Target)]
+        if not usable:
+            return targets[0]  # the first trunk's reason
+        return dataclasses.replace(usable[0], fallbacks=tuple(usable[1:]))
 
     def _via_trunk(self, tenant: Tenant, name: str, number: str) -> Target | Rejection:
         trunk = tenant.trunks.get(name)

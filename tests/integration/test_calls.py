@@ -225,3 +225,41 @@ async def test_an_agent_dials_9_and_the_number_goes_out_through_the_trunk(tmp_pa
             assert out.uri_text == f"sip:5551234@127.0.0.1:{carrier.address[1]}"
             assert out.from_.uri.user == "1001"  # the agent's number as caller ID
             assert "Proxy-Authorization" not in out  # nothing of leg A leaks into leg B
+
+
+async def test_a_failing_trunk_hands_the_call_to_the_next(tmp_path):
+    async with UdpPhone(("127.0.0.1", 9)) as first, UdpPhone(("127.0.0.1", 9)) as backup:
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{first.address[1]}"',
+            'trunk = "demo-trunk"\nallow_international = false': (
+                'trunk = "demo-trunk"\ntrunks = ["backup"]\nallow_international = false'
+            ),
+            "[tenants.demo.outbound.external]": (
+                f'[tenants.demo.trunks.backup]\noutbound_host = "127.0.0.1:{backup.address[1]}"'
+                "\n\n[tenants.demo.outbound.external]"
+            ),
+        }
+        async with (
+            running_node(tmp_path, changes=changes) as node,
+            UdpPhone(sip_address(node), host="127.0.0.2") as alice,
+        ):
+            dial = invite_text(alice, "1001", 1).replace("sip:200@", "sip:95551234@")
+            challenge = await alice.request(dial)
+            creds = authorization(
+                challenge, "1001", "agent1001", "sip:95551234@demo.invalid", "INVITE"
+            )
+            alice.send(
+                invite_text(alice, "1001", 2, (f"Proxy-Authorization: {creds}",)).replace(
+                    "sip:200@", "sip:95551234@"
+                )
+            )
+            tried = await _next_request(first, "INVITE")
+            first.send(bytes(make_response(tried, 503, to_tag="down")), sip_address(node))
+            assert (await _next_request(first, "ACK")).cseq.method == "ACK"
+            retried = await _next_request(backup, "INVITE")
+            assert retried.uri_text == f"sip:5551234@127.0.0.1:{backup.address[1]}"
+            assert retried.call_id != tried.call_id  # a new leg, not a resend
+            backup.send(bytes(make_response(retried, 486, to_tag="busy")), sip_address(node))
+            # A busy callee is the callee's answer, not a trunk failure.
+            assert (await _next_response(alice, 486)).status == 486
+            assert node.calls.trunk_calls == {}
