@@ -457,6 +457,28 @@ class HttpConfig(_Model):
         return self
 
 
+class MediaConfig(_Model):
+    """Where calls' RTP flows through the node."""
+
+    # UDP ports for RTP (even) and RTCP (odd); two pairs per call.
+    rtp_port_min: int = Field(10000, ge=1024, le=65534)
+    rtp_port_max: int = Field(20000, ge=1025, le=65535)
+    # The address phones and trunks send media to; default: sip.public_address.
+    address: str = ""
+    # Calls with no RTP from either side for this long are torn down; 0 = never.
+    timeout: int = Field(60, ge=0)
+
+    @model_validator(mode="after")
+    def _range(self) -> MediaConfig:
+        if self.rtp_port_max - self.rtp_port_min < 4:
+            raise _problem(
+                f"{self.rtp_port_min}-{self.rtp_port_max} is too small a range "
+                "(each call needs two pairs of ports)",
+                "rtp_port_max",
+            )
+        return self
+
+
 class StateConfig(_Model):
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str = ""
@@ -755,6 +777,7 @@ class Config(_Model):
     node: NodeConfig
     sip: SipConfig
     http: HttpConfig
+    media: MediaConfig
     state: StateConfig
     records: RecordsConfig
     registrar: RegistrarConfig
@@ -805,6 +828,7 @@ _SECTIONS: dict[str, type[_Model]] = {
     "node": NodeConfig,
     "sip": SipConfig,
     "http": HttpConfig,
+    "media": MediaConfig,
     "state": StateConfig,
     "records": RecordsConfig,
     "registrar": RegistrarConfig,

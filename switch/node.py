@@ -27,6 +27,7 @@ from .call.dispatch import Dispatcher
 from .call.routing import Router
 from .config import Config, HostPort
 from .endpoint import Endpoint
+from .media.relay import PortPool
 from .registrar.accounts import Accounts
 from .registrar.auth import Authenticator, Denied
 from .registrar.bindings import Policy
@@ -193,6 +194,8 @@ class Node:
             self._send_stateless,
             self._sent_by_flow,
             SERVER,
+            media=PortPool(cfg.sip.listen.host, cfg.media.rtp_port_min, cfg.media.rtp_port_max),
+            media_address=cfg.media.address or cfg.sip.public_address or cfg.sip.listen.host,
         )
         self.dispatcher.handle("BYE", self.calls.in_dialog)
         self.dispatcher.on_ack = self.calls.ack

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..media.relay import MediaSession, PortPool, anchor
 from ..registrar.guard import Caller
 from ..sip.dialog import Dialog, DialogError
 from ..sip.errors import ParseError
@@ -64,6 +65,8 @@ class Call:
     cancel_sent: bool = False
     pending_offer: bool = False  # a re-INVITE or UPDATE is on its way (RFC 3261 §14.2)
     fallbacks: list[Target] = field(default_factory=list)  # trunks to try next
+    media: MediaSession | None = None  # the RTP relay, when the offer came with the INVITE
+    offer_b: bytes | None = None  # A's offer as leg B sees it (anchored in the node)
     trunks: list[tuple[str, str]] = field(default_factory=list)  # counted against max_calls
     state: str = "routing"  # routing, calling, answered, ended
     cancelled: bool = False
@@ -82,8 +85,12 @@ class Calls:
         send_stateless: Callable[[bytes, Flow], None],
         sent_by: Callable[[Flow], str],
         server: str = "switch",
+        media: PortPool | None = None,
+        media_address: str = "",
     ) -> None:
         self.router = router
+        self.media = media
+        self.media_address = media_address
         self._send_request = send_request
         self._send_response = send_response
         self._send_stateless = send_stateless
@@ -140,6 +147,17 @@ class Calls:
             self._end_a(call, 483, "Too Many Hops", who="node")
             return
         call.fallbacks = list(target.fallbacks)
+        if self.media is not None and call.a_invite.body:
+            try:
+                call.media = await self.media.session()
+            except OSError as exc:
+                log.warning("call %d: no media ports: %s", call.id, exc)
+                self._end_a(call, 503, "Service Unavailable (no free media ports)", who="node")
+                return
+            if call.cancelled:
+                self._forget(call)
+                return
+            call.offer_b = self._anchor(call, call.a_invite.body, toward_a=False)
         self._dial(call, target)
 
     def _dial(self, call: Call, target: Target) -> None:
@@ -190,9 +208,24 @@ class Calls:
             ("User-Agent", self.server),
         ]
         req = Request("INVITE", target.uri, headers)
-        # The offer goes through unchanged until the media relay anchors it.
-        req.set_body(a.body, a.content_type if a.body else None)
+        body = call.offer_b if call.offer_b is not None else a.body
+        req.set_body(body, a.content_type if body else None)
         return req
+
+    def _anchor(self, call: Call, body: bytes, toward_a: bool) -> bytes:
+        """`body` (an offer or answer) as the other leg should see it: media via our ports.
+
+        `toward_a`: the SDP came from B and goes to A. Where the sender
+        said it listens becomes that leg's media address until it latches.
+        """
+        media = call.media
+        if media is None or not body:
+            return body
+        mine, theirs = (media.a, media.b) if toward_a else (media.b, media.a)
+        anchored, remote = anchor(body, self.media_address, mine.port)
+        if remote is not None:
+            theirs.expect(remote)
+        return anchored
 
     # -- leg B's responses --------------------------------------------------------------
 
@@ -243,7 +276,8 @@ class Calls:
         contact = f"<sip:switch@{self._sent_by(call.a_flow)}>"
         answer = make_response(
             a, resp.status, resp.reason, to_tag=call.a_tag,
-            headers=[("Contact", contact), ("Server", self.server)], body=resp.body,
+            headers=[("Contact", contact), ("Server", self.server)],
+            body=self._anchor(call, resp.body, toward_a=True),
         )  # fmt: skip
         if resp.body and resp.content_type:
             answer.set("Content-Type", resp.content_type)
@@ -266,7 +300,8 @@ class Calls:
     def _relay_to_a(self, call: Call, resp: Response) -> None:
         relayed = make_response(
             call.a_invite, resp.status, resp.reason, to_tag=call.a_tag,
-            headers=[("Contact", f"<sip:switch@{self._sent_by(call.a_flow)}>")], body=resp.body,
+            headers=[("Contact", f"<sip:switch@{self._sent_by(call.a_flow)}>")],
+            body=self._anchor(call, resp.body, toward_a=True),
         )  # fmt: skip
         if resp.body and resp.content_type:
             relayed.set("Content-Type", resp.content_type)
@@ -376,12 +411,16 @@ class Calls:
             self._answer(req, exc.status, exc.reason)
             return
         out = there.create_request(
-            req.method, body=req.body, content_type=req.content_type if req.body else None
+            req.method,
+            body=self._anchor(call, req.body, toward_a=not from_a),
+            content_type=req.content_type if req.body else None,
         )
         out.add("Via", self._via(flow), first=True)
         call.pending_offer = True
         self._send_request(
-            out, flow, lambda event: self._offer_answered(call, req, out, here, there, flow, event)
+            out,
+            flow,
+            lambda event: self._offer_answered(call, req, out, here, there, flow, from_a, event),
         )
 
     def _offer_answered(
@@ -392,6 +431,7 @@ class Calls:
         here: Dialog,
         there: Dialog,
         flow: Flow,
+        from_a: bool,
         event: Event,
     ) -> None:
         if isinstance(event, ResponseReceived):
@@ -406,7 +446,8 @@ class Calls:
             headers = [("Server", self.server)]
             if here.local_target is not None and resp.status < 300:
                 headers.append(("Contact", f"<{here.local_target}>"))  # a target refresh
-            reply = make_response(req, resp.status, resp.reason, body=resp.body, headers=headers)
+            body = self._anchor(call, resp.body, toward_a=from_a)
+            reply = make_response(req, resp.status, resp.reason, body=body, headers=headers)
             if resp.body and resp.content_type:
                 reply.set("Content-Type", resp.content_type)
         elif isinstance(event, TransactionTimeout | TransportError):
@@ -467,6 +508,9 @@ class Calls:
                 del self.trunk_calls[key]
 
     def _forget(self, call: Call) -> None:
+        if call.media is not None:
+            call.media.close()
+            call.media = None
         for key in call.trunks:
             self.trunk_calls[key] -= 1
             if self.trunk_calls[key] <= 0:

@@ -7,6 +7,7 @@ import secrets
 import socket
 
 from switch.sip.message import Request, Response, make_response
+from switch.sip.sdp import parse_sdp
 from tests.integration.conftest import running_node, sip_address
 from tests.support.sipclient import UdpPhone, authorization, register_agent
 from tests.support.sipclient import invite as invite_text
@@ -81,10 +82,12 @@ async def test_an_agent_calls_another_agent_over_its_registration(tmp_path):
         running_node(tmp_path) as node,
         UdpPhone(sip_address(node)) as bob,  # 1002's phone
         UdpPhone(sip_address(node), host="127.0.0.2") as alice,  # 1001's phone
+        UdpPhone(("127.0.0.1", 9)) as bob_audio,
+        UdpPhone(("127.0.0.1", 9), host="127.0.0.2") as alice_audio,
     ):
         _, ok = await register_agent(bob, "1002", "agent1002")
         assert ok.status == 200
-        offer = "v=0\r\no=alice 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n"
+        offer = _sdp("alice", "127.0.0.2", alice_audio.address[1])
         call = invite_text(alice, "1001", 1).replace("sip:200@", "sip:1002@")
         challenge = await alice.request(call)
         assert challenge.status == 407
@@ -98,36 +101,46 @@ async def test_an_agent_calls_another_agent_over_its_registration(tmp_path):
             )
             + offer
         )
-        # Bob's phone rings: the INVITE came to the address it registered from.
+        # Bob's phone rings: the INVITE came to the address it registered
+        # from, and the offer now names the node as where to send media.
         invite = await _next_request(bob, "INVITE")
         assert invite.uri_text.startswith("sip:1002@127.0.0.1:")
-        assert invite.body.decode() == offer
         assert invite.call_id != "guarded-invite"  # a leg of its own
-        answer = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        relay_b = _media_address(invite.body)
+        assert relay_b[0] == "127.0.0.1" and relay_b[1] != alice_audio.address[1]
+        answer = _sdp("bob", "127.0.0.1", bob_audio.address[1])
         ok = make_response(invite, 200, to_tag="bob1", headers=[
             ("Contact", f"<sip:1002@{bob.address[0]}:{bob.address[1]}>"),
             ("Content-Type", "application/sdp"),
         ], body=answer.encode())  # fmt: skip
         bob.send(bytes(ok))
         answered = await _next_response(alice, 200)
-        assert answered.body.decode() == answer
+        relay_a = _media_address(answered.body)
+        assert relay_a[0] == "127.0.0.1" and relay_a[1] not in (relay_b[1], bob_audio.address[1])
         assert await _next_request(bob, "ACK")  # the node acknowledged Bob's answer
+
+        # Media flows through the node, payload untouched, both ways.
+        alice_audio.send(b"\x80\x00\x00\x01rtp-from-alice", relay_a)
+        assert await bob_audio.receive_bytes() == b"\x80\x00\x00\x01rtp-from-alice"
+        bob_audio.send(b"\x80\x00\x00\x01rtp-from-bob", relay_b)
+        assert await alice_audio.receive_bytes() == b"\x80\x00\x00\x01rtp-from-bob"
 
         # Alice puts Bob on hold: the new offer reaches Bob in his dialog,
         # his answer comes back to Alice, and each side gets its ACK.
-        hold = offer.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n")
+        hold = offer + "a=sendonly\r\n"
         alice.send(_in_dialog(alice, "INVITE", answered, cseq=3, sdp=hold))
         reinvite = await _next_request(bob, "INVITE")
         assert reinvite.call_id == invite.call_id and reinvite.to.tag == "bob1"
-        assert reinvite.cseq.number == 2 and reinvite.body.decode() == hold
-        held = answer.replace("t=0 0\r\n", "t=0 0\r\na=recvonly\r\n")
+        assert reinvite.cseq.number == 2 and b"a=sendonly" in reinvite.body
+        assert _media_address(reinvite.body) == relay_b  # same relay ports
+        held = answer + "a=recvonly\r\n"
         ok = make_response(reinvite, 200, headers=[
             ("Contact", f"<sip:1002@{bob.address[0]}:{bob.address[1]}>"),
             ("Content-Type", "application/sdp"),
         ], body=held.encode())  # fmt: skip
         bob.send(bytes(ok))
         on_hold = await _next_response(alice, 200)
-        assert on_hold.cseq.method == "INVITE" and on_hold.body.decode() == held
+        assert on_hold.cseq.method == "INVITE" and b"a=recvonly" in on_hold.body
         assert (await _next_request(bob, "ACK")).cseq.number == 2
         alice.send(_in_dialog(alice, "ACK", answered, cseq=3))
 
@@ -139,6 +152,21 @@ async def test_an_agent_calls_another_agent_over_its_registration(tmp_path):
         bob.send(bytes(make_response(bob_bye, 200)))
         assert (await _next_response(alice, 200)).cseq.method == "BYE"
         assert len(node.calls) == 0
+
+
+def _sdp(user: str, host: str, port: int) -> str:
+    return (
+        f"v=0\r\no={user} 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/AVP 0\r\n"
+    )
+
+
+def _media_address(body: bytes) -> tuple[str, int]:
+    sdp = parse_sdp(body)
+    media = sdp.media[0]
+    connection = sdp.media_connection(media)
+    assert connection is not None
+    return connection.host, media.port
 
 
 async def _next_request(phone: UdpPhone, method: str) -> Request:

@@ -117,6 +117,10 @@ class UdpPhone:
         data = await asyncio.wait_for(self._proto.messages.get(), timeout)
         return parse_message(data)
 
+    async def receive_bytes(self, timeout: float = 5.0) -> bytes:
+        """The next datagram as it came (RTP, say)."""
+        return await asyncio.wait_for(self._proto.messages.get(), timeout)
+
     async def silence(self, seconds: float) -> bool:
         """True when nothing at all arrives for `seconds`."""
         try:
