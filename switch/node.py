@@ -198,6 +198,8 @@ class Node:
             media_address=cfg.media.address or cfg.sip.public_address or cfg.sip.listen.host,
         )
         self.dispatcher.handle("BYE", self.calls.in_dialog)
+        if cfg.media.timeout:
+            self._spawn(self.calls.reap_forever(cfg.media.timeout), "dead calls")
         self.dispatcher.on_ack = self.calls.ack
         self.dispatcher.on_cancel = self.calls.cancel
         self.dispatcher.on_other = self._other_event

@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import logging
 import secrets
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -463,6 +464,39 @@ class Calls:
         call = self._by_leg.get((resp.call_id, resp.from_.tag or ""))
         if call is not None and call.b_dialog is not None and 200 <= resp.status < 300:
             self._ack_b(call, call.b_dialog)
+
+    # -- dead calls --------------------------------------------------------------------------
+
+    def reap(self, timeout: float, now: float | None = None) -> list[Call]:
+        """Hang up answered calls whose media has been silent for `timeout` seconds.
+
+        A phone that lost power or network sends no BYE; without this its
+        call (and a trunk channel) would stay up for ever.
+        """
+        now = time.monotonic() if now is None else now
+        dead = [
+            call
+            for call in list(self._by_invite.values())
+            if call.state == "answered"
+            and call.media is not None
+            and call.media.idle_for(now) > timeout
+        ]
+        for call in dead:
+            if call.a_dialog is not None:
+                self._bye(call.a_dialog, call.a_flow)
+            if call.b_dialog is not None and call.target is not None:
+                self._bye(call.b_dialog, call.target.flow)
+            call.hangup = ("node", 0, f"no RTP for {timeout:g} s")
+            call.state = "ended"
+            log.warning("call %d: no media for %g s, hung up", call.id, timeout)
+            self._forget(call)
+        return dead
+
+    async def reap_forever(self, timeout: float) -> None:
+        """`reap` every few seconds until cancelled."""
+        while True:
+            await asyncio.sleep(min(5.0, timeout / 2))
+            self.reap(timeout)
 
     # -- helpers ---------------------------------------------------------------------------
 

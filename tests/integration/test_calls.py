@@ -291,3 +291,38 @@ async def test_a_failing_trunk_hands_the_call_to_the_next(tmp_path):
             # A busy callee is the callee's answer, not a trunk failure.
             assert (await _next_response(alice, 486)).status == 486
             assert node.calls.trunk_calls == {}
+
+
+async def test_a_call_whose_media_stops_is_hung_up_on_both_sides(tmp_path):
+    async with UdpPhone(("127.0.0.1", 9)) as carrier:
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"',
+            "timeout = 60              # seconds without RTP": "timeout = 1 #",
+        }
+        async with (
+            running_node(tmp_path, changes=changes) as node,
+            UdpPhone(sip_address(node)) as trunk,
+        ):
+            offer = _sdp("caller", "127.0.0.1", 40000)
+            trunk.send(
+                invite_text(trunk, "5551234", 1)
+                .replace("sip:200@", "sip:400@")
+                .replace(
+                    "Content-Length: 0",
+                    f"Content-Type: application/sdp\r\nContent-Length: {len(offer)}",
+                )
+                + offer
+            )
+            out = await _next_request(carrier, "INVITE")
+            answer = _sdp("callee", "127.0.0.1", 40002).encode()
+            ok = make_response(out, 200, to_tag="c1", headers=[
+                ("Contact", f"<sip:4000@127.0.0.1:{carrier.address[1]}>"),
+                ("Content-Type", "application/sdp"),
+            ], body=answer)  # fmt: skip
+            carrier.send(bytes(ok), sip_address(node))
+            answered = await _next_response(trunk, 200)
+            trunk.send(_in_dialog(trunk, "ACK", answered, cseq=1))
+            # No RTP from anyone: after the timeout both sides get a BYE.
+            assert (await _next_request(trunk, "BYE")).call_id == "guarded-invite"
+            assert (await _next_request(carrier, "BYE")).call_id == out.call_id
+            assert len(node.calls) == 0
