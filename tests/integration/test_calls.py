@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
+import struct
+from pathlib import Path
+
+import pytest
 
 from switch.sip.message import Request, Response, make_response
 from switch.sip.sdp import parse_sdp
@@ -326,3 +330,60 @@ async def test_a_call_whose_media_stops_is_hung_up_on_both_sides(tmp_path):
             assert (await _next_request(trunk, "BYE")).call_id == "guarded-invite"
             assert (await _next_request(carrier, "BYE")).call_id == out.call_id
             assert len(node.calls) == 0
+
+
+PCAP = Path("/usr/share/sip-tester/g711a.pcap")
+
+
+def _pcap_rtp_payloads(path: Path) -> list[bytes]:
+    """The RTP payloads of an Ethernet/IPv4/UDP capture, in order."""
+    data = path.read_bytes()
+    assert struct.unpack("<I", data[:4])[0] == 0xA1B2C3D4, "a little-endian pcap"
+    payloads, offset = [], 24
+    while offset < len(data):
+        length = struct.unpack("<I", data[offset + 8 : offset + 12])[0]
+        frame = data[offset + 16 : offset + 16 + length]
+        offset += 16 + length
+        ip_header = (frame[14] & 0x0F) * 4
+        payloads.append(frame[14 + ip_header + 8 + 12 :])  # after the RTP header
+    return payloads
+
+
+@needs_sipp
+@pytest.mark.skipif(not PCAP.exists(), reason=f"{PCAP} is missing (apt-get install sip-tester)")
+async def test_audio_crosses_the_relay_unchanged(tmp_path):
+    expected = _pcap_rtp_payloads(PCAP)
+    async with UdpPhone(("127.0.0.1", 9)) as carrier, UdpPhone(("127.0.0.1", 9)) as audio:
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"'
+        }
+        async with running_node(tmp_path, changes=changes) as node:
+            media_port = free_port(socket.SOCK_DGRAM)
+            caller = asyncio.ensure_future(
+                run_sipp(
+                    "call_uac_pcap.xml", sip_address(node), calls=1, timeout=30,
+                    extra=["-s", "400", "-mi", "127.0.0.1", "-mp", str(media_port)],
+                )
+            )  # fmt: skip
+            invite = await _next_request(carrier, "INVITE")
+            answer = _sdp("callee", "127.0.0.1", audio.address[1]).encode()
+            ok = make_response(invite, 200, to_tag="c1", headers=[
+                ("Contact", f"<sip:4000@127.0.0.1:{carrier.address[1]}>"),
+                ("Content-Type", "application/sdp"),
+            ], body=answer)  # fmt: skip
+            carrier.send(bytes(ok), sip_address(node))
+            received: list[bytes] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 15
+            while len(received) < len(expected) and loop.time() < deadline:
+                try:
+                    packet = await audio.receive_bytes(timeout=deadline - loop.time())
+                except TimeoutError:
+                    break
+                received.append(packet[12:])
+            bye = await _next_request(carrier, "BYE")
+            carrier.send(bytes(make_response(bye, 200)), sip_address(node))
+            result = await caller
+            assert result.ok, result.output
+            assert len(received) == len(expected)  # no loss through the relay
+            assert received == expected  # and not a byte changed
