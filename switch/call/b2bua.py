@@ -66,6 +66,7 @@ class Call:
     cancel_sent: bool = False
     pending_offer: bool = False  # a re-INVITE or UPDATE is on its way (RFC 3261 §14.2)
     fallbacks: list[Target] = field(default_factory=list)  # trunks to try next
+    pracked: set[str] = field(default_factory=set)  # RSeq values acknowledged (RFC 3262)
     media: MediaSession | None = None  # the RTP relay, when the offer came with the INVITE
     offer_b: bytes | None = None  # A's offer as leg B sees it (anchored in the node)
     trunks: list[tuple[str, str]] = field(default_factory=list)  # counted against max_calls
@@ -175,6 +176,7 @@ class Calls:
         call.state = "calling"
         call.b_provisional = False
         call.b_dialog = None
+        call.pracked = set()
         call.b_invite = self._b_invite(call, target, call.a_invite.max_forwards)
         call.b_txn = self._send_request(
             call.b_invite, target.flow, lambda event: self._on_b(call, event)
@@ -206,6 +208,7 @@ class Calls:
             ("Call-ID", secrets.token_hex(16)),
             ("CSeq", "1 INVITE"),
             ("Contact", f"<sip:switch@{sent_by}>"),
+            ("Supported", "100rel"),
             ("User-Agent", self.server),
         ]
         req = Request("INVITE", target.uri, headers)
@@ -249,7 +252,11 @@ class Calls:
         if status < 200:
             call.b_provisional = True
             if resp.to.tag and call.b_invite is not None:
-                call.b_dialog = Dialog.from_uac_response(call.b_invite, resp)
+                if call.b_dialog is None or call.b_dialog.id.remote_tag != resp.to.tag:
+                    call.b_dialog = Dialog.from_uac_response(call.b_invite, resp)
+                else:
+                    call.b_dialog.receive_response(resp)
+                self._prack(call, resp)
             if call.cancelled:
                 self._cancel_b(call)
             elif call.state == "calling":
@@ -286,6 +293,26 @@ class Calls:
         call.a_dialog.response_sent(answer)
         self._send_response(answer)
         log.info("call %d: answered", call.id)
+
+    def _prack(self, call: Call, resp: Response) -> None:
+        """Acknowledge a reliable provisional response (RFC 3262 §7.2).
+
+        Trunks that require 100rel resend their 18x until a PRACK comes;
+        the caller's leg does not see it: the node answers for itself.
+        """
+        requires = {tag.strip().lower() for tag in resp.get_all("Require")}
+        rseq = (resp.get("RSeq") or "").strip()
+        if "100rel" not in requires or not rseq.isdigit() or call.b_dialog is None:
+            return
+        if rseq in call.pracked:
+            return  # a retransmission of one already acknowledged
+        call.pracked.add(rseq)
+        assert call.target is not None and call.b_invite is not None
+        prack = call.b_dialog.create_request(
+            "PRACK", headers=[("RAck", f"{rseq} {call.b_invite.cseq.number} INVITE")]
+        )
+        prack.add("Via", self._via(call.target.flow), first=True)
+        self._send_request(prack, call.target.flow, lambda event: None)
 
     def _ack_b(self, call: Call, dialog: Dialog) -> None:
         assert call.b_invite is not None and call.target is not None

@@ -387,3 +387,34 @@ async def test_audio_crosses_the_relay_unchanged(tmp_path):
             assert result.ok, result.output
             assert len(received) == len(expected)  # no loss through the relay
             assert received == expected  # and not a byte changed
+
+
+async def test_a_trunk_that_requires_100rel_gets_its_prack(tmp_path):
+    async with UdpPhone(("127.0.0.1", 9)) as carrier:
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"'
+        }
+        async with (
+            running_node(tmp_path, changes=changes) as node,
+            UdpPhone(sip_address(node)) as trunk,
+        ):
+            trunk.send(invite_text(trunk, "5551234", 1).replace("sip:200@", "sip:400@"))
+            invite = await _next_request(carrier, "INVITE")
+            assert "100rel" in invite.get("Supported")
+            early = "v=0\r\no=callee 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            progress = make_response(invite, 183, to_tag="c1", headers=[
+                ("Contact", f"<sip:4000@127.0.0.1:{carrier.address[1]}>"),
+                ("Require", "100rel"), ("RSeq", "1"),
+                ("Content-Type", "application/sdp"),
+            ], body=early.encode())  # fmt: skip
+            carrier.send(bytes(progress), sip_address(node))
+            carrier.send(bytes(progress), sip_address(node))  # retransmitted: one PRACK
+            prack = await _next_request(carrier, "PRACK")
+            assert prack.get("RAck") == "1 1 INVITE"
+            assert prack.call_id == invite.call_id and prack.to.tag == "c1"
+            carrier.send(bytes(make_response(prack, 200)), sip_address(node))
+            relayed = await _next_response(trunk, 183)
+            assert "Require" not in relayed  # the caller's leg knows nothing of it
+            assert await carrier.silence(0.3)  # no second PRACK
+            carrier.send(bytes(make_response(invite, 486, to_tag="c1")), sip_address(node))
+            assert (await _next_response(trunk, 486)).status == 486
