@@ -182,7 +182,7 @@ class Node:
             eager=state.backend == "memory",
         )
         self.dispatcher.handle("REGISTER", self.registrar.handle)
-        self.guard = Guard(cfg, accounts, auth)
+        self.guard = Guard(cfg, accounts, auth, state.locations)
         for method in GUARDED:
             # Screened here (trunk by address, agent by digest), then the
             # call layer. REFER and MESSAGE outside a call: not served yet.

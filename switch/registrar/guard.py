@@ -3,15 +3,20 @@
 INVITE, REFER and MESSAGE reach the call layer only through here. A request
 from an address a trunk accepts (`inbound_from`) belongs to that trunk and
 is not challenged: carriers do not answer challenges. Anything else must be
-an agent: it is challenged with 407 (RFC 3261 §22.3) in the realm of the
-tenant its From address names, and the authenticated user must be the
-From user, so that agent 1001 cannot place calls as 1002.
+an agent calling from an address it is registered from: otherwise 403 (and
+the attempt counts toward a ban, as toll-fraud scanners make many). A
+registered agent is challenged with 407 (RFC 3261 §22.3) in the realm of
+its tenant, and the authenticated user must be the From user, so that agent
+1001 cannot place calls as 1002. Unknown extensions and unregistered ones
+get the same 403, so neither can be told from outside.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import Config
@@ -19,6 +24,7 @@ from ..sip.errors import ParseError
 from ..sip.flow import Flow
 from ..sip.message import Request
 from ..sip.uri import SipURI
+from ..store.location import LocationStore
 from .accounts import Accounts
 from .auth import Authenticated, Authenticator, Denied, log_value
 
@@ -38,9 +44,18 @@ class Caller:
 
 
 class Guard:
-    def __init__(self, config: Config, accounts: Accounts, auth: Authenticator) -> None:
+    def __init__(
+        self,
+        config: Config,
+        accounts: Accounts,
+        auth: Authenticator,
+        locations: LocationStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.accounts = accounts
         self.auth = auth
+        self.locations = locations
+        self._clock = clock
         self._trunks = [
             (tenant.id, name, trunk)
             for tenant in config.tenants.values()
@@ -72,6 +87,11 @@ class Guard:
             return Denied(403, "Forbidden (not a trunk's address, and From names no agent)")
         user, host = from_uri.user, from_uri.host.lower()
         tenant = self.accounts.tenant_for(user, host)
+        ip = flow.remote[0]
+        bindings = await self.locations.get(f"{tenant}/{user}", self._clock()) if tenant else []
+        if not any(b.source[0] == ip for b in bindings):
+            await self.auth.failure(flow, user, tenant, req.method, "not_registered", self._clock())
+            return Denied(403, "Forbidden (neither a trunk nor a registered agent)")
         outcome = await self.auth.authenticate(req, flow, tenant, tenant or host)
         if isinstance(outcome, Denied):
             return outcome

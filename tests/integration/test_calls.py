@@ -91,6 +91,7 @@ async def test_an_agent_calls_another_agent_over_its_registration(tmp_path):
     ):
         _, ok = await register_agent(bob, "1002", "agent1002")
         assert ok.status == 200
+        assert (await register_agent(alice, "1001", "agent1001"))[1].status == 200
         offer = _sdp("alice", "127.0.0.2", alice_audio.address[1])
         call = invite_text(alice, "1001", 1).replace("sip:200@", "sip:1002@")
         challenge = await alice.request(call)
@@ -243,6 +244,7 @@ async def test_an_agent_dials_9_and_the_number_goes_out_through_the_trunk(tmp_pa
             running_node(tmp_path, changes=changes) as node,
             UdpPhone(sip_address(node), host="127.0.0.2") as alice,
         ):
+            assert (await register_agent(alice, "1001", "agent1001"))[1].status == 200
             call = invite_text(alice, "1001", 1).replace("sip:200@", "sip:95551234@")
             challenge = await alice.request(call)
             creds = authorization(
@@ -275,6 +277,7 @@ async def test_a_failing_trunk_hands_the_call_to_the_next(tmp_path):
             running_node(tmp_path, changes=changes) as node,
             UdpPhone(sip_address(node), host="127.0.0.2") as alice,
         ):
+            assert (await register_agent(alice, "1001", "agent1001"))[1].status == 200
             dial = invite_text(alice, "1001", 1).replace("sip:200@", "sip:95551234@")
             challenge = await alice.request(dial)
             creds = authorization(

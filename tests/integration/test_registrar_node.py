@@ -246,6 +246,11 @@ async def test_calls_from_agents_are_challenged_and_trunks_are_not(tmp_path):
     async with running_node(tmp_path) as node:
         # 127.0.0.2 is no trunk's address: an agent's phone must prove who it is.
         async with UdpPhone(sip_address(node), host="127.0.0.2") as phone:
+            # Not registered from here: refused at once, like any stranger.
+            stranger = await phone.request(invite(phone, "1001", 1))
+            assert stranger.status == 403 and "registered agent" in stranger.reason
+            for ext in ("1001", "1002"):
+                assert (await register_agent(phone, ext, f"agent{ext}"))[1].status == 200
             challenged = await phone.request(invite(phone, "1001", 1))
             assert challenged.status == 407
             values = challenged.get_all("Proxy-Authenticate")
@@ -291,4 +296,7 @@ async def test_messages_and_transfers_from_agents_are_challenged_too(tmp_path, m
         UdpPhone(sip_address(node), host="127.0.0.2") as phone,
     ):
         text = invite(phone, "1003", 1).replace("INVITE", method)
+        assert (await phone.request(text)).status == 403  # not registered from here
+        assert (await register_agent(phone, "1003", "agent1003"))[1].status == 200
+        text = invite(phone, "1003", 2).replace("INVITE", method)
         assert (await phone.request(text)).status == 407
