@@ -587,6 +587,9 @@ with warnings.catch_warnings():
         username: str | None = None
         password: str | None = None
         register: bool = False
+        # Seconds between OPTIONS pings of outbound_host; a trunk that stops
+        # answering is skipped by routing until it answers again. 0 = never.
+        keepalive: int = Field(30, ge=0)
 
         def accepts(self, address: str) -> bool:
             """True when a request from `address` may come from this trunk."""

@@ -25,6 +25,7 @@ from . import __version__
 from .call.b2bua import Calls
 from .call.dispatch import Dispatcher
 from .call.routing import Router
+from .call.trunks import TrunkMonitor
 from .config import Config, HostPort
 from .endpoint import Endpoint
 from .media.relay import PortPool
@@ -82,6 +83,7 @@ class Node:
         self.qualifier: Qualifier | None = None
         self.guard: Guard | None = None
         self.calls: Calls | None = None
+        self.trunks: TrunkMonitor | None = None
         self._listening: dict[str, tuple[str, int]] = {}  # transport -> bound address
         self._tasks: set[asyncio.Task[Any]] = set()
         sip = config.sip
@@ -128,6 +130,8 @@ class Node:
         await self._start_registrar()
         await self._listen_sip()
         await self._listen_http()
+        if self.trunks is not None:  # pings need the listeners up
+            self._spawn(self.trunks.run(), "trunk keepalive")
         self.ready = True
         log.info("node %s ready", cfg.node.name)
 
@@ -187,8 +191,9 @@ class Node:
             # Screened here (trunk by address, agent by digest), then the
             # call layer. REFER and MESSAGE outside a call: not served yet.
             self.dispatcher.handle(method, self._guarded, advertise=method == "INVITE")
+        self.trunks = TrunkMonitor(cfg, self._request_to, self._sent_by_flow, SERVER)
         self.calls = Calls(
-            Router(cfg, state.locations),
+            Router(cfg, state.locations, self.trunks.is_up),
             self._send_request_to,
             self._respond,
             self._send_stateless,
@@ -230,6 +235,10 @@ class Node:
     def _send_request_to(self, req: Request, flow: Flow, on_event: Any = None) -> ClientTransaction:
         assert self.endpoint is not None
         return self.endpoint.send_request(req, flow, on_event)
+
+    def _request_to(self, req: Request, flow: Flow) -> asyncio.Future[Response]:
+        assert self.endpoint is not None
+        return self.endpoint.request(req, flow)
 
     def _send_stateless(self, data: bytes, flow: Flow) -> None:
         assert self.endpoint is not None

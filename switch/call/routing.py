@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import Config, OutboundRoute, Tenant
@@ -41,9 +42,15 @@ _LATER = {"ivr": "#6 (IVR)", "queue": "#7 (ACD)", "app": "#5 (media)"}
 
 
 class Router:
-    def __init__(self, config: Config, locations: LocationStore) -> None:
+    def __init__(
+        self,
+        config: Config,
+        locations: LocationStore,
+        trunk_up: Callable[[str, str], bool] = lambda tenant, trunk: True,
+    ) -> None:
         self.config = config
         self.locations = locations
+        self.trunk_up = trunk_up  # from the keepalive: down trunks are tried last
 
     async def route(self, caller: Caller, dialled: str) -> Target | Rejection:
         tenant = self.config.tenants.get(caller.tenant)
@@ -60,6 +67,8 @@ class Router:
         kind, value = entry.target
         if kind == "forward":
             trunk_name = entry.trunk or next(iter(tenant.trunks), "")
+            if not self.trunk_up(tenant.id, trunk_name):
+                return Rejection(503, f"Service Unavailable (trunk {trunk_name} is down)")
             return self._via_trunk(tenant, trunk_name, value)
         if kind == "agent":
             return await self._agent(tenant, value)
@@ -79,7 +88,11 @@ class Router:
         usable = [t for t in targets if isinstance(t, Target)]
         if not usable:
             return targets[0]  # the first trunk's reason
-        return dataclasses.replace(usable[0], fallbacks=tuple(usable[1:]))
+        up = [t for t in usable if self.trunk_up(tenant.id, t.name)]
+        if not up:
+            names = ", ".join(t.name for t in usable)
+            return Rejection(503, f"Service Unavailable (trunks down: {names})")
+        return dataclasses.replace(up[0], fallbacks=tuple(up[1:]))
 
     def _via_trunk(self, tenant: Tenant, name: str, number: str) -> Target | Rejection:
         trunk = tenant.trunks.get(name)

@@ -270,6 +270,7 @@ async def test_a_failing_trunk_hands_the_call_to_the_next(tmp_path):
             ),
             "[tenants.demo.outbound.external]": (
                 f'[tenants.demo.trunks.backup]\noutbound_host = "127.0.0.1:{backup.address[1]}"'
+                "\nkeepalive = 0"
                 "\n\n[tenants.demo.outbound.external]"
             ),
         }
@@ -421,3 +422,52 @@ async def test_a_trunk_that_requires_100rel_gets_its_prack(tmp_path):
             assert await carrier.silence(0.3)  # no second PRACK
             carrier.send(bytes(make_response(invite, 486, to_tag="c1")), sip_address(node))
             assert (await _next_response(trunk, 486)).status == 486
+
+
+async def test_keepalive_marks_a_silent_trunk_down_and_routing_skips_it(tmp_path):
+    async with UdpPhone(("127.0.0.1", 9)) as silent, UdpPhone(("127.0.0.1", 9)) as backup:
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{silent.address[1]}"',
+            "keepalive = 30 ": "keepalive = 1 ",
+            'trunk = "demo-trunk"\nallow_international = false': (
+                'trunk = "demo-trunk"\ntrunks = ["backup"]\nallow_international = false'
+            ),
+            "[tenants.demo.outbound.external]": (
+                f'[tenants.demo.trunks.backup]\noutbound_host = "127.0.0.1:{backup.address[1]}"'
+                "\nkeepalive = 1\n\n[tenants.demo.outbound.external]"
+            ),
+        }
+        async with running_node(tmp_path, changes=changes) as node:
+            assert node.trunks is not None
+            node.trunks.timeout = 0.3
+
+            async def answer_pings() -> None:
+                while True:
+                    ping = await _next_request(backup, "OPTIONS")
+                    backup.send(bytes(make_response(ping, 200)), sip_address(node))
+
+            answering = asyncio.ensure_future(answer_pings())
+            try:
+                deadline = asyncio.get_running_loop().time() + 5
+                while node.trunks.is_up("demo", "demo-trunk"):
+                    assert asyncio.get_running_loop().time() < deadline, "never marked down"
+                    await asyncio.sleep(0.05)
+                assert node.trunks.is_up("demo", "backup")
+            finally:
+                answering.cancel()  # the INVITE below must not be taken for a ping
+            # The backup stays up until its next ping goes unanswered (over 1 s).
+            async with UdpPhone(sip_address(node), host="127.0.0.2") as alice:
+                assert (await register_agent(alice, "1001", "agent1001"))[1].status == 200
+                dial = invite_text(alice, "1001", 1).replace("sip:200@", "sip:95551234@")
+                challenge = await alice.request(dial)
+                creds = authorization(
+                    challenge, "1001", "agent1001", "sip:95551234@demo.invalid", "INVITE"
+                )
+                alice.send(
+                    invite_text(alice, "1001", 2, (f"Proxy-Authorization: {creds}",)).replace(
+                        "sip:200@", "sip:95551234@"
+                    )
+                )
+                # Straight to the backup: the silent trunk is not even tried.
+                call = await _next_request(backup, "INVITE")
+                assert call.uri_text == f"sip:5551234@127.0.0.1:{backup.address[1]}"
