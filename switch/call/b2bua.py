@@ -129,9 +129,18 @@ class Calls:
         if caller.kind == "trunk":
             self._take_trunk(call, caller.name)
         self._by_leg[(req.call_id, call.a_tag)] = call
-        task = asyncio.get_running_loop().create_task(self._route(call))
+        task = asyncio.get_running_loop().create_task(self._start(call))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _start(self, call: Call) -> None:
+        try:
+            await self._route(call)
+        except Exception:
+            # A bug must not leave the caller ringing for ever.
+            log.exception("call %d failed to start", call.id)
+            if call.state in ("routing", "calling") and not call.cancelled:
+                self._end_a(call, 500, "Server Internal Error", who="node")
 
     async def _route(self, call: Call) -> None:
         try:
