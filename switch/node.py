@@ -222,8 +222,8 @@ class Node:
     def _guarded(self, event: RequestReceived) -> None:
         assert self.calls is not None
         req = event.request
-        if req.method == "INVITE" and req.to.tag is not None:
-            # A re-INVITE: the dialog it belongs to says who sent it.
+        if req.to.tag is not None:
+            # Inside a call (re-INVITE, REFER): the dialog says who sent it.
             self.calls.in_dialog(event)
             return
         self._spawn(self._screen_caller(event), f"guard {req.method}")

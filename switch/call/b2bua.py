@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ..media.relay import MediaSession, PortPool, anchor
 from ..registrar.guard import Caller
+from ..sip.address import parse_address
 from ..sip.dialog import Dialog, DialogError
 from ..sip.errors import ParseError
 from ..sip.flow import Flow
@@ -67,6 +68,8 @@ class Call:
     pending_offer: bool = False  # a re-INVITE or UPDATE is on its way (RFC 3261 §14.2)
     fallbacks: list[Target] = field(default_factory=list)  # trunks to try next
     pracked: set[str] = field(default_factory=set)  # RSeq values acknowledged (RFC 3262)
+    a_sdp: bytes = b""  # the caller's latest SDP as it sent it (offered to a transfer target)
+    transfer: Request | None = None  # the REFER being carried out
     media: MediaSession | None = None  # the RTP relay, when the offer came with the INVITE
     offer_b: bytes | None = None  # A's offer as leg B sees it (anchored in the node)
     trunks: list[tuple[str, str]] = field(default_factory=list)  # counted against max_calls
@@ -124,7 +127,7 @@ class Calls:
         if caller.kind == "trunk" and self._trunk_full(caller.tenant, caller.name):
             self._answer(req, 503, "Service Unavailable (the trunk is at its call limit)")
             return
-        call = Call(caller, dialled, req, event.flow, event.transaction)
+        call = Call(caller, dialled, req, event.flow, event.transaction, a_sdp=req.body)
         self._by_invite[event.transaction] = call
         if caller.kind == "trunk":
             self._take_trunk(call, caller.name)
@@ -426,8 +429,119 @@ class Calls:
         if req.method in ("INVITE", "UPDATE"):
             self._relay_offer(call, req, from_a)
             return
-        # INFO, REFER, MESSAGE in a call: the next parts of #4.
+        if req.method == "REFER" and not from_a:
+            self._transfer(call, req)
+            return
+        # INFO, MESSAGE, and REFER from the caller's side: the next parts of #4.
         self._answer(req, 501, f"Not Implemented (in-call {req.method} is not relayed yet)")
+
+    # -- blind transfer (RFC 3515) ------------------------------------------------------
+
+    def _transfer(self, call: Call, refer: Request) -> None:
+        """The callee's side (an agent, usually) hands the caller to someone else.
+
+        The node takes the transfer on itself, as a B2BUA does: 202, a new leg
+        to the Refer-To target with the caller's offer on the same relay port
+        (the caller's media path does not change), NOTIFYs of how it goes,
+        and when the target answers, BYE to the transferor.
+        """
+        target = call.target
+        if call.state != "answered" or call.b_dialog is None or target is None:
+            self._answer(refer, 501, "Not Implemented (transfer before the answer)")
+            return
+        if call.transfer is not None:
+            self._answer(refer, 491, "Request Pending")
+            return
+        try:
+            call.b_dialog.receive_request(refer)
+            refer_to = refer.get("Refer-To") or ""
+            dialled = parse_address(refer_to).uri.user  # type: ignore[union-attr]
+        except (DialogError, ParseError, AttributeError):
+            dialled = None
+        if not dialled:
+            self._answer(refer, 400, "Bad Request (Refer-To names no number)")
+            return
+        self._answer(refer, 202, "Accepted")
+        call.transfer = refer
+        self._notify(call, "100 Trying", final=False)
+        referrer = Caller(call.caller.tenant, target.kind, target.name)
+        task = asyncio.get_running_loop().create_task(self._transfer_to(call, referrer, dialled))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _transfer_to(self, call: Call, referrer: Caller, dialled: str) -> None:
+        new = await self.router.route(referrer, dialled)
+        if call.state != "answered":
+            return
+        if isinstance(new, Rejection):
+            self._transfer_failed(call, new.status, new.reason)
+            return
+        invite = self._b_invite(call, new, call.a_invite.max_forwards)
+        if call.media is not None and call.a_sdp:
+            invite.set_body(
+                anchor(call.a_sdp, self.media_address, call.media.b.port)[0], "application/sdp"
+            )
+        self._send_request(
+            invite, new.flow, lambda event: self._on_transfer(call, new, invite, event)
+        )
+        self._by_leg[(invite.call_id, invite.from_.tag or "")] = call
+        log.info("call %d: transferred by %s to %s", call.id, referrer.name, new.uri)
+
+    def _on_transfer(self, call: Call, new: Target, invite: Request, event: Event) -> None:
+        if isinstance(event, TransactionTimeout | TransportError):
+            self._transfer_failed(call, 408, "Request Timeout")
+            return
+        if not isinstance(event, ResponseReceived) or event.response.status < 200:
+            return
+        resp = event.response
+        if resp.status >= 300:
+            self._by_leg.pop((invite.call_id, invite.from_.tag or ""), None)
+            self._transfer_failed(call, resp.status, resp.reason)
+            return
+        dialog = Dialog.from_uac_response(invite, resp)
+        ack = dialog.create_ack(invite.cseq.number)
+        ack.add("Via", self._via(new.flow), first=True)
+        self._send_stateless(bytes(ack), new.flow)
+        if call.state != "answered":  # the caller hung up meanwhile
+            self._bye(dialog, new.flow)
+            return
+        if call.media is not None and resp.body:
+            _, remote = anchor(resp.body, self.media_address, call.media.b.port)
+            call.media.b.rtp.latched = call.media.b.rtcp.latched = False
+            if remote is not None:
+                call.media.b.expect(remote)
+        self._notify(call, f"{resp.status} {resp.reason}", final=True)
+        old_dialog, old_target, old_invite = call.b_dialog, call.target, call.b_invite
+        assert old_dialog is not None and old_target is not None and old_invite is not None
+        self._bye(old_dialog, old_target.flow)
+        self._by_leg.pop((old_invite.call_id, old_invite.from_.tag or ""), None)
+        if old_target.kind == "trunk":
+            self._release_trunk(call, old_target)
+        if new.kind == "trunk":
+            self._take_trunk(call, new.name)
+        call.b_dialog, call.target, call.b_invite = dialog, new, invite
+        call.transfer = None
+
+    def _transfer_failed(self, call: Call, status: int, reason: str) -> None:
+        log.info("call %d: transfer failed: %d %s", call.id, status, reason)
+        self._notify(call, f"{status} {reason}", final=True)
+        call.transfer = None
+
+    def _notify(self, call: Call, sipfrag: str, final: bool) -> None:
+        """Tell the transferor how its REFER goes (RFC 3515 §2.4.5)."""
+        dialog, target = call.b_dialog, call.target
+        if dialog is None or target is None:
+            return
+        state = "terminated;reason=noresource" if final else "active;expires=60"
+        body = f"SIP/2.0 {sipfrag}\r\n".encode()
+        notify = dialog.create_request(
+            "NOTIFY",
+            headers=[("Event", "refer"), ("Subscription-State", state)],
+            body=body,
+            content_type="message/sipfrag;version=2.0",
+        )
+        notify.add("Via", self._via(target.flow), first=True)
+        self._send_request(notify, target.flow, lambda event: None)
 
     # -- re-INVITE and UPDATE: hold, resume, codec changes -------------------------------
 
@@ -447,6 +561,8 @@ class Calls:
         except DialogError as exc:
             self._answer(req, exc.status, exc.reason)
             return
+        if from_a and req.body:
+            call.a_sdp = req.body
         out = there.create_request(
             req.method,
             body=self._anchor(call, req.body, toward_a=not from_a),

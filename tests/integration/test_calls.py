@@ -471,3 +471,86 @@ async def test_keepalive_marks_a_silent_trunk_down_and_routing_skips_it(tmp_path
                 # Straight to the backup: the silent trunk is not even tried.
                 call = await _next_request(backup, "INVITE")
                 assert call.uri_text == f"sip:5551234@127.0.0.1:{backup.address[1]}"
+
+
+async def test_the_callee_transfers_the_caller_blind(tmp_path):
+    async with (
+        running_node(tmp_path) as node,
+        UdpPhone(sip_address(node)) as bob,  # 1002, who answers and transfers
+        UdpPhone(sip_address(node)) as carol,  # 1003, who gets the caller
+        UdpPhone(sip_address(node), host="127.0.0.2") as alice,  # 1001, the caller
+        UdpPhone(("127.0.0.1", 9), host="127.0.0.2") as alice_audio,
+        UdpPhone(("127.0.0.1", 9)) as carol_audio,
+    ):
+        for phone, ext in ((bob, "1002"), (carol, "1003"), (alice, "1001")):
+            assert (await register_agent(phone, ext, f"agent{ext}"))[1].status == 200
+        offer = _sdp("alice", "127.0.0.2", alice_audio.address[1])
+        challenge = await alice.request(
+            invite_text(alice, "1001", 1).replace("sip:200@", "sip:1002@")
+        )
+        creds = authorization(challenge, "1001", "agent1001", "sip:1002@demo.invalid", "INVITE")
+        alice.send(
+            invite_text(alice, "1001", 2, (f"Proxy-Authorization: {creds}",))
+            .replace("sip:200@", "sip:1002@")
+            .replace(
+                "Content-Length: 0",
+                f"Content-Type: application/sdp\r\nContent-Length: {len(offer)}",
+            )
+            + offer
+        )
+        invite = await _next_request(bob, "INVITE")
+        relay_b = _media_address(invite.body)
+        bob.send(bytes(make_response(invite, 200, to_tag="bob1", headers=[
+            ("Contact", f"<sip:1002@{bob.address[0]}:{bob.address[1]}>"),
+            ("Content-Type", "application/sdp"),
+        ], body=_sdp("bob", "127.0.0.1", 40010).encode())))  # fmt: skip
+        answered = await _next_response(alice, 200)
+        relay_a = _media_address(answered.body)
+        alice.send(_in_dialog(alice, "ACK", answered, cseq=2))
+
+        # Bob transfers Alice to Carol (1003).
+        node_contact = invite.contact[0].uri
+        refer = "\r\n".join([
+            f"REFER {node_contact} SIP/2.0",
+            f"Via: {bob.via};branch=z9hG4bK{secrets.token_hex(8)};rport",
+            "Max-Forwards: 70",
+            f"From: {invite.get('To')};tag=bob1",
+            f"To: {invite.get('From')}",
+            f"Call-ID: {invite.call_id}",
+            "CSeq: 1 REFER",
+            f"Contact: <sip:1002@{bob.address[0]}:{bob.address[1]}>",
+            "Refer-To: <sip:1003@demo.invalid>",
+            "Content-Length: 0",
+            "",
+            "",
+        ])  # fmt: skip
+        accepted = await bob.request(refer)
+        assert accepted.status == 202
+        trying = await _next_request(bob, "NOTIFY")
+        assert trying.body == b"SIP/2.0 100 Trying\r\n" and trying.get("Event") == "refer"
+        bob.send(bytes(make_response(trying, 200)))
+        to_carol = await _next_request(carol, "INVITE")
+        # The caller's offer, on the same relay port Bob had: Alice's media path stays.
+        assert _media_address(to_carol.body) == relay_b
+        assert b"o=alice" in to_carol.body
+        carol.send(bytes(make_response(to_carol, 200, to_tag="carol1", headers=[
+            ("Contact", f"<sip:1003@{carol.address[0]}:{carol.address[1]}>"),
+            ("Content-Type", "application/sdp"),
+        ], body=_sdp("carol", "127.0.0.1", carol_audio.address[1]).encode())))  # fmt: skip
+        assert await _next_request(carol, "ACK")
+        done = await _next_request(bob, "NOTIFY")
+        assert done.body == b"SIP/2.0 200 OK\r\n"
+        assert done.get("Subscription-State").startswith("terminated")
+        bob.send(bytes(make_response(done, 200)))
+        bye = await _next_request(bob, "BYE")  # the transferor is let go
+        bob.send(bytes(make_response(bye, 200)))
+
+        # Alice now talks to Carol, through the same relay port as before.
+        alice_audio.send(b"\x80\x00\x00\x01to-carol", relay_a)
+        assert await carol_audio.receive_bytes() == b"\x80\x00\x00\x01to-carol"
+        alice.send(_in_dialog(alice, "BYE", answered, cseq=3))
+        carol_bye = await _next_request(carol, "BYE")
+        assert carol_bye.call_id == to_carol.call_id
+        carol.send(bytes(make_response(carol_bye, 200)))
+        assert (await _next_response(alice, 200)).cseq.method == "BYE"
+        assert len(node.calls) == 0
