@@ -269,7 +269,9 @@ def parse_sip_uri(text: str) -> SipURI:
 # general path below, which also produces the precise error messages.
 _COMMON_SIP = re.compile(
     r"(?:([A-Za-z0-9\-_.!~*'()&=+$,]+)(?::([A-Za-z0-9\-_.!~*'()&=+$,]*))?@)?"
-    r"([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?((?:;[^;?\s\"%]+)*)(?:\?([^\s%]*))?"
+    # No '@' after the host: "sip:a;b@host" has the user "a;b" (RFC 3261
+    # allows ';' and '?' in a user), which the general path finds.
+    r"([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?((?:;[^;?\s\"%@]+)*)(?:\?([^\s%@]*))?"
 )
 
 
