@@ -11,12 +11,13 @@ import os
 import sys
 from pathlib import Path
 
-from . import parser, register
+from . import calls, parser, register
 from .report import write
 
 BENCHMARKS = {
     "parser": parser.run,
     "register": register.run,
+    "calls": calls.run,
 }
 
 

@@ -69,6 +69,7 @@ class Call:
     fallbacks: list[Target] = field(default_factory=list)  # trunks to try next
     pracked: set[str] = field(default_factory=set)  # RSeq values acknowledged (RFC 3262)
     a_sdp: bytes = b""  # the caller's latest SDP as it sent it (offered to a transfer target)
+    b_ack: bytes | None = None  # our ACK to B's 2xx, resent as is for retransmissions
     transfer: Request | None = None  # the REFER being carried out
     media: MediaSession | None = None  # the RTP relay, when the offer came with the INVITE
     offer_b: bytes | None = None  # A's offer as leg B sees it (anchored in the node)
@@ -188,6 +189,7 @@ class Calls:
         call.state = "calling"
         call.b_provisional = False
         call.b_dialog = None
+        call.b_ack = None
         call.pracked = set()
         call.b_invite = self._b_invite(call, target, call.a_invite.max_forwards)
         call.b_txn = self._send_request(
@@ -275,6 +277,10 @@ class Calls:
                 self._relay_to_a(call, resp)
             return
         if status < 300:
+            if call.state == "answered" and call.b_dialog is not None:
+                # The 2xx again (our ACK was lost): the same ACK again, nothing more.
+                self._ack_b(call, call.b_dialog)
+                return
             self._b_answered(call, resp)
             return
         if call.cancelled or call.state == "ended":
@@ -328,14 +334,12 @@ class Calls:
 
     def _ack_b(self, call: Call, dialog: Dialog) -> None:
         assert call.b_invite is not None and call.target is not None
-        ack = dialog.create_ack(call.b_invite.cseq.number)
-        sent_by = self._sent_by(call.target.flow)
-        ack.add(
-            "Via",
-            f"SIP/2.0/{call.target.flow.via_transport} {sent_by};branch={new_branch()};rport",
-            first=True,
-        )
-        self._send_stateless(bytes(ack), call.target.flow)
+        if call.b_ack is None:
+            ack = dialog.create_ack(call.b_invite.cseq.number)
+            ack.add("Via", self._via(call.target.flow), first=True)
+            call.b_ack = bytes(ack)
+        # A retransmitted 2xx gets the very same ACK again (RFC 3261 §13.2.2.4).
+        self._send_stateless(call.b_ack, call.target.flow)
 
     def _relay_to_a(self, call: Call, resp: Response) -> None:
         relayed = make_response(

@@ -120,22 +120,21 @@ class PortPool:
         for _ in range(span // 2):
             port = self._next
             self._next = port + 2 if port + 2 < self.high - 1 else self.low
+            # A port in use is the usual failure; uvloop reports it without
+            # an errno ("could not bind to local_addr"), so any bind error
+            # moves on to the next pair, and only a range with none left fails.
             try:
                 _, rtp = await loop.create_datagram_endpoint(
                     RelayPort, local_addr=(self.host, port)
                 )
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE:
-                    raise
+            except OSError:
                 continue
             try:
                 _, rtcp = await loop.create_datagram_endpoint(
                     RelayPort, local_addr=(self.host, port + 1)
                 )
-            except OSError as exc:
+            except OSError:
                 rtp.close()
-                if exc.errno != errno.EADDRINUSE:
-                    raise
                 continue
             return LegMedia(rtp, rtcp)  # type: ignore[arg-type]
         raise OSError(errno.EADDRINUSE, f"no free RTP port pair in {self.low}-{self.high}")

@@ -120,9 +120,14 @@ async def test_an_agent_calls_another_agent_over_its_registration(tmp_path):
         ], body=answer.encode())  # fmt: skip
         bob.send(bytes(ok))
         answered = await _next_response(alice, 200)
+        alice.send(_in_dialog(alice, "ACK", answered, cseq=2))
         relay_a = _media_address(answered.body)
         assert relay_a[0] == "127.0.0.1" and relay_a[1] not in (relay_b[1], bob_audio.address[1])
-        assert await _next_request(bob, "ACK")  # the node acknowledged Bob's answer
+        first_ack = await _next_request(bob, "ACK")  # the node acknowledged Bob's answer
+        bob.send(bytes(ok))  # as if that ACK were lost: the 200 again
+        again = await _next_request(bob, "ACK")
+        assert bytes(again) == bytes(first_ack)  # the same ACK (RFC 3261 §13.2.2.4)
+        assert await alice.silence(0.2)  # and Alice is not answered twice
 
         # Media flows through the node, payload untouched, both ways.
         alice_audio.send(b"\x80\x00\x00\x01rtp-from-alice", relay_a)

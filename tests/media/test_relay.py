@@ -94,3 +94,24 @@ async def test_the_pool_skips_ports_in_use_and_says_when_none_is_left():
         for leg in (first, second):
             leg.rtp.close()
             leg.rtcp.close()
+
+
+async def test_a_bind_error_without_errno_moves_on_too(monkeypatch):
+    # uvloop says "could not bind to local_addr" with no errno for a port in use.
+    loop = asyncio.get_running_loop()
+    real = loop.create_datagram_endpoint
+    refused = []
+
+    async def flaky(factory, local_addr=None, **kwargs):
+        if local_addr[1] == 33000:
+            refused.append(local_addr)
+            raise OSError(f"could not bind to local_addr {local_addr}")
+        return await real(factory, local_addr=local_addr, **kwargs)
+
+    monkeypatch.setattr(loop, "create_datagram_endpoint", flaky)
+    leg = await PortPool("127.0.0.1", 33000, 33010).leg()
+    try:
+        assert refused and leg.port == 33002
+    finally:
+        leg.rtp.close()
+        leg.rtcp.close()
