@@ -127,7 +127,7 @@ class Node:
         )
         self.transports.on_connection_closed(self._connection_closed)
         self.endpoint = Endpoint(self.stack, self.transports.send, self.dispatcher)
-        await self._start_registrar()
+        await self._start_services()
         await self._listen_sip()
         await self._listen_http()
         if self.trunks is not None:  # pings need the listeners up
@@ -155,7 +155,8 @@ class Node:
         except DirectoryError as exc:
             raise StartError(f"records: {exc}") from None
 
-    async def _start_registrar(self) -> None:
+    async def _start_services(self) -> None:
+        """The registrar, the guard, the call layer and their background tasks."""
         assert self.state is not None and self.endpoint is not None
         cfg, reg, state = self.config, self.config.registrar, self.state
         accounts = Accounts(cfg, self.directory)
@@ -245,7 +246,13 @@ class Node:
         self.endpoint.send_stateless(data, flow)
 
     def _sent_by_flow(self, flow: Flow) -> str:
-        """Our address as a peer on `flow` should see it (Via sent-by, Contact)."""
+        """Our address as a peer on `flow` should see it (Via sent-by, Contact).
+
+        A listener on 0.0.0.0 is no address a peer can answer to (rport
+        brings answers back anyway): the public address when it is known.
+        """
+        if flow.transport in ("ws", "wss"):  # browsers reach us at the HTTP listener
+            return self.http_url.partition("://")[2] or "switch.invalid"
         host, port = flow.local
         if not port:  # a flow we open: the address of our listener for it
             host, port = self._listening.get(flow.transport, ("127.0.0.1", 5060))
@@ -289,13 +296,7 @@ class Node:
 
     def _sent_by(self, binding: Binding) -> str:
         """The Via sent-by of a request to this binding: where answers may come."""
-        host, port = binding.local
-        if not port:  # WebSocket flows: our HTTP listener
-            return self.http_url.partition("://")[2] or "switch.invalid"
-        # A listener on 0.0.0.0 is no address a phone can answer to; rport
-        # brings answers back anyway, but say the public one when we know it.
-        public = self.config.sip.public_address
-        return str(HostPort(public or host, port))
+        return self._sent_by_flow(flow_of(binding))
 
     def _connection_closed(self, flow: Flow) -> None:
         # A binding made over a connection is reachable only through it
