@@ -49,6 +49,16 @@ log = logging.getLogger("switch.call")
 _ids = itertools.count(1)
 
 
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """How a call ended, for its record (issue #9)."""
+
+    by: str  # "caller", "callee" or "node"
+    status: int  # the SIP status it ended with (200 for a BYE; 0 when the node ended it)
+    reason: str  # the reason phrase, or what the node saw
+    reason_header: str | None = None  # the Reason header (RFC 3326) of the BYE or CANCEL
+
+
 @dataclass(eq=False)
 class Call:
     caller: Caller
@@ -76,8 +86,10 @@ class Call:
     trunks: list[tuple[str, str]] = field(default_factory=list)  # counted against max_calls
     state: str = "routing"  # routing, calling, answered, ended
     cancelled: bool = False
-    # Why it ended, for the CDR: who ("caller", "callee", "node"), SIP status, reason.
-    hangup: tuple[str, int, str] | None = None
+    hangup: Hangup | None = None
+    started_at: float = field(default_factory=time.time)
+    answered_at: float | None = None
+    ended_at: float | None = None
 
 
 class Calls:
@@ -93,8 +105,10 @@ class Calls:
         server: str = "switch",
         media: PortPool | None = None,
         media_address: str = "",
+        on_end: Callable[[Call], None] | None = None,
     ) -> None:
         self.router = router
+        self.on_end = on_end  # called once per call when it is over (records, CTI)
         self.media = media
         self.media_address = media_address
         self._send_request = send_request
@@ -298,6 +312,7 @@ class Calls:
             self._forget(call)
             return
         call.state = "answered"
+        call.answered_at = time.time()
         a = call.a_invite
         contact = f"<sip:switch@{self._sent_by(call.a_flow)}>"
         answer = make_response(
@@ -374,7 +389,7 @@ class Calls:
             return
         call.cancelled = True
         self._answer(call.a_invite, 487, "Request Terminated", to_tag=call.a_tag)
-        call.hangup = ("caller", 487, "cancelled before answer")
+        call.hangup = Hangup("caller", 487, "cancelled before answer", event.request.get("Reason"))
         call.state = "ended"
         log.info("call %d: cancelled by the caller", call.id)
         # RFC 3261 §9.1: a CANCEL only after a provisional response; until
@@ -422,7 +437,7 @@ class Calls:
             if other is not None and call.state == "answered":
                 self._bye(other, flow)
             who = "caller" if from_a else "callee"
-            call.hangup = (who, 200, "BYE")
+            call.hangup = Hangup(who, 200, "BYE", req.get("Reason"))
             call.state = "ended"
             log.info("call %d: %s hung up", call.id, who)
             self._forget(call)
@@ -642,7 +657,7 @@ class Calls:
                 self._bye(call.a_dialog, call.a_flow)
             if call.b_dialog is not None and call.target is not None:
                 self._bye(call.b_dialog, call.target.flow)
-            call.hangup = ("node", 0, f"no RTP for {timeout:g} s")
+            call.hangup = Hangup("node", 0, f"no RTP for {timeout:g} s")
             call.state = "ended"
             log.warning("call %d: no media for %g s, hung up", call.id, timeout)
             self._forget(call)
@@ -667,7 +682,7 @@ class Calls:
 
     def _end_a(self, call: Call, status: int, reason: str, who: str) -> None:
         self._answer(call.a_invite, status, reason, to_tag=call.a_tag)
-        call.hangup = (who, status, reason)
+        call.hangup = Hangup(who, status, reason)
         call.state = "ended"
         log.info("call %d: ended with %d %s", call.id, status, reason)
         self._forget(call)
@@ -698,6 +713,13 @@ class Calls:
                 del self.trunk_calls[key]
 
     def _forget(self, call: Call) -> None:
+        if call.ended_at is None:
+            call.ended_at = time.time()
+            if self.on_end is not None:
+                try:
+                    self.on_end(call)
+                except Exception:
+                    log.exception("on_end failed for call %d", call.id)
         if call.media is not None:
             call.media.close()
             call.media = None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from switch.call.b2bua import Call, Hangup
 from switch.sip.message import Request, Response, make_response
 from switch.sip.sdp import parse_sdp
 from tests.integration.conftest import running_node, sip_address
@@ -42,6 +43,9 @@ async def _through_node(tmp_path, caller: str, callee: str, calls: int = 2):
     far_end = free_port(socket.SOCK_DGRAM)
     changes = {'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{far_end}"'}
     async with running_node(tmp_path, changes=changes) as node:
+        assert node.calls is not None
+        ended: list[Call] = []
+        node.calls.on_end = ended.append
         far = asyncio.ensure_future(
             run_sipp(callee, ("127.0.0.1", 9), calls=calls, timeout=20, port=far_end)
         )
@@ -53,25 +57,34 @@ async def _through_node(tmp_path, caller: str, callee: str, calls: int = 2):
         assert near.ok, near.output
         assert far_result.ok, far_result.output
         await asyncio.sleep(0.2)  # the last responses reach the node
-        return node, len(node.calls)
+        assert len(ended) == calls
+        return ended, len(node.calls)
 
 
 @needs_sipp
 async def test_the_callee_hangs_up_first(tmp_path):
-    _, left = await _through_node(tmp_path, "call_uac_callee_hangs_up.xml", "call_uas_hangup.xml")
+    ended, left = await _through_node(
+        tmp_path, "call_uac_callee_hangs_up.xml", "call_uas_hangup.xml"
+    )
     assert left == 0
+    assert {call.hangup for call in ended} == {Hangup("callee", 200, "BYE")}
+    assert all(c.started_at <= c.answered_at <= c.ended_at for c in ended)
 
 
 @needs_sipp
 async def test_busy_comes_back_to_the_caller(tmp_path):
-    _, left = await _through_node(tmp_path, "call_uac_busy.xml", "call_uas_busy.xml")
+    ended, left = await _through_node(tmp_path, "call_uac_busy.xml", "call_uas_busy.xml")
     assert left == 0
+    assert {call.hangup for call in ended} == {Hangup("callee", 486, "Busy Here")}
+    assert all(call.answered_at is None for call in ended)
 
 
 @needs_sipp
 async def test_the_caller_gives_up_while_it_rings(tmp_path):
-    _, left = await _through_node(tmp_path, "call_uac_cancel.xml", "call_uas_cancel.xml")
+    ended, left = await _through_node(tmp_path, "call_uac_cancel.xml", "call_uas_cancel.xml")
     assert left == 0
+    assert {call.hangup.by for call in ended} == {"caller"}
+    assert {call.hangup.status for call in ended} == {487}
 
 
 async def test_an_unknown_did_gets_404(tmp_path):
