@@ -262,6 +262,17 @@ class Calls:
     # -- leg B's responses --------------------------------------------------------------
 
     def _on_b(self, call: Call, event: Event) -> None:
+        try:
+            self._b_event(call, event)
+        except Exception:
+            # A response we cannot use (a 200 without Contact, say) must not
+            # leave the caller ringing: 502, as a gateway does.
+            log.exception("call %d: bad response from %s", call.id, call.target)
+            if call.state in ("routing", "calling") and not call.cancelled:
+                self._end_a(call, 502, "Bad Gateway (the callee's answer cannot be used)",
+                            who="callee")  # fmt: skip
+
+    def _b_event(self, call: Call, event: Event) -> None:
         final = True
         if isinstance(event, ResponseReceived):
             self._b_response(call, event.response)

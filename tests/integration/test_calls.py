@@ -572,3 +572,20 @@ async def test_the_callee_transfers_the_caller_blind(tmp_path):
         carol.send(bytes(make_response(carol_bye, 200)))
         assert (await _next_response(alice, 200)).cseq.method == "BYE"
         assert len(node.calls) == 0
+
+
+async def test_an_answer_without_contact_is_a_502_not_a_hang(tmp_path):
+    async with UdpPhone(("127.0.0.1", 9)) as carrier:
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"'
+        }
+        async with (
+            running_node(tmp_path, changes=changes) as node,
+            UdpPhone(sip_address(node)) as trunk,
+        ):
+            trunk.send(invite_text(trunk, "5551234", 1).replace("sip:200@", "sip:400@"))
+            invite = await _next_request(carrier, "INVITE")
+            # A 2xx must have a Contact (RFC 3261 §13.3.1.4); this one has none.
+            carrier.send(bytes(make_response(invite, 200, to_tag="x")), sip_address(node))
+            assert (await _next_response(trunk, 502)).status == 502
+            assert len(node.calls) == 0
