@@ -80,6 +80,10 @@ class Call:
     pracked: set[str] = field(default_factory=set)  # RSeq values acknowledged (RFC 3262)
     a_sdp: bytes = b""  # the caller's latest SDP as it sent it (offered to a transfer target)
     b_ack: bytes | None = None  # our ACK to B's 2xx, resent as is for retransmissions
+    b_sdp: bytes = b""  # the callee's latest SDP as it sent it (offered to a transfer target)
+    # (Call-ID, our tag) of each leg's dialog: how in-dialog requests find the call.
+    a_key: tuple[str, str] = ("", "")
+    b_key: tuple[str, str] = ("", "")
     transfer: Request | None = None  # the REFER being carried out
     media: MediaSession | None = None  # the RTP relay, when the offer came with the INVITE
     offer_b: bytes | None = None  # A's offer as leg B sees it (anchored in the node)
@@ -146,7 +150,8 @@ class Calls:
         self._by_invite[event.transaction] = call
         if caller.kind == "trunk":
             self._take_trunk(call, caller.name)
-        self._by_leg[(req.call_id, call.a_tag)] = call
+        call.a_key = (req.call_id, call.a_tag)
+        self._by_leg[call.a_key] = call
         task = asyncio.get_running_loop().create_task(self._start(call))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -209,7 +214,8 @@ class Calls:
         call.b_txn = self._send_request(
             call.b_invite, target.flow, lambda event: self._on_b(call, event)
         )
-        self._by_leg[(call.b_invite.call_id, call.b_invite.from_.tag or "")] = call
+        call.b_key = (call.b_invite.call_id, call.b_invite.from_.tag or "")
+        self._by_leg[call.b_key] = call
         log.info(
             "call %d: %s %s/%s -> %s %s",
             call.id,
@@ -220,13 +226,20 @@ class Calls:
             target.uri,
         )
 
-    def _b_invite(self, call: Call, target: Target, max_forwards: int | None) -> Request:
+    def _b_invite(
+        self,
+        call: Call,
+        target: Target,
+        max_forwards: int | None,
+        caller_id: str | None = None,
+    ) -> Request:
         a = call.a_invite
         sent_by = self._sent_by(target.flow)
-        try:
-            caller_id = a.from_.uri.user if hasattr(a.from_.uri, "user") else None
-        except ParseError:
-            caller_id = None
+        if caller_id is None:
+            try:
+                caller_id = a.from_.uri.user if hasattr(a.from_.uri, "user") else None
+            except ParseError:
+                caller_id = None
         caller_id = caller_id or "anonymous"
         headers: list[tuple[str, object]] = [
             ("Via", f"SIP/2.0/{target.flow.via_transport} {sent_by};branch={new_branch()};rport"),
@@ -324,6 +337,7 @@ class Calls:
             return
         call.state = "answered"
         call.answered_at = time.time()
+        call.b_sdp = resp.body
         a = call.a_invite
         contact = f"<sip:switch@{self._sent_by(call.a_flow)}>"
         answer = make_response(
@@ -385,7 +399,7 @@ class Calls:
             failed = call.target
             assert failed is not None and call.b_invite is not None
             log.info("call %d: %s answered %d, trying the next trunk", call.id, failed.name, status)
-            self._by_leg.pop((call.b_invite.call_id, call.b_invite.from_.tag or ""), None)
+            self._by_leg.pop(call.b_key, None)
             self._release_trunk(call, failed)
             self._dial(call, call.fallbacks.pop(0))
             return
@@ -440,7 +454,7 @@ class Calls:
         if call is None:
             self._answer(req, 481, "Call/Transaction Does Not Exist")
             return
-        from_a = req.call_id == call.a_invite.call_id  # B's Call-ID is one we made
+        from_a = (req.call_id, req.to.tag or "") == call.a_key
         if req.method == "BYE":
             self._answer(req, 200, "OK")
             other = call.b_dialog if from_a else call.a_dialog
@@ -459,31 +473,31 @@ class Calls:
         if req.method in ("INVITE", "UPDATE"):
             self._relay_offer(call, req, from_a)
             return
-        if req.method == "REFER" and not from_a:
-            self._transfer(call, req)
+        if req.method == "REFER":
+            self._transfer(call, req, from_a)
             return
-        # INFO, MESSAGE, and REFER from the caller's side: the next parts of #4.
+        # INFO and MESSAGE in a call: the next parts of #4.
         self._answer(req, 501, f"Not Implemented (in-call {req.method} is not relayed yet)")
 
     # -- blind transfer (RFC 3515) ------------------------------------------------------
 
-    def _transfer(self, call: Call, refer: Request) -> None:
-        """The callee's side (an agent, usually) hands the caller to someone else.
+    def _transfer(self, call: Call, refer: Request, from_a: bool) -> None:
+        """One side hands the other to someone else (an agent, usually).
 
         The node takes the transfer on itself, as a B2BUA does: 202, a new leg
-        to the Refer-To target with the caller's offer on the same relay port
-        (the caller's media path does not change), NOTIFYs of how it goes,
-        and when the target answers, BYE to the transferor.
+        to the Refer-To target with the remaining party's SDP on the same relay
+        port (the remaining party's media path does not change), NOTIFYs of
+        how it goes, and when the target answers, BYE to the transferor.
         """
-        target = call.target
-        if call.state != "answered" or call.b_dialog is None or target is None:
+        dialog = call.a_dialog if from_a else call.b_dialog
+        if call.state != "answered" or dialog is None or call.target is None:
             self._answer(refer, 501, "Not Implemented (transfer before the answer)")
             return
         if call.transfer is not None:
             self._answer(refer, 491, "Request Pending")
             return
         try:
-            call.b_dialog.receive_request(refer)
+            dialog.receive_request(refer)
             refer_to = refer.get("Refer-To") or ""
             dialled = parse_address(refer_to).uri.user  # type: ignore[union-attr]
         except (DialogError, ParseError, AttributeError):
@@ -493,74 +507,101 @@ class Calls:
             return
         self._answer(refer, 202, "Accepted")
         call.transfer = refer
-        self._notify(call, "100 Trying", final=False)
-        referrer = Caller(call.caller.tenant, target.kind, target.name)
-        task = asyncio.get_running_loop().create_task(self._transfer_to(call, referrer, dialled))
+        self._notify(call, from_a, "100 Trying", final=False)
+        target = call.target
+        referrer = call.caller if from_a else Caller(call.caller.tenant, target.kind, target.name)
+        task = asyncio.get_running_loop().create_task(
+            self._transfer_to(call, from_a, referrer, dialled)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _transfer_to(self, call: Call, referrer: Caller, dialled: str) -> None:
+    async def _transfer_to(self, call: Call, from_a: bool, referrer: Caller, dialled: str) -> None:
         new = await self.router.route(referrer, dialled)
         if call.state != "answered":
             return
         if isinstance(new, Rejection):
-            self._transfer_failed(call, new.status, new.reason)
+            self._transfer_failed(call, from_a, new.status, new.reason)
             return
-        invite = self._b_invite(call, new, call.a_invite.max_forwards)
-        if call.media is not None and call.a_sdp:
-            invite.set_body(
-                anchor(call.a_sdp, self.media_address, call.media.b.port)[0], "application/sdp"
-            )
-        self._send_request(
-            invite, new.flow, lambda event: self._on_transfer(call, new, invite, event)
-        )
+        # The new party gets the SDP of the one who stays, on the relay port
+        # the transferor had; it sees the one who stays as its caller.
+        staying_sdp = call.b_sdp if from_a else call.a_sdp
+        caller_id = call.target.name if from_a and call.target else None
+        invite = self._b_invite(call, new, call.a_invite.max_forwards, caller_id)
+        media = call.media
+        if media is not None and staying_sdp:
+            port = (media.a if from_a else media.b).port
+            invite.set_body(anchor(staying_sdp, self.media_address, port)[0], "application/sdp")
         self._by_leg[(invite.call_id, invite.from_.tag or "")] = call
+        self._send_request(
+            invite, new.flow, lambda event: self._on_transfer(call, from_a, new, invite, event)
+        )
         log.info("call %d: transferred by %s to %s", call.id, referrer.name, new.uri)
 
-    def _on_transfer(self, call: Call, new: Target, invite: Request, event: Event) -> None:
+    def _on_transfer(
+        self, call: Call, from_a: bool, new: Target, invite: Request, event: Event
+    ) -> None:
+        key = (invite.call_id, invite.from_.tag or "")
         if isinstance(event, TransactionTimeout | TransportError):
-            self._transfer_failed(call, 408, "Request Timeout")
+            self._by_leg.pop(key, None)
+            self._transfer_failed(call, from_a, 408, "Request Timeout")
             return
         if not isinstance(event, ResponseReceived) or event.response.status < 200:
             return
         resp = event.response
         if resp.status >= 300:
-            self._by_leg.pop((invite.call_id, invite.from_.tag or ""), None)
-            self._transfer_failed(call, resp.status, resp.reason)
+            self._by_leg.pop(key, None)
+            self._transfer_failed(call, from_a, resp.status, resp.reason)
             return
         dialog = Dialog.from_uac_response(invite, resp)
         ack = dialog.create_ack(invite.cseq.number)
         ack.add("Via", self._via(new.flow), first=True)
         self._send_stateless(bytes(ack), new.flow)
-        if call.state != "answered":  # the caller hung up meanwhile
+        if call.state != "answered":  # the other party hung up meanwhile
+            self._by_leg.pop(key, None)
             self._bye(dialog, new.flow)
             return
-        if call.media is not None and resp.body:
-            _, remote = anchor(resp.body, self.media_address, call.media.b.port)
-            call.media.b.rtp.latched = call.media.b.rtcp.latched = False
+        media = call.media
+        if media is not None and resp.body:
+            leg = media.a if from_a else media.b
+            _, remote = anchor(resp.body, self.media_address, leg.port)
+            leg.rtp.latched = leg.rtcp.latched = False  # the new party's packets from now on
             if remote is not None:
-                call.media.b.expect(remote)
-        self._notify(call, f"{resp.status} {resp.reason}", final=True)
-        old_dialog, old_target, old_invite = call.b_dialog, call.target, call.b_invite
-        assert old_dialog is not None and old_target is not None and old_invite is not None
-        self._bye(old_dialog, old_target.flow)
-        self._by_leg.pop((old_invite.call_id, old_invite.from_.tag or ""), None)
-        if old_target.kind == "trunk":
+                leg.expect(remote)
+        self._notify(call, from_a, f"{resp.status} {resp.reason}", final=True)
+        call.transfer = None
+        if from_a:
+            # The new party takes the caller's place.
+            assert call.a_dialog is not None
+            self._bye(call.a_dialog, call.a_flow)
+            self._by_leg.pop(call.a_key, None)
+            if call.caller.kind == "trunk":
+                self._release_key(call, (call.caller.tenant, call.caller.name))
+            call.a_dialog, call.a_flow, call.a_key = dialog, new.flow, key
+            call.a_sdp = resp.body
+        else:
+            old_dialog, old_target = call.b_dialog, call.target
+            assert old_dialog is not None and old_target is not None
+            self._bye(old_dialog, old_target.flow)
+            self._by_leg.pop(call.b_key, None)
             self._release_trunk(call, old_target)
+            call.b_dialog, call.target, call.b_invite, call.b_key = dialog, new, invite, key
+            call.b_sdp = resp.body
         if new.kind == "trunk":
             self._take_trunk(call, new.name)
-        call.b_dialog, call.target, call.b_invite = dialog, new, invite
-        call.transfer = None
 
-    def _transfer_failed(self, call: Call, status: int, reason: str) -> None:
+    def _transfer_failed(self, call: Call, from_a: bool, status: int, reason: str) -> None:
         log.info("call %d: transfer failed: %d %s", call.id, status, reason)
-        self._notify(call, f"{status} {reason}", final=True)
+        self._notify(call, from_a, f"{status} {reason}", final=True)
         call.transfer = None
 
-    def _notify(self, call: Call, sipfrag: str, final: bool) -> None:
+    def _notify(self, call: Call, from_a: bool, sipfrag: str, final: bool) -> None:
         """Tell the transferor how its REFER goes (RFC 3515 §2.4.5)."""
-        dialog, target = call.b_dialog, call.target
-        if dialog is None or target is None:
+        if from_a:
+            dialog, flow = call.a_dialog, call.a_flow
+        else:
+            dialog, flow = call.b_dialog, (call.target.flow if call.target else None)
+        if dialog is None or flow is None:
             return
         state = "terminated;reason=noresource" if final else "active;expires=60"
         body = f"SIP/2.0 {sipfrag}\r\n".encode()
@@ -570,8 +611,8 @@ class Calls:
             body=body,
             content_type="message/sipfrag;version=2.0",
         )
-        notify.add("Via", self._via(target.flow), first=True)
-        self._send_request(notify, target.flow, lambda event: None)
+        notify.add("Via", self._via(flow), first=True)
+        self._send_request(notify, flow, lambda event: None)
 
     # -- re-INVITE and UPDATE: hold, resume, codec changes -------------------------------
 
@@ -591,8 +632,11 @@ class Calls:
         except DialogError as exc:
             self._answer(req, exc.status, exc.reason)
             return
-        if from_a and req.body:
-            call.a_sdp = req.body
+        if req.body:
+            if from_a:
+                call.a_sdp = req.body
+            else:
+                call.b_sdp = req.body
         out = there.create_request(
             req.method,
             body=self._anchor(call, req.body, toward_a=not from_a),
@@ -629,6 +673,11 @@ class Calls:
             headers = [("Server", self.server)]
             if here.local_target is not None and resp.status < 300:
                 headers.append(("Contact", f"<{here.local_target}>"))  # a target refresh
+            if resp.body and resp.status < 300:
+                if from_a:
+                    call.b_sdp = resp.body
+                else:
+                    call.a_sdp = resp.body
             body = self._anchor(call, resp.body, toward_a=from_a)
             reply = make_response(req, resp.status, resp.reason, body=body, headers=headers)
             if resp.body and resp.content_type:
@@ -716,8 +765,11 @@ class Calls:
         call.trunks.append(key)
 
     def _release_trunk(self, call: Call, target: Target) -> None:
-        key = (call.caller.tenant, target.name)
-        if target.kind == "trunk" and key in call.trunks:
+        if target.kind == "trunk":
+            self._release_key(call, (call.caller.tenant, target.name))
+
+    def _release_key(self, call: Call, key: tuple[str, str]) -> None:
+        if key in call.trunks:
             call.trunks.remove(key)
             self.trunk_calls[key] -= 1
             if self.trunk_calls[key] <= 0:
@@ -742,9 +794,8 @@ class Calls:
         # A retransmitted BYE is absorbed by its transaction, so the legs'
         # keys can go at once.
         self._by_invite.pop(call.a_txn, None)
-        self._by_leg.pop((call.a_invite.call_id, call.a_tag), None)
-        if call.b_invite is not None:
-            self._by_leg.pop((call.b_invite.call_id, call.b_invite.from_.tag or ""), None)
+        self._by_leg.pop(call.a_key, None)
+        self._by_leg.pop(call.b_key, None)
 
     async def close(self) -> None:
         for task in list(self._tasks):

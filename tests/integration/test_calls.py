@@ -206,7 +206,14 @@ async def _next_response(phone: UdpPhone, status: int) -> Response:
             return msg
 
 
-def _in_dialog(phone: UdpPhone, method: str, answered: Response, cseq: int, sdp: str = "") -> str:
+def _in_dialog(
+    phone: UdpPhone,
+    method: str,
+    answered: Response,
+    cseq: int,
+    sdp: str = "",
+    extra: tuple[str, ...] = (),
+) -> str:
     target = answered.contact[0].uri
     body = ["Content-Type: application/sdp"] if sdp else []
     host, port = phone.address
@@ -220,6 +227,7 @@ def _in_dialog(phone: UdpPhone, method: str, answered: Response, cseq: int, sdp:
             f"Call-ID: {answered.call_id}",
             f"CSeq: {cseq} {method}",
             f"Contact: <sip:1001@{host}:{port}>",
+            *extra,
             *body,
             f"Content-Length: {len(sdp)}",
             "",
@@ -589,3 +597,89 @@ async def test_an_answer_without_contact_is_a_502_not_a_hang(tmp_path):
             carrier.send(bytes(make_response(invite, 200, to_tag="x")), sip_address(node))
             assert (await _next_response(trunk, 502)).status == 502
             assert len(node.calls) == 0
+
+
+async def test_the_caller_transfers_the_callee_blind(tmp_path):
+    # An agent calls out (leg A is the agent) and hands the customer on.
+    async with (
+        running_node(tmp_path) as node,
+        UdpPhone(sip_address(node)) as bob,  # 1002, the one called
+        UdpPhone(sip_address(node)) as carol,  # 1003, who takes over
+        UdpPhone(sip_address(node), host="127.0.0.2") as alice,  # 1001, who calls and leaves
+        UdpPhone(("127.0.0.1", 9)) as bob_audio,
+        UdpPhone(("127.0.0.1", 9)) as carol_audio,
+    ):
+        assert node.calls is not None
+        ended: list[Call] = []
+        node.calls.on_end = ended.append
+        for phone, ext in ((bob, "1002"), (carol, "1003"), (alice, "1001")):
+            assert (await register_agent(phone, ext, f"agent{ext}"))[1].status == 200
+        offer = _sdp("alice", "127.0.0.2", 40020)
+        challenge = await alice.request(
+            invite_text(alice, "1001", 1).replace("sip:200@", "sip:1002@")
+        )
+        creds = authorization(challenge, "1001", "agent1001", "sip:1002@demo.invalid", "INVITE")
+        alice.send(
+            invite_text(alice, "1001", 2, (f"Proxy-Authorization: {creds}",))
+            .replace("sip:200@", "sip:1002@")
+            .replace(
+                "Content-Length: 0",
+                f"Content-Type: application/sdp\r\nContent-Length: {len(offer)}",
+            )
+            + offer
+        )
+        invite = await _next_request(bob, "INVITE")
+        relay_b = _media_address(invite.body)
+        bob.send(bytes(make_response(invite, 200, to_tag="bob1", headers=[
+            ("Contact", f"<sip:1002@{bob.address[0]}:{bob.address[1]}>"),
+            ("Content-Type", "application/sdp"),
+        ], body=_sdp("bob", "127.0.0.1", bob_audio.address[1]).encode())))  # fmt: skip
+        answered = await _next_response(alice, 200)
+        relay_a = _media_address(answered.body)
+        alice.send(_in_dialog(alice, "ACK", answered, cseq=2))
+
+        refer = _in_dialog(
+            alice, "REFER", answered, cseq=3, extra=("Refer-To: <sip:1003@demo.invalid>",)
+        )
+        assert (await alice.request(refer)).status == 202
+        trying = await _next_request(alice, "NOTIFY")
+        assert trying.body == b"SIP/2.0 100 Trying\r\n"
+        alice.send(bytes(make_response(trying, 200)))
+        to_carol = await _next_request(carol, "INVITE")
+        # Bob's SDP on the relay port Alice had: Bob's media path stays.
+        assert _media_address(to_carol.body) == relay_a and b"o=bob" in to_carol.body
+        assert to_carol.from_.uri.user == "1002"  # Carol sees who she is talking to
+        carol.send(bytes(make_response(to_carol, 200, to_tag="carol1", headers=[
+            ("Contact", f"<sip:1003@{carol.address[0]}:{carol.address[1]}>"),
+            ("Content-Type", "application/sdp"),
+        ], body=_sdp("carol", "127.0.0.1", carol_audio.address[1]).encode())))  # fmt: skip
+        assert await _next_request(carol, "ACK")
+        done = await _next_request(alice, "NOTIFY")
+        assert done.body == b"SIP/2.0 200 OK\r\n"
+        alice.send(bytes(make_response(done, 200)))
+        bye = await _next_request(alice, "BYE")  # the transferor is let go
+        alice.send(bytes(make_response(bye, 200)))
+
+        bob_audio.send(b"\x80\x00\x00\x01to-carol", relay_b)
+        assert await carol_audio.receive_bytes() == b"\x80\x00\x00\x01to-carol"
+        # Carol hangs up: Bob gets the BYE, and the call is over.
+        carol_bye = "\r\n".join([
+            f"BYE {to_carol.contact[0].uri} SIP/2.0",
+            f"Via: {carol.via};branch=z9hG4bK{secrets.token_hex(8)};rport",
+            "Max-Forwards: 70",
+            f"From: {to_carol.get('To')};tag=carol1",
+            f"To: {to_carol.get('From')}",
+            f"Call-ID: {to_carol.call_id}",
+            "CSeq: 1 BYE",
+            "Content-Length: 0",
+            "",
+            "",
+        ])  # fmt: skip
+        assert (await carol.request(carol_bye)).status == 200
+        bob_bye = await _next_request(bob, "BYE")
+        assert bob_bye.call_id == invite.call_id
+        bob.send(bytes(make_response(bob_bye, 200)))
+        await asyncio.sleep(0.05)
+        assert len(node.calls) == 0
+        [call] = ended
+        assert call.hangup == Hangup("caller", 200, "BYE")  # Carol stood in for the caller
