@@ -17,6 +17,7 @@ import itertools
 import logging
 import secrets
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -505,6 +506,10 @@ class Calls:
         if not dialled:
             self._answer(refer, 400, "Bad Request (Refer-To names no number)")
             return
+        replaces = _replaces(refer.get("Refer-To") or "")
+        if replaces is not None:
+            self._attended(call, refer, from_a, replaces)
+            return
         self._answer(refer, 202, "Accepted")
         call.transfer = refer
         self._notify(call, from_a, "100 Trying", final=False)
@@ -589,6 +594,62 @@ class Calls:
             call.b_sdp = resp.body
         if new.kind == "trunk":
             self._take_trunk(call, new.name)
+
+    def _attended(
+        self, call: Call, refer: Request, from_a: bool, replaces: tuple[str, str, str]
+    ) -> None:
+        """Attended transfer (RFC 3891): join this call's other party to the
+        party of the transferor's second call, and let the transferor go.
+
+        The usual flow of an agent: a customer calls (this call, the agent
+        its callee), the agent calls a colleague (the second call, the agent
+        its caller), then transfers. Both calls' media are anchored here, so
+        joining them is re-pairing two relay legs: nobody is re-INVITEd.
+        """
+        call_id, to_tag, from_tag = replaces
+        other = self._by_leg.get((call_id, to_tag))
+        if (
+            from_a
+            or other is None
+            or other is call
+            or other.a_key != (call_id, to_tag)
+            or other.a_invite.from_.tag != from_tag
+            or other.state != "answered"
+            or call.media is None
+            or other.media is None
+            or other.b_dialog is None
+            or other.target is None
+        ):
+            # Only the agent-as-callee, then agent-as-caller shape is joined so far.
+            self._answer(refer, 501, "Not Implemented (this attended transfer)")
+            return
+        self._answer(refer, 202, "Accepted")
+        self._notify(call, False, "200 OK", final=True)
+        # The transferor leaves both calls.
+        old_dialog, old_target = call.b_dialog, call.target
+        assert old_dialog is not None and old_target is not None and other.a_dialog is not None
+        self._bye(old_dialog, old_target.flow)
+        self._bye(other.a_dialog, other.a_flow)
+        self._by_leg.pop(call.b_key, None)
+        self._by_leg.pop(other.a_key, None)
+        self._release_trunk(call, old_target)
+        # This call's caller now talks to the second call's callee.
+        call.b_dialog, call.target, call.b_invite = other.b_dialog, other.target, other.b_invite
+        call.b_key, call.b_sdp = other.b_key, other.b_sdp
+        self._by_leg[call.b_key] = call
+        call.trunks.extend(other.trunks)
+        other.trunks.clear()
+        joined = MediaSession(call.media.a, other.media.b)
+        call.media.b.rtp.close()
+        call.media.b.rtcp.close()
+        other.media.a.rtp.close()
+        other.media.a.rtcp.close()
+        call.media, other.media = joined, None
+        other.b_dialog, other.b_key = None, ("", "")  # its callee's leg is this call's now
+        other.hangup = Hangup("caller", 200, "transferred (attended)")
+        other.state = "ended"
+        self._forget(other)
+        log.info("call %d: joined with call %d (attended transfer)", call.id, other.id)
 
     def _transfer_failed(self, call: Call, from_a: bool, status: int, reason: str) -> None:
         log.info("call %d: transfer failed: %d %s", call.id, status, reason)
@@ -802,3 +863,23 @@ class Calls:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _replaces(refer_to: str) -> tuple[str, str, str] | None:
+    """(Call-ID, to-tag, from-tag) of a Replaces header in a Refer-To URI, if any."""
+    try:
+        uri = parse_address(refer_to).uri
+    except ParseError:
+        return None
+    headers = getattr(uri, "headers", None)
+    if not headers:
+        return None
+    for header in headers.split("&"):
+        name, _, value = header.partition("=")
+        if name.strip().lower() != "replaces":
+            continue
+        call_id, *params = urllib.parse.unquote(value).split(";")
+        tags = dict(p.strip().partition("=")[::2] for p in params)
+        if call_id and "to-tag" in tags and "from-tag" in tags:
+            return call_id.strip(), tags["to-tag"], tags["from-tag"]
+    return None

@@ -683,3 +683,82 @@ async def test_the_caller_transfers_the_callee_blind(tmp_path):
         assert len(node.calls) == 0
         [call] = ended
         assert call.hangup == Hangup("caller", 200, "BYE")  # Carol stood in for the caller
+
+
+async def test_the_callee_transfers_the_caller_attended(tmp_path):
+    # A customer calls agent Bob; Bob calls Carol, then joins the customer to her.
+    async with (
+        running_node(tmp_path) as node,
+        # Bob places a call too: not from 127.0.0.1, which is the demo trunk's address.
+        UdpPhone(sip_address(node), host="127.0.0.3") as bob,  # 1002
+        UdpPhone(sip_address(node)) as carol,  # 1003
+        UdpPhone(sip_address(node), host="127.0.0.2") as alice,  # 1001, the customer here
+        UdpPhone(("127.0.0.1", 9), host="127.0.0.2") as alice_audio,
+        UdpPhone(("127.0.0.1", 9)) as carol_audio,
+    ):
+        assert node.calls is not None
+        for phone, ext in ((bob, "1002"), (carol, "1003"), (alice, "1001")):
+            assert (await register_agent(phone, ext, f"agent{ext}"))[1].status == 200
+
+        async def call(caller: UdpPhone, ext: str, callee_ext: str, cseq: int, sdp: str):
+            challenge = await caller.request(
+                invite_text(caller, ext, cseq).replace("sip:200@", f"sip:{callee_ext}@")
+            )
+            creds = authorization(
+                challenge, ext, f"agent{ext}", f"sip:{callee_ext}@demo.invalid", "INVITE"
+            )
+            text = (
+                invite_text(caller, ext, cseq + 1, (f"Proxy-Authorization: {creds}",))
+                .replace("sip:200@", f"sip:{callee_ext}@")
+                .replace("Call-ID: guarded-invite", f"Call-ID: call-from-{ext}")
+                .replace(
+                    "Content-Length: 0",
+                    f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}",
+                )
+            )
+            caller.send(text + sdp)
+
+        async def answer(callee: UdpPhone, tag: str, port: int) -> Request:
+            invite = await _next_request(callee, "INVITE")
+            callee.send(bytes(make_response(invite, 200, to_tag=tag, headers=[
+                ("Contact", f"<sip:x@{callee.address[0]}:{callee.address[1]}>"),
+                ("Content-Type", "application/sdp"),
+            ], body=_sdp(tag, "127.0.0.1", port).encode())))  # fmt: skip
+            return invite
+
+        await call(alice, "1001", "1002", 1, _sdp("alice", "127.0.0.2", alice_audio.address[1]))
+        invite1 = await answer(bob, "bob1", 40030)
+        answered1 = await _next_response(alice, 200)
+        alice.send(_in_dialog(alice, "ACK", answered1, cseq=2))
+        relay_a = _media_address(answered1.body)
+
+        await call(bob, "1002", "1003", 1, _sdp("bob", "127.0.0.1", 40032))
+        await answer(carol, "carol1", carol_audio.address[1])
+        answered2 = await _next_response(bob, 200)
+        bob_leg2 = (answered2.call_id, answered2.to.tag, answered2.from_.tag)
+
+        # Bob transfers call 1 to call 2's Carol, replacing his own leg of call 2.
+        replaces = f"{bob_leg2[0]}%3Bto-tag%3D{bob_leg2[1]}%3Bfrom-tag%3D{bob_leg2[2]}"
+        refer = "\r\n".join([
+            f"REFER {invite1.contact[0].uri} SIP/2.0",
+            f"Via: {bob.via};branch=z9hG4bK{secrets.token_hex(8)};rport",
+            "Max-Forwards: 70",
+            f"From: {invite1.get('To')};tag=bob1",
+            f"To: {invite1.get('From')}",
+            f"Call-ID: {invite1.call_id}",
+            "CSeq: 1 REFER",
+            f"Refer-To: <sip:1003@demo.invalid?Replaces={replaces}>",
+            "Content-Length: 0",
+            "",
+            "",
+        ])  # fmt: skip
+        assert (await bob.request(refer)).status == 202
+        byes = {(await _next_request(bob, "BYE")).call_id for _ in range(2)}
+        assert byes == {invite1.call_id, bob_leg2[0]}  # Bob leaves both calls
+
+        # Alice and Carol hear each other, with nobody re-INVITEd.
+        alice_audio.send(b"\x80\x00\x00\x01to-carol", relay_a)
+        assert await carol_audio.receive_bytes() == b"\x80\x00\x00\x01to-carol"
+        assert len(node.calls) == 1
+        alice.send(_in_dialog(alice, "BYE", answered1, cseq=3))
+        assert (await _next_request(carol, "BYE")).to.tag == "carol1"
