@@ -590,6 +590,9 @@ with warnings.catch_warnings():
         # Seconds between OPTIONS pings of outbound_host; a trunk that stops
         # answering is skipped by routing until it answers again. 0 = never.
         keepalive: int = Field(30, ge=0)
+        # A trusted trunk's P-Asserted-Identity is believed (RFC 3325), and
+        # calls out through it carry one, with Privacy honoured by the carrier.
+        trusted: bool = False
 
         def accepts(self, address: str) -> bool:
             """True when a request from `address` may come from this trunk."""

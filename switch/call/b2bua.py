@@ -236,16 +236,21 @@ class Calls:
     ) -> Request:
         a = call.a_invite
         sent_by = self._sent_by(target.flow)
-        if caller_id is None:
-            try:
-                caller_id = a.from_.uri.user if hasattr(a.from_.uri, "user") else None
-            except ParseError:
-                caller_id = None
-        caller_id = caller_id or "anonymous"
+        caller_id = caller_id or self._caller_id(call) or "anonymous"
+        hidden = "id" in {p.strip().lower() for v in a.get_all("Privacy") for p in v.split(";")}
+        shown = "sip:anonymous@anonymous.invalid" if hidden else f"sip:{caller_id}@{sent_by}"
+        identity: list[tuple[str, object]] = []
+        if self._trusted(call.caller.tenant, target):
+            # RFC 3325: a trusted carrier gets the real identity, and the
+            # caller's wish to hide it (Privacy: id) to honour.
+            identity.append(("P-Asserted-Identity", f"<sip:{caller_id}@{sent_by}>"))
+            if hidden:
+                identity.append(("Privacy", "id"))
         headers: list[tuple[str, object]] = [
             ("Via", f"SIP/2.0/{target.flow.via_transport} {sent_by};branch={new_branch()};rport"),
             ("Max-Forwards", str(70 if max_forwards is None else min(70, max_forwards - 1))),
-            ("From", f"<sip:{caller_id}@{sent_by}>;tag={secrets.token_hex(6)}"),
+            ("From", f"<{shown}>;tag={secrets.token_hex(6)}"),
+            *identity,
             ("To", f"<{target.uri}>"),
             ("Call-ID", secrets.token_hex(16)),
             ("CSeq", "1 INVITE"),
@@ -257,6 +262,29 @@ class Calls:
         body = call.offer_b if call.offer_b is not None else a.body
         req.set_body(body, a.content_type if body else None)
         return req
+
+    def _caller_id(self, call: Call) -> str | None:
+        """Who is calling: a trusted trunk's P-Asserted-Identity, else the From user."""
+        a = call.a_invite
+        if call.caller.kind == "trunk" and self._trusted_name(call.caller.tenant, call.caller.name):
+            for text in a.get_all("P-Asserted-Identity"):
+                try:
+                    user = getattr(parse_address(text).uri, "user", None)
+                except ParseError:
+                    continue  # an unreadable identity is no identity
+                if user:
+                    return user
+        try:
+            return getattr(a.from_.uri, "user", None)
+        except ParseError:
+            return None
+
+    def _trusted(self, tenant: str, target: Target) -> bool:
+        return target.kind == "trunk" and self._trusted_name(tenant, target.name)
+
+    def _trusted_name(self, tenant: str, name: str) -> bool:
+        trunk = self.router.config.tenants[tenant].trunks.get(name)
+        return trunk is not None and trunk.trusted
 
     def _anchor(self, call: Call, body: bytes, toward_a: bool) -> bytes:
         """`body` (an offer or answer) as the other leg should see it: media via our ports.

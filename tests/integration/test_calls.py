@@ -762,3 +762,30 @@ async def test_the_callee_transfers_the_caller_attended(tmp_path):
         assert len(node.calls) == 1
         alice.send(_in_dialog(alice, "BYE", answered1, cseq=3))
         assert (await _next_request(carol, "BYE")).to.tag == "carol1"
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_asserted_identity_and_privacy_on_trusted_trunks(tmp_path, trusted):
+    async with UdpPhone(("127.0.0.1", 9)) as carrier:
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"',
+            "trusted = false ": f"trusted = {str(trusted).lower()} ",
+        }
+        async with (
+            running_node(tmp_path, changes=changes) as node,
+            UdpPhone(sip_address(node)) as trunk,
+        ):
+            trunk.send(
+                invite_text(
+                    trunk, "5551234", 1,
+                    ("P-Asserted-Identity: <sip:5550001@carrier.example>", "Privacy: id"),
+                ).replace("sip:200@", "sip:400@")
+            )  # fmt: skip
+            out = await _next_request(carrier, "INVITE")
+            assert out.from_.uri.user == "anonymous"  # the caller asked to be hidden
+            if trusted:
+                # The carrier is told who it is, and to keep it to itself.
+                assert out.get("P-Asserted-Identity").startswith("<sip:5550001@")
+                assert out.get("Privacy") == "id"
+            else:
+                assert "P-Asserted-Identity" not in out and "Privacy" not in out
