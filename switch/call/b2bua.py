@@ -4,10 +4,17 @@ Leg A is the dialog the caller made with us (we are its UAS); leg B the one
 we make with the target (we are its UAC). Each leg has its own Call-ID, tags
 and CSeq space: nothing that names one dialog is copied into the other.
 
-This first part relays the call flow: provisional responses (with early
-media SDP), the answer, failures, CANCEL before answer (and the race where
-the answer crosses it), BYE from either side. The SDP is passed through
-unchanged; anchoring the media in the node comes next.
+The call flow is carried leg to leg: provisional responses (with early
+media, PRACK where a trunk requires it), the answer, failures (with
+failover to a route's next trunk), CANCEL before the answer (and the race
+where the answer crosses it), BYE from either side, re-INVITE and UPDATE,
+blind and attended transfers. Every SDP is rewritten so that media flows
+through the node's RTP relay (`switch.media.relay`): a transfer then only
+re-points a relay leg, and nobody else has to be re-INVITEd.
+
+A transfer moves legs: after one by the caller's side, "leg A" is the new
+party (a dialog we made), so code that needs the caller's INVITE uses
+`a_invite` only before the answer, and `a_dialog`/`a_flow`/`a_key` after.
 """
 
 from __future__ import annotations
