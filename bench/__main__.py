@@ -11,13 +11,14 @@ import os
 import sys
 from pathlib import Path
 
-from . import calls, parser, register
+from . import calls, parser, register, relay
 from .report import write
 
 BENCHMARKS = {
     "parser": parser.run,
     "register": register.run,
     "calls": calls.run,
+    "relay": relay.run,
 }
 
 
