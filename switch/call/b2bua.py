@@ -894,10 +894,15 @@ class Calls:
         self._by_leg.pop(call.b_key, None)
 
     async def close(self) -> None:
+        """Stop: cancel what is under way and release the calls' relay ports."""
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        for call in list(self._by_invite.values()):
+            if call.media is not None:
+                call.media.close()
+                call.media = None
 
 
 def _replaces(refer_to: str) -> tuple[str, str, str] | None:
