@@ -45,18 +45,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .register import (
-    _cpu_seconds,
-    _cpus,
-    _ensure_kamailio,
-    _free_port,
-    _http_ok,
-    _NotRun,
-    _pinned,
-    _stop,
-    _switch_bin,
-    _tail,
-)
+from . import procs
+from .register import _ensure_kamailio, _NotRun
 from .report import Row
 
 HERE = Path(__file__).resolve().parent
@@ -248,21 +238,23 @@ def _callee(work: Path, port: int, cpus: set[int], limit: int) -> Iterator[Calle
             stderr=subprocess.STDOUT,
             cwd=work,
             start_new_session=True,
-            preexec_fn=_pinned(cpus),
+            preexec_fn=procs.pinned(cpus),
         )
     try:
         deadline = time.monotonic() + 10
         for _ in range(100):
             if proc.poll() is not None:
-                raise RuntimeError(f"the callee SIPp exited ({proc.returncode}):\n{_tail(log)}")
+                raise RuntimeError(
+                    f"the callee SIPp exited ({proc.returncode}):\n{procs.tail(log)}"
+                )
             if _bound(port) or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         if not _bound(port):
-            raise RuntimeError(f"the callee SIPp did not bind 127.0.0.1:{port}:\n{_tail(log)}")
+            raise RuntimeError(f"the callee SIPp did not bind 127.0.0.1:{port}:\n{procs.tail(log)}")
         yield Callee(proc.pid, stats, errors)
     finally:
-        _stop(proc)
+        procs.stop(proc)
 
 
 def _caller(
@@ -282,7 +274,7 @@ def _caller(
         path.unlink(missing_ok=True)
     cmd = [
         _sipp_bin(), "-sf", str(UAC), f"127.0.0.1:{port}", "-t", "u1",
-        "-i", "127.0.0.1", "-p", str(_free_port()), "-s", DID,
+        "-i", "127.0.0.1", "-p", str(procs.free_port()), "-s", DID,
         "-m", str(count), "-r", str(rate), "-rp", "1000", "-l", str(outstanding),
         # A call not answered within 5 s fails (retransmissions go on until
         # then), so a stalled server ends the run quickly.
@@ -292,15 +284,20 @@ def _caller(
         "-nostdin", "-trace_stat", "-stf", str(stats),
         "-trace_err", "-error_file", str(errors),
     ]  # fmt: skip
-    cpu_before = _cpu_seconds(server_pid)
-    callee_before = _cpu_seconds(callee_pid)
+    cpu_before = procs.cpu_seconds(server_pid)
+    callee_before = procs.cpu_seconds(callee_pid)
     # The caller is the only child this process waits for during the run.
     sipp_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
-        cmd, capture_output=True, text=True, cwd=work, timeout=limit + 30, preexec_fn=_pinned(cpus)
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=work,
+        timeout=limit + 30,
+        preexec_fn=procs.pinned(cpus),
     )
-    server_cpu = _cpu_seconds(server_pid) - cpu_before
-    callee_cpu = _cpu_seconds(callee_pid) - callee_before
+    server_cpu = procs.cpu_seconds(server_pid) - cpu_before
+    callee_cpu = procs.cpu_seconds(callee_pid) - callee_before
     sipp_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     sipp_cpu = (sipp_after.ru_utime + sipp_after.ru_stime) - (
         sipp_before.ru_utime + sipp_before.ru_stime
@@ -397,27 +394,6 @@ def _log_summary(lines: list[str]) -> str:
     return f"{sum(kinds.values()):,} warning/error lines ({common})"
 
 
-def _wait_sip(port: int, proc: subprocess.Popen, log: Path, what: str) -> None:
-    """Wait until something answers an OPTIONS on 127.0.0.1:port (UDP)."""
-    probe = (
-        f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
-        "Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbenchprobe;rport\r\n"
-        "From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\n"
-        "Call-ID: benchprobe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    ).encode()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        s.settimeout(0.2)
-        for _ in range(100):  # 20 s
-            if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited ({proc.returncode}):\n{_tail(log)}")
-            s.sendto(probe, ("127.0.0.1", port))
-            with contextlib.suppress(TimeoutError):
-                if s.recv(65535).startswith(b"SIP/2.0 "):
-                    return
-    raise RuntimeError(f"{what} did not answer within 20 s:\n{_tail(log)}")
-
-
 # -- the servers ---------------------------------------------------------------
 
 # A server under test, given the callee's port: yields (SIP port, pid, log file).
@@ -425,7 +401,7 @@ Server = Callable[[Path, int], contextlib.AbstractContextManager[tuple[int, int,
 
 
 def _node_config(work: Path, callee_port: int) -> tuple[Path, int, int]:
-    sip_port, http_port = _free_port(), _free_port(socket.SOCK_STREAM)
+    sip_port, http_port = procs.free_port(), procs.free_port(socket.SOCK_STREAM)
     path = work / "node.toml"
     path.write_text(
         f"""# Written by bench/calls.py.
@@ -465,11 +441,7 @@ forward = "{FORWARD}"
 trunk = "carrier"
 """
     )
-    check = subprocess.run(
-        [str(_switch_bin()), "check-config", str(path)], capture_output=True, text=True, timeout=60
-    )
-    if check.returncode != 0:
-        raise RuntimeError(f"bench config rejected:\n{check.stdout}{check.stderr}")
+    procs.check_config(path)
     return path, sip_port, http_port
 
 
@@ -477,31 +449,8 @@ trunk = "carrier"
 def _node(work: Path, callee_port: int) -> Iterator[tuple[int, int, Path]]:
     """Run our node; yields (SIP port, pid, log) once /healthz says ready."""
     config, sip_port, http_port = _node_config(work, callee_port)
-    cmd = [str(_switch_bin()), "run", "--config", str(config)]
-    profile_dir = os.environ.get("SWITCH_BENCH_PROFILE")
-    if profile_dir:  # as in bench/register.py
-        out = Path(profile_dir).resolve() / "node-calls.prof"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "cProfile", "-o", str(out), *cmd]
-    log = work / "node.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            cmd, stdout=sink, stderr=subprocess.STDOUT, cwd=work, start_new_session=True
-        )
-    try:
-        url = f"http://127.0.0.1:{http_port}/healthz"
-        deadline = time.monotonic() + 30
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise RuntimeError(f"node exited ({proc.returncode}):\n{_tail(log)}")
-            if _http_ok(url) or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        if not _http_ok(url):
-            raise RuntimeError(f"node not ready within 30 s:\n{_tail(log)}")
-        yield sip_port, proc.pid, log
-    finally:
-        _stop(proc)
+    with procs.node(work, config, http_port, "calls") as (pid, log):
+        yield sip_port, pid, log
 
 
 def _sippy_version() -> str:
@@ -527,7 +476,7 @@ def _sippy_version() -> str:
 @contextlib.contextmanager
 def _sippy(work: Path, callee_port: int) -> Iterator[tuple[int, int, Path]]:
     """sippy's b2bua_simple, every call to the callee; yields (SIP port, pid, log)."""
-    port = _free_port()
+    port = procs.free_port()
     log = work / "sippy.log"
     cmd = [
         str(BENCH_PYTHON), "-m", "sippy.b2bua_simple", "-f",
@@ -540,17 +489,17 @@ def _sippy(work: Path, callee_port: int) -> Iterator[tuple[int, int, Path]]:
             cmd, stdout=sink, stderr=subprocess.STDOUT, cwd=work, env=env, start_new_session=True
         )
     try:
-        _wait_sip(port, proc, log, "sippy's b2bua_simple")
+        procs.wait_sip(port, proc, log, "sippy's b2bua_simple")
         yield port, proc.pid, log
     finally:
-        _stop(proc)
+        procs.stop(proc)
 
 
 def _kamailio(binary: str) -> Server:
     @contextlib.contextmanager
     def run(work: Path, callee_port: int) -> Iterator[tuple[int, int, Path]]:
         """Kamailio in the foreground; yields (SIP port, main pid, log)."""
-        port = _free_port()
+        port = procs.free_port()
         run_dir = work / "kamailio-proxy"
         run_dir.mkdir(exist_ok=True)
         log = work / "kamailio-proxy.log"
@@ -565,10 +514,10 @@ def _kamailio(binary: str) -> Server:
                 cmd, stdout=sink, stderr=subprocess.STDOUT, cwd=run_dir, start_new_session=True
             )
         try:
-            _wait_sip(port, proc, log, "kamailio")
+            procs.wait_sip(port, proc, log, "kamailio")
             yield port, proc.pid, log
         finally:
-            _stop(proc)
+            procs.stop(proc)
 
     return run
 
@@ -587,7 +536,7 @@ def _ours(work: Path, cpus: set[int]) -> list[Row]:
         CAPACITY_GUESS * SECONDS, CAPACITY_RATE, CAPACITY_OUTSTANDING, CAPACITY_GUESS // 4
     )  # fmt: skip
     limit = sum(_limit(count, pace) for count, _, _, pace in (check_run, most_run)) + 60
-    port = _free_port()
+    port = procs.free_port()
     with _callee(work, port, cpus, limit) as callee, _node(work, port) as server:
         count, rate, outstanding, pace = check_run
         check = _measure(work, server, callee, cpus, count, rate, outstanding, pace)
@@ -611,7 +560,7 @@ def _ours(work: Path, cpus: set[int]) -> list[Row]:
 def _theirs(work: Path, cpus: set[int], figure: str, server: Server, what: str) -> Row:
     offered = _offered()
     count, pace = offered * SECONDS, offered // 10  # bounded for a server 10 times slower
-    port = _free_port()
+    port = procs.free_port()
     with _callee(work, port, cpus, _limit(count, pace) + 60) as callee, server(work, port) as up:
         run = _measure(work, up, callee, cpus, count, offered, pace=pace)
     return Row(BENCHMARK, figure, run.rate, "calls/s", note=f"{what}; {run.note()}")
@@ -641,15 +590,15 @@ def _kamailio_row(work: Path, cpus: set[int]) -> Row:
 
 
 def _smoke(work: Path, cpus: set[int]) -> list[Row]:
-    port = _free_port()
+    port = procs.free_port()
     with _callee(work, port, cpus, _limit(SMOKE_COUNT, 1) + 60) as callee, _node(work, port) as up:
         run = _measure(work, up, callee, cpus, SMOKE_COUNT, SMOKE_RATE, pace=1)
     if run.successful == 0:
-        logs = _tail(work / "node.log")
+        logs = procs.tail(work / "node-calls.log")
         raise RuntimeError(
             f"no call went through the node: {run.note()}\nnode log:\n{logs}\n"
-            f"caller SIPp errors:\n{_tail(work / 'uac-errors.log')}\n"
-            f"callee SIPp errors:\n{_tail(work / 'uas-errors.log')}"
+            f"caller SIPp errors:\n{procs.tail(work / 'uac-errors.log')}\n"
+            f"callee SIPp errors:\n{procs.tail(work / 'uas-errors.log')}"
         )
     skipped = "not run in smoke"
     return [
@@ -682,7 +631,7 @@ def _failed(figure: str, e: Exception, target: str = "") -> Row:
 
 
 def run(smoke: bool) -> list[Row]:
-    _, load_cpus = _cpus()
+    _, load_cpus = procs.cpus()
     with tempfile.TemporaryDirectory(prefix="switch-bench-calls-") as tmp:
         work = Path(tmp)
         if smoke:

@@ -25,22 +25,20 @@ are written to DIR/node-<backend>.prof when the node stops.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import procs
 from .report import Row
 
 HERE = Path(__file__).resolve().parent
@@ -103,76 +101,6 @@ class _NotRun(Exception):
     """A figure that cannot be measured here; the message says why."""
 
 
-def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _cpus() -> tuple[set[int], set[int]]:
-    """(cores for the server under test, cores for SIPp and Redis).
-
-    `python -m bench` pins itself to one core: servers inherit it. The load
-    generators get the rest, or share that core on a one-core machine.
-    """
-    server = os.sched_getaffinity(0)
-    rest = set(range(os.cpu_count() or 1)) - server
-    return server, rest or server
-
-
-def _pinned(cpus: set[int]) -> Callable[[], None]:
-    def pin() -> None:
-        with contextlib.suppress(OSError):  # a CPU outside our cgroup: run unpinned
-            os.sched_setaffinity(0, cpus)
-
-    return pin
-
-
-def _cpu_seconds(root: int) -> float:
-    """CPU time of a process and its descendants (Kamailio forks workers)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo, seen = 0.0, [root], set()
-    while todo and len(seen) < 10_000:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        total += times.get(pid, 0.0)
-        todo.extend(child for child, parent in parents.items() if parent == pid)
-    return total
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL the process group this bench started for it."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
 def _error_summary(path: Path) -> str:
     """The two commonest kinds of event in SIPp's error log, counted."""
     try:
@@ -202,16 +130,8 @@ def _users_csv(work: Path) -> Path:
 # -- the servers -----------------------------------------------------------
 
 
-def _switch_bin() -> Path:
-    # The console script next to the interpreter running the bench (.venv).
-    script = Path(sys.executable).parent / "switch"
-    if not script.exists():
-        raise RuntimeError(f"{script} not found: run `make install` first")
-    return script
-
-
 def _node_config(work: Path, backend: str, redis_url: str) -> tuple[Path, int, int]:
-    sip_port, http_port = _free_port(), _free_port(socket.SOCK_STREAM)
+    sip_port, http_port = procs.free_port(), procs.free_port(socket.SOCK_STREAM)
     state = f'redis_url = "{redis_url}"' if backend == "redis" else ""
     agents = "".join(
         f'[tenants.bench.agents."{ext}"]\npassword = "pw{ext}"\n'
@@ -244,51 +164,16 @@ name = "Bench"
 
 {agents}"""
     )
-    check = subprocess.run(
-        [str(_switch_bin()), "check-config", str(path)], capture_output=True, text=True, timeout=60
-    )
-    if check.returncode != 0:
-        raise RuntimeError(f"bench config rejected:\n{check.stdout}{check.stderr}")
+    procs.check_config(path)
     return path, sip_port, http_port
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
 
 
 @contextlib.contextmanager
 def _node(work: Path, backend: str, redis_url: str = "") -> Iterator[tuple[int, int]]:
     """Run our node; yields (SIP port, pid) once /healthz says ready."""
     config, sip_port, http_port = _node_config(work, backend, redis_url)
-    cmd = [str(_switch_bin()), "run", "--config", str(config)]
-    profile_dir = os.environ.get("SWITCH_BENCH_PROFILE")
-    if profile_dir:
-        out = Path(profile_dir).resolve() / f"node-{backend}.prof"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "cProfile", "-o", str(out), *cmd]
-    log = work / f"node-{backend}.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            cmd, stdout=sink, stderr=subprocess.STDOUT, cwd=work, start_new_session=True
-        )
-    try:
-        url = f"http://127.0.0.1:{http_port}/healthz"
-        deadline = time.monotonic() + 30
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise RuntimeError(f"node exited ({proc.returncode}):\n{_tail(log)}")
-            if _http_ok(url) or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        if not _http_ok(url):
-            raise RuntimeError(f"node not ready within 30 s:\n{_tail(log)}")
-        yield sip_port, proc.pid
-    finally:
-        _stop(proc)
+    with procs.node(work, config, http_port, backend) as (pid, _log):
+        yield sip_port, pid
 
 
 def _redis_ok(port: int) -> bool:
@@ -302,7 +187,7 @@ def _redis_ok(port: int) -> bool:
 
 @contextlib.contextmanager
 def _redis(work: Path, cpus: set[int]) -> Iterator[str]:
-    port = _free_port(socket.SOCK_STREAM)
+    port = procs.free_port(socket.SOCK_STREAM)
     log = work / "redis.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
@@ -313,7 +198,7 @@ def _redis(work: Path, cpus: set[int]) -> Iterator[str]:
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_pinned(cpus),
+            preexec_fn=procs.pinned(cpus),
         )
     try:
         deadline = time.monotonic() + 10
@@ -322,10 +207,10 @@ def _redis(work: Path, cpus: set[int]) -> Iterator[str]:
                 break
             time.sleep(0.1)
         if not _redis_ok(port):
-            raise RuntimeError(f"redis-server did not start:\n{_tail(log)}")
+            raise RuntimeError(f"redis-server did not start:\n{procs.tail(log)}")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        _stop(proc)
+        procs.stop(proc)
 
 
 def _ensure_package(name: str) -> None:
@@ -351,31 +236,10 @@ def _ensure_kamailio() -> tuple[str | None, str]:
     return binary, version
 
 
-def _wait_sip(port: int, proc: subprocess.Popen, log: Path) -> None:
-    """Wait until something answers an OPTIONS on 127.0.0.1:port (UDP)."""
-    probe = (
-        f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
-        "Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbenchprobe;rport\r\n"
-        "From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\n"
-        "Call-ID: benchprobe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    ).encode()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        s.settimeout(0.2)
-        for _ in range(100):  # 20 s
-            if proc.poll() is not None:
-                raise RuntimeError(f"kamailio exited ({proc.returncode}):\n{_tail(log)}")
-            s.sendto(probe, ("127.0.0.1", port))
-            with contextlib.suppress(TimeoutError):
-                if s.recv(65535).startswith(b"SIP/2.0 "):
-                    return
-    raise RuntimeError(f"kamailio did not answer within 20 s:\n{_tail(log)}")
-
-
 @contextlib.contextmanager
 def _kamailio(work: Path, binary: str) -> Iterator[tuple[int, int]]:
     """Run Kamailio in the foreground; yields (SIP port, main pid)."""
-    port = _free_port()
+    port = procs.free_port()
     run_dir = work / "kamailio"
     run_dir.mkdir()
     log = work / "kamailio.log"
@@ -390,10 +254,10 @@ def _kamailio(work: Path, binary: str) -> Iterator[tuple[int, int]]:
             cmd, stdout=sink, stderr=subprocess.STDOUT, cwd=run_dir, start_new_session=True
         )
     try:
-        _wait_sip(port, proc, log)
+        procs.wait_sip(port, proc, log, "kamailio")
         yield port, proc.pid
     finally:
-        _stop(proc)
+        procs.stop(proc)
 
 
 # -- SIPp ------------------------------------------------------------------
@@ -420,7 +284,7 @@ def _sipp(
     limit = int(count / rate * 3) + 30
     cmd = [
         sipp, "-sf", str(SCENARIO), f"127.0.0.1:{port}", "-t", "u1",
-        "-i", "127.0.0.1", "-p", str(_free_port()),
+        "-i", "127.0.0.1", "-p", str(procs.free_port()),
         "-inf", str(_users_csv(work)),
         "-m", str(count), "-r", str(rate), "-rp", "1000",
         # A registration not answered within 5 s fails (retransmissions go on
@@ -433,13 +297,18 @@ def _sipp(
     ]  # fmt: skip
     if outstanding:
         cmd += ["-l", str(outstanding)]
-    cpu_before = _cpu_seconds(server_pid)
+    cpu_before = procs.cpu_seconds(server_pid)
     # SIPp is the only child this process waits for during the run.
     sipp_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
-        cmd, capture_output=True, text=True, cwd=work, timeout=limit + 30, preexec_fn=_pinned(cpus)
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=work,
+        timeout=limit + 30,
+        preexec_fn=procs.pinned(cpus),
     )
-    server_cpu = _cpu_seconds(server_pid) - cpu_before
+    server_cpu = procs.cpu_seconds(server_pid) - cpu_before
     sipp_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     sipp_cpu = (sipp_after.ru_utime + sipp_after.ru_stime) - (
         sipp_before.ru_utime + sipp_before.ru_stime
@@ -536,7 +405,7 @@ def _smoke(work: Path, cpus: set[int]) -> list[Row]:
     with _node(work, "memory") as (port, pid):
         run = _sipp(work, port, pid, cpus, count=SMOKE_COUNT, rate=SMOKE_RATE)
     if run.successful == 0:
-        logs = _tail(work / "node-memory.log")
+        logs = procs.tail(work / "node-memory.log")
         raise RuntimeError(f"the node registered nobody: {run.note()}\nnode log:\n{logs}")
     skipped = "not run in smoke"
     redis = "registrations with digest auth, redis backend"
@@ -568,7 +437,7 @@ def _ours_on(work: Path, backend: str, cpus: set[int]) -> list[Row]:
 
 
 def run(smoke: bool) -> list[Row]:
-    _, load_cpus = _cpus()
+    _, load_cpus = procs.cpus()
     with tempfile.TemporaryDirectory(prefix="switch-bench-register-") as tmp:
         work = Path(tmp)
         if smoke:

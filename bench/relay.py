@@ -47,8 +47,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import procs
 from .calls import _log_summary, _read_lines
-from .register import _cpus, _free_port, _http_ok, _pinned, _stop, _switch_bin, _tail
 from .report import Row
 
 HERE = Path(__file__).resolve().parent
@@ -75,7 +75,7 @@ PER_CORE = "same, relayed calls one core would carry"
 
 
 def _node_config(work: Path, far_port: int) -> tuple[Path, int, int]:
-    sip_port, http_port = _free_port(), _free_port(socket.SOCK_STREAM)
+    sip_port, http_port = procs.free_port(), procs.free_port(socket.SOCK_STREAM)
     path = work / "node.toml"
     path.write_text(
         f"""# Written by bench/relay.py.
@@ -116,11 +116,7 @@ forward = "{FORWARD}"
 trunk = "carrier"
 """
     )
-    check = subprocess.run(
-        [str(_switch_bin()), "check-config", str(path)], capture_output=True, text=True, timeout=60
-    )
-    if check.returncode != 0:
-        raise RuntimeError(f"bench config rejected:\n{check.stdout}{check.stderr}")
+    procs.check_config(path)
     return path, sip_port, http_port
 
 
@@ -128,38 +124,15 @@ trunk = "carrier"
 def _node(work: Path, far_port: int) -> Iterator[tuple[int, int, Path]]:
     """Run our node; yields (SIP port, pid, log) once /healthz says ready."""
     config, sip_port, http_port = _node_config(work, far_port)
-    cmd = [str(_switch_bin()), "run", "--config", str(config)]
-    profile_dir = os.environ.get("SWITCH_BENCH_PROFILE")
-    if profile_dir:  # as in bench/register.py
-        out = Path(profile_dir).resolve() / "node-relay.prof"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "cProfile", "-o", str(out), *cmd]
-    log = work / "node.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            cmd, stdout=sink, stderr=subprocess.STDOUT, cwd=work, start_new_session=True
-        )
-    try:
-        url = f"http://127.0.0.1:{http_port}/healthz"
-        deadline = time.monotonic() + 30
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise RuntimeError(f"node exited ({proc.returncode}):\n{_tail(log)}")
-            if _http_ok(url) or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        if not _http_ok(url):
-            raise RuntimeError(f"node not ready within 30 s:\n{_tail(log)}")
-        yield sip_port, proc.pid, log
-    finally:
-        _stop(proc)
+    with procs.node(work, config, http_port, "relay") as (pid, log):
+        yield sip_port, pid, log
 
 
 def _generate(
     work: Path, cpus: set[int], calls: int, seconds: float, warmup: float, slots: int = 0
 ) -> tuple[dict, str]:
     """Run bench/rtpload.py against a fresh node: (its result, the node's log summary)."""
-    far_port = _free_port()
+    far_port = procs.free_port()
     with _node(work, far_port) as (sip_port, pid, log):
         plan = {
             "node": ["127.0.0.1", sip_port], "far_port": far_port, "node_pid": pid,
@@ -172,13 +145,13 @@ def _generate(
         out = subprocess.run(
             [sys.executable, "-m", "bench.rtpload", json.dumps(plan)],
             capture_output=True, text=True, cwd=ROOT, timeout=limit,
-            preexec_fn=_pinned(cpus),
+            preexec_fn=procs.pinned(cpus),
         )  # fmt: skip
         lines = out.stdout.strip().splitlines()
         if out.returncode != 0 or not lines:
             raise RuntimeError(
                 f"bench/rtpload.py exited {out.returncode}:\n{out.stderr[-3000:]}\n"
-                f"node log:\n{_tail(log)}"
+                f"node log:\n{procs.tail(log)}"
             )
         result = json.loads(lines[-1])
         time.sleep(0.5)  # the last BYEs' log lines, if any
@@ -280,7 +253,7 @@ def _rows(r: dict, node_log: str, cpus: set[int], smoke: bool) -> list[Row]:
 
 
 def run(smoke: bool) -> list[Row]:
-    _, load_cpus = _cpus()
+    _, load_cpus = procs.cpus()
     calls, seconds, warmup = (
         (SMOKE_CALLS, SMOKE_SECONDS, SMOKE_WARMUP) if smoke else (CALLS, SECONDS, WARMUP)
     )
@@ -291,7 +264,7 @@ def run(smoke: bool) -> list[Row]:
             if result["calls_up"] == 0 or not all(result["received"].values()):
                 raise RuntimeError(
                     f"no RTP crossed the relay both ways: {json.dumps(result)}\n"
-                    f"node log: {node_log or _tail(work / 'node.log')}"
+                    f"node log: {node_log or procs.tail(work / 'node-relay.log')}"
                 )
             return _rows(result, node_log, load_cpus, smoke)
         try:
