@@ -106,19 +106,7 @@ async def test_an_agent_calls_another_agent_over_its_registration(tmp_path):
         assert ok.status == 200
         assert (await register_agent(alice, "1001", "agent1001"))[1].status == 200
         offer = _sdp("alice", "127.0.0.2", alice_audio.address[1])
-        call = invite_text(alice, "1001", 1).replace("sip:200@", "sip:1002@")
-        challenge = await alice.request(call)
-        assert challenge.status == 407
-        creds = authorization(challenge, "1001", "agent1001", "sip:1002@demo.invalid", "INVITE")
-        alice.send(
-            invite_text(alice, "1001", 2, (f"Proxy-Authorization: {creds}",))
-            .replace("sip:200@", "sip:1002@")
-            .replace(
-                "Content-Length: 0",
-                f"Content-Type: application/sdp\r\nContent-Length: {len(offer)}",
-            )
-            + offer
-        )
+        await _agent_calls(alice, "1001", "1002", offer)
         # Bob's phone rings: the INVITE came to the address it registered
         # from, and the offer now names the node as where to send media.
         invite = await _next_request(bob, "INVITE")
@@ -190,6 +178,28 @@ def _media_address(body: bytes) -> tuple[str, int]:
     connection = sdp.media_connection(media)
     assert connection is not None
     return connection.host, media.port
+
+
+async def _agent_calls(
+    phone: UdpPhone, ext: str, dialled: str, sdp: str = "", call_id: str = "guarded-invite"
+) -> None:
+    """An agent's phone places a call: challenged (407), then sent again with credentials."""
+
+    def text(cseq: int, extra: tuple[str, ...] = ()) -> str:
+        return (
+            invite_text(phone, ext, cseq, extra)
+            .replace("sip:200@", f"sip:{dialled}@")
+            .replace("Call-ID: guarded-invite", f"Call-ID: {call_id}")
+        )
+
+    challenge = await phone.request(text(1))
+    assert challenge.status == 407, challenge.reason
+    creds = authorization(challenge, ext, f"agent{ext}", f"sip:{dialled}@demo.invalid", "INVITE")
+    invite = text(2, (f"Proxy-Authorization: {creds}",))
+    if sdp:
+        length = f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}"
+        invite = invite.replace("Content-Length: 0", length) + sdp
+    phone.send(invite)
 
 
 async def _next_request(phone: UdpPhone, method: str) -> Request:
@@ -271,16 +281,7 @@ async def test_an_agent_dials_9_and_the_number_goes_out_through_the_trunk(tmp_pa
             UdpPhone(sip_address(node), host="127.0.0.2") as alice,
         ):
             assert (await register_agent(alice, "1001", "agent1001"))[1].status == 200
-            call = invite_text(alice, "1001", 1).replace("sip:200@", "sip:95551234@")
-            challenge = await alice.request(call)
-            creds = authorization(
-                challenge, "1001", "agent1001", "sip:95551234@demo.invalid", "INVITE"
-            )
-            alice.send(
-                invite_text(alice, "1001", 2, (f"Proxy-Authorization: {creds}",)).replace(
-                    "sip:200@", "sip:95551234@"
-                )
-            )
+            await _agent_calls(alice, "1001", "95551234")
             out = await _next_request(carrier, "INVITE")
             assert out.uri_text == f"sip:5551234@127.0.0.1:{carrier.address[1]}"
             assert out.from_.uri.user == "1001"  # the agent's number as caller ID
@@ -305,16 +306,7 @@ async def test_a_failing_trunk_hands_the_call_to_the_next(tmp_path):
             UdpPhone(sip_address(node), host="127.0.0.2") as alice,
         ):
             assert (await register_agent(alice, "1001", "agent1001"))[1].status == 200
-            dial = invite_text(alice, "1001", 1).replace("sip:200@", "sip:95551234@")
-            challenge = await alice.request(dial)
-            creds = authorization(
-                challenge, "1001", "agent1001", "sip:95551234@demo.invalid", "INVITE"
-            )
-            alice.send(
-                invite_text(alice, "1001", 2, (f"Proxy-Authorization: {creds}",)).replace(
-                    "sip:200@", "sip:95551234@"
-                )
-            )
+            await _agent_calls(alice, "1001", "95551234")
             tried = await _next_request(first, "INVITE")
             first.send(bytes(make_response(tried, 503, to_tag="down")), sip_address(node))
             assert (await _next_request(first, "ACK")).cseq.method == "ACK"
@@ -484,16 +476,7 @@ async def test_keepalive_marks_a_silent_trunk_down_and_routing_skips_it(tmp_path
             # The backup stays up until its next ping goes unanswered (over 1 s).
             async with UdpPhone(sip_address(node), host="127.0.0.2") as alice:
                 assert (await register_agent(alice, "1001", "agent1001"))[1].status == 200
-                dial = invite_text(alice, "1001", 1).replace("sip:200@", "sip:95551234@")
-                challenge = await alice.request(dial)
-                creds = authorization(
-                    challenge, "1001", "agent1001", "sip:95551234@demo.invalid", "INVITE"
-                )
-                alice.send(
-                    invite_text(alice, "1001", 2, (f"Proxy-Authorization: {creds}",)).replace(
-                        "sip:200@", "sip:95551234@"
-                    )
-                )
+                await _agent_calls(alice, "1001", "95551234")
                 # Straight to the backup: the silent trunk is not even tried.
                 call = await _next_request(backup, "INVITE")
                 assert call.uri_text == f"sip:5551234@127.0.0.1:{backup.address[1]}"
@@ -511,19 +494,7 @@ async def test_the_callee_transfers_the_caller_blind(tmp_path):
         for phone, ext in ((bob, "1002"), (carol, "1003"), (alice, "1001")):
             assert (await register_agent(phone, ext, f"agent{ext}"))[1].status == 200
         offer = _sdp("alice", "127.0.0.2", alice_audio.address[1])
-        challenge = await alice.request(
-            invite_text(alice, "1001", 1).replace("sip:200@", "sip:1002@")
-        )
-        creds = authorization(challenge, "1001", "agent1001", "sip:1002@demo.invalid", "INVITE")
-        alice.send(
-            invite_text(alice, "1001", 2, (f"Proxy-Authorization: {creds}",))
-            .replace("sip:200@", "sip:1002@")
-            .replace(
-                "Content-Length: 0",
-                f"Content-Type: application/sdp\r\nContent-Length: {len(offer)}",
-            )
-            + offer
-        )
+        await _agent_calls(alice, "1001", "1002", offer)
         invite = await _next_request(bob, "INVITE")
         relay_b = _media_address(invite.body)
         bob.send(bytes(make_response(invite, 200, to_tag="bob1", headers=[
@@ -615,19 +586,7 @@ async def test_the_caller_transfers_the_callee_blind(tmp_path):
         for phone, ext in ((bob, "1002"), (carol, "1003"), (alice, "1001")):
             assert (await register_agent(phone, ext, f"agent{ext}"))[1].status == 200
         offer = _sdp("alice", "127.0.0.2", 40020)
-        challenge = await alice.request(
-            invite_text(alice, "1001", 1).replace("sip:200@", "sip:1002@")
-        )
-        creds = authorization(challenge, "1001", "agent1001", "sip:1002@demo.invalid", "INVITE")
-        alice.send(
-            invite_text(alice, "1001", 2, (f"Proxy-Authorization: {creds}",))
-            .replace("sip:200@", "sip:1002@")
-            .replace(
-                "Content-Length: 0",
-                f"Content-Type: application/sdp\r\nContent-Length: {len(offer)}",
-            )
-            + offer
-        )
+        await _agent_calls(alice, "1001", "1002", offer)
         invite = await _next_request(bob, "INVITE")
         relay_b = _media_address(invite.body)
         bob.send(bytes(make_response(invite, 200, to_tag="bob1", headers=[
@@ -700,24 +659,6 @@ async def test_the_callee_transfers_the_caller_attended(tmp_path):
         for phone, ext in ((bob, "1002"), (carol, "1003"), (alice, "1001")):
             assert (await register_agent(phone, ext, f"agent{ext}"))[1].status == 200
 
-        async def call(caller: UdpPhone, ext: str, callee_ext: str, cseq: int, sdp: str):
-            challenge = await caller.request(
-                invite_text(caller, ext, cseq).replace("sip:200@", f"sip:{callee_ext}@")
-            )
-            creds = authorization(
-                challenge, ext, f"agent{ext}", f"sip:{callee_ext}@demo.invalid", "INVITE"
-            )
-            text = (
-                invite_text(caller, ext, cseq + 1, (f"Proxy-Authorization: {creds}",))
-                .replace("sip:200@", f"sip:{callee_ext}@")
-                .replace("Call-ID: guarded-invite", f"Call-ID: call-from-{ext}")
-                .replace(
-                    "Content-Length: 0",
-                    f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}",
-                )
-            )
-            caller.send(text + sdp)
-
         async def answer(callee: UdpPhone, tag: str, port: int) -> Request:
             invite = await _next_request(callee, "INVITE")
             callee.send(bytes(make_response(invite, 200, to_tag=tag, headers=[
@@ -726,13 +667,15 @@ async def test_the_callee_transfers_the_caller_attended(tmp_path):
             ], body=_sdp(tag, "127.0.0.1", port).encode())))  # fmt: skip
             return invite
 
-        await call(alice, "1001", "1002", 1, _sdp("alice", "127.0.0.2", alice_audio.address[1]))
+        alice_sdp = _sdp("alice", "127.0.0.2", alice_audio.address[1])
+        await _agent_calls(alice, "1001", "1002", alice_sdp, call_id="call-from-1001")
         invite1 = await answer(bob, "bob1", 40030)
         answered1 = await _next_response(alice, 200)
         alice.send(_in_dialog(alice, "ACK", answered1, cseq=2))
         relay_a = _media_address(answered1.body)
 
-        await call(bob, "1002", "1003", 1, _sdp("bob", "127.0.0.1", 40032))
+        bob_sdp = _sdp("bob", "127.0.0.1", 40032)
+        await _agent_calls(bob, "1002", "1003", bob_sdp, call_id="call-from-1002")
         await answer(carol, "carol1", carol_audio.address[1])
         answered2 = await _next_response(bob, 200)
         bob_leg2 = (answered2.call_id, answered2.to.tag, answered2.from_.tag)
