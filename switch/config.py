@@ -479,6 +479,30 @@ class MediaConfig(_Model):
         return self
 
 
+class CallsConfig(_Model):
+    """How the call layer treats every call."""
+
+    # Session timers (RFC 4028): each leg is refreshed every half interval
+    # (by whichever side the negotiation picks), and a call whose far end
+    # stops refreshing is hung up. 0 = off.
+    session_expires: int = Field(1800, ge=0, le=86400)
+    # The shortest interval accepted from the other side; shorter asks get 422.
+    min_se: int = Field(90, ge=90, le=86400)
+    # A 3xx from a callee: "report" it to the caller, or "follow" it (the new
+    # number is routed with the caller's own permissions).
+    redirects: Literal["report", "follow"] = "report"
+
+    @model_validator(mode="after")
+    def _timers(self) -> CallsConfig:
+        if self.session_expires and self.session_expires < self.min_se:
+            raise _problem(
+                f"{self.session_expires} is shorter than min_se ({self.min_se}): "
+                "raise it, or set 0 to turn session timers off",
+                "session_expires",
+            )
+        return self
+
+
 class StateConfig(_Model):
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str = ""
@@ -784,6 +808,7 @@ class Config(_Model):
     sip: SipConfig
     http: HttpConfig
     media: MediaConfig
+    calls: CallsConfig
     state: StateConfig
     records: RecordsConfig
     registrar: RegistrarConfig
@@ -835,6 +860,7 @@ _SECTIONS: dict[str, type[_Model]] = {
     "sip": SipConfig,
     "http": HttpConfig,
     "media": MediaConfig,
+    "calls": CallsConfig,
     "state": StateConfig,
     "records": RecordsConfig,
     "registrar": RegistrarConfig,

@@ -40,6 +40,7 @@ from .sip.flow import Flow
 from .sip.message import Request, Response
 from .sip.stack import SipStack
 from .sip.transaction import (
+    AckTimeout,
     ClientTransaction,
     RequestReceived,
     StrayResponse,
@@ -202,8 +203,13 @@ class Node:
             SERVER,
             media=PortPool(cfg.sip.listen.host, cfg.media.rtp_port_min, cfg.media.rtp_port_max),
             media_address=cfg.media.address or cfg.sip.public_address or cfg.sip.listen.host,
+            session_expires=cfg.calls.session_expires,
+            min_se=cfg.calls.min_se,
+            redirects=cfg.calls.redirects,
         )
         self.dispatcher.handle("BYE", self.calls.in_dialog)
+        for method in ("UPDATE", "INFO"):
+            self.dispatcher.handle(method, self._in_dialog_only)
         if cfg.media.timeout:
             self._spawn(self.calls.reap_forever(cfg.media.timeout), "dead calls")
         self.dispatcher.on_ack = self.calls.ack
@@ -229,9 +235,21 @@ class Node:
             return
         self._spawn(self._screen_caller(event), f"guard {req.method}")
 
+    def _in_dialog_only(self, event: RequestReceived) -> None:
+        """UPDATE and INFO exist only inside a call (RFC 3311, RFC 6086)."""
+        assert self.calls is not None
+        if event.request.to.tag is None:
+            self.dispatcher.reply(event.request, 481, "Call/Transaction Does Not Exist")
+            return
+        self.calls.in_dialog(event)
+
     def _other_event(self, event: Any) -> None:
-        if isinstance(event, StrayResponse) and self.calls is not None:
+        if self.calls is None:
+            return
+        if isinstance(event, StrayResponse):
             self.calls.stray(event)
+        elif isinstance(event, AckTimeout):
+            self.calls.ack_timeout(event)
 
     def _send_request_to(self, req: Request, flow: Flow, on_event: Any = None) -> ClientTransaction:
         assert self.endpoint is not None

@@ -26,18 +26,22 @@ import secrets
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..media.relay import MediaSession, PortPool, anchor
 from ..registrar.guard import Caller
+from ..sip import session_timer
 from ..sip.address import parse_address
 from ..sip.dialog import Dialog, DialogError
 from ..sip.errors import ParseError
 from ..sip.flow import Flow
 from ..sip.message import Request, Response, make_response
+from ..sip.session_timer import SessionTimer, TooSmall
 from ..sip.transaction import (
     AckReceived,
+    AckTimeout,
     CancelReceived,
     ClientTransaction,
     Event,
@@ -102,6 +106,27 @@ class Call:
     started_at: float = field(default_factory=time.time)
     answered_at: float | None = None
     ended_at: float | None = None
+    # Session timers (RFC 4028), one per leg: the timer, whether we are its
+    # refresher, and the pending refresh or expiry of each leg ("a", "b").
+    timer: dict[str, tuple[SessionTimer, bool]] = field(default_factory=dict)
+    timer_handles: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    b_expires: int = 0  # the Session-Expires leg B's INVITE asks for
+    allows_update: dict[str, bool] = field(default_factory=dict)  # per leg: UPDATE in Allow
+    # A late offer (an INVITE or re-INVITE without SDP): the ACK that carries
+    # our answer waits for the other side's ACK with its answer.
+    ack_wait: PendingAck | None = None
+    redirects: int = 0  # 3xx followed so far
+    a_trunk: tuple[str, str] | None = None  # the trunk on leg A's side, if any
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAck:
+    """An ACK we owe a leg until the other leg's ACK brings the SDP answer."""
+
+    dialog: Dialog
+    cseq: int
+    flow: Flow
+    to_a: bool  # the ACK goes to leg A
 
 
 class Calls:
@@ -118,8 +143,16 @@ class Calls:
         media: PortPool | None = None,
         media_address: str = "",
         on_end: Callable[[Call], None] | None = None,
+        session_expires: int = 0,
+        min_se: int = session_timer.MIN_SE_FLOOR,
+        redirects: str = "report",
     ) -> None:
         self.router = router
+        # RFC 4028 session timers: the interval we ask for (0 = off) and the
+        # shortest we accept.
+        self.session_expires = session_expires
+        self.min_se = min_se
+        self.redirects = redirects  # 3xx from a target: "report" to the caller or "follow"
         self.on_end = on_end  # called once per call when it is over (records, CTI)
         self.media = media
         self.media_address = media_address
@@ -154,10 +187,18 @@ class Calls:
         if caller.kind == "trunk" and self._trunk_full(caller.tenant, caller.name):
             self._answer(req, 503, "Service Unavailable (the trunk is at its call limit)")
             return
+        if self.session_expires:
+            verdict = session_timer.answer(req, self.session_expires, self.min_se)
+            if isinstance(verdict, TooSmall):
+                self._answer(req, 422, "Session Interval Too Small",
+                             headers=[("Min-SE", str(verdict.min_se))])  # fmt: skip
+                return
         call = Call(caller, dialled, req, event.flow, event.transaction, a_sdp=req.body)
+        call.b_expires = self.session_expires
         self._by_invite[event.transaction] = call
         if caller.kind == "trunk":
             self._take_trunk(call, caller.name)
+            call.a_trunk = (caller.tenant, caller.name)
         call.a_key = (req.call_id, call.a_tag)
         self._by_leg[call.a_key] = call
         task = asyncio.get_running_loop().create_task(self._start(call))
@@ -189,7 +230,9 @@ class Calls:
             self._end_a(call, 483, "Too Many Hops", who="node")
             return
         call.fallbacks = list(target.fallbacks)
-        if self.media is not None and call.a_invite.body:
+        if self.media is not None:
+            # Also for a late offer (no SDP yet): the offer in the callee's
+            # answer is anchored on these ports.
             try:
                 call.media = await self.media.session()
             except OSError as exc:
@@ -199,7 +242,8 @@ class Calls:
             if call.cancelled:
                 self._forget(call)
                 return
-            call.offer_b = self._anchor(call, call.a_invite.body, toward_a=False)
+            if call.a_invite.body:
+                call.offer_b = self._anchor(call, call.a_invite.body, toward_a=False)
         self._dial(call, target)
 
     def _dial(self, call: Call, target: Target) -> None:
@@ -265,6 +309,8 @@ class Calls:
             ("Supported", "100rel"),
             ("User-Agent", self.server),
         ]
+        if call.b_expires:
+            headers += session_timer.request_headers(call.b_expires, self.min_se)
         req = Request("INVITE", target.uri, headers)
         body = call.offer_b if call.offer_b is not None else a.body
         req.set_body(body, a.content_type if body else None)
@@ -359,26 +405,91 @@ class Calls:
             return
         if call.cancelled or call.state == "ended":
             return  # the 487 to our CANCEL, or a late failure
+        if status == 422 and call.b_expires and call.target is not None:
+            # RFC 4028 §7.4: ask again with the callee's Min-SE, once.
+            wanted = session_timer.min_se(resp)
+            if wanted > call.b_expires:
+                call.b_expires = wanted
+                self._redial(call, call.target)
+                return
+        if 300 <= status < 400:
+            self._redirected(call, resp)
+            return
         self._b_failed(call, status, resp.reason)
+
+    def _redial(self, call: Call, target: Target) -> None:
+        """Leg B again, to `target`: a new INVITE (new Call-ID, tags, CSeq)."""
+        assert call.target is not None
+        self._by_leg.pop(call.b_key, None)
+        self._release_trunk(call, call.target)
+        self._dial(call, target)
+
+    def _redirected(self, call: Call, resp: Response) -> None:
+        """A 3xx (RFC 3261 §8.1.3.4): followed or reported, as `[calls] redirects` says.
+
+        Following routes the new number as if the caller had dialled it, with
+        the caller's own permissions: a redirect never reaches what the
+        caller could not call itself (toll fraud through 302 is a classic).
+        """
+        contacts = resp.get_all("Contact")
+        dialled = None
+        for text in contacts:
+            try:
+                dialled = getattr(parse_address(text).uri, "user", None)
+            except ParseError:
+                continue
+            if dialled:
+                break
+        if self.redirects != "follow" or not dialled or call.redirects >= 3:
+            headers = [("Contact", text) for text in contacts]
+            self._end_a(call, resp.status, resp.reason, who="callee", headers=headers)
+            return
+        call.redirects += 1
+        log.info("call %d: redirected (%d) to %s", call.id, resp.status, dialled)
+        self._spawn(self._follow(call, dialled))
+
+    async def _follow(self, call: Call, dialled: str) -> None:
+        target = await self.router.route(call.caller, dialled)
+        if call.cancelled or call.state != "calling":
+            return
+        if isinstance(target, Rejection):
+            self._end_a(call, target.status, target.reason, who="node")
+            return
+        call.fallbacks = list(target.fallbacks)
+        self._redial(call, target)
 
     def _b_answered(self, call: Call, resp: Response) -> None:
         assert call.b_invite is not None and call.target is not None
         dialog = Dialog.from_uac_response(call.b_invite, resp)
         call.b_dialog = dialog
-        self._ack_b(call, dialog)
+        a = call.a_invite
+        late_offer = not a.body and bool(resp.body)
+        if call.cancelled or call.state == "ended" or not late_offer:
+            self._ack_b(call, dialog)
         if call.cancelled or call.state == "ended":
             # The answer crossed our CANCEL: the call is over on A's side.
             self._bye(dialog, call.target.flow)
             self._forget(call)
             return
+        if late_offer:
+            # The callee made the offer: our ACK to it carries the caller's
+            # answer, which comes in the caller's ACK (RFC 3264 §2).
+            call.ack_wait = PendingAck(dialog, call.b_invite.cseq.number, call.target.flow, False)
         call.state = "answered"
         call.answered_at = time.time()
         call.b_sdp = resp.body
-        a = call.a_invite
         contact = f"<sip:switch@{self._sent_by(call.a_flow)}>"
+        headers = [("Contact", contact), ("Server", self.server)]
+        if self.session_expires:
+            b_timer = session_timer.from_response(resp, call.b_expires)
+            a_timer = session_timer.answer(a, self.session_expires, self.min_se)
+            if isinstance(a_timer, SessionTimer):
+                headers += session_timer.response_headers(a_timer, a)
+                self._set_timer(call, "a", a_timer, a_timer.refresher == "uas")
+            self._set_timer(call, "b", b_timer, b_timer.refresher == "uac")
+        call.allows_update = {"a": _allows_update(a), "b": _allows_update(resp)}
         answer = make_response(
-            a, resp.status, resp.reason, to_tag=call.a_tag,
-            headers=[("Contact", contact), ("Server", self.server)],
+            a, resp.status, resp.reason, to_tag=call.a_tag, headers=headers,
             body=self._anchor(call, resp.body, toward_a=True),
         )  # fmt: skip
         if resp.body and resp.content_type:
@@ -409,6 +520,8 @@ class Calls:
         self._send_request(prack, call.target.flow, lambda event: None)
 
     def _ack_b(self, call: Call, dialog: Dialog) -> None:
+        if call.b_ack is None and call.ack_wait is not None:
+            return  # a late offer: the ACK goes when the caller's answer comes
         assert call.b_invite is not None and call.target is not None
         if call.b_ack is None:
             ack = dialog.create_ack(call.b_invite.cseq.number)
@@ -481,7 +594,42 @@ class Calls:
         self._send_request(cancel, call.target.flow, lambda event: None)
 
     def ack(self, event: AckReceived) -> None:
-        """The caller's ACK to our 2xx: nothing to do (B was ACKed on its answer)."""
+        """An ACK to our 2xx. Usually nothing to do (the other leg was ACKed
+        on its answer); after a late offer it carries the answer we owe the
+        other leg in our ACK."""
+        req = event.request
+        key = (req.call_id, req.to.tag or "")
+        call = self._by_leg.get(key)
+        pending = call.ack_wait if call is not None else None
+        if call is None or pending is None or pending.to_a == (key == call.a_key):
+            return
+        call.ack_wait = None
+        ack = pending.dialog.create_ack(pending.cseq)
+        ack.add("Via", self._via(pending.flow), first=True)
+        if req.body:
+            if pending.to_a:
+                call.b_sdp = req.body
+            else:
+                call.a_sdp = req.body
+            body = self._anchor(call, req.body, toward_a=pending.to_a)
+            ack.set_body(body, req.content_type or "application/sdp")
+        data = bytes(ack)
+        if not pending.to_a and pending.dialog is call.b_dialog and call.b_ack is None:
+            call.b_ack = data  # the ACK to B's 2xx, resent if that 2xx comes again
+        self._send_stateless(data, pending.flow)
+        if not req.body:
+            # RFC 3264 §2: an offer in a 2xx must be answered in the ACK.
+            log.warning("call %d: the offer was not answered in the ACK, hanging up", call.id)
+            self._hang_up(call, "offer not answered in the ACK")
+
+    def ack_timeout(self, event: AckTimeout) -> None:
+        """No ACK to the 2xx we sent the caller (RFC 3261 §13.3.1.4): end the call."""
+        call = self._by_invite.get(event.transaction)
+        last = event.transaction.last_response
+        if call is None or call.state != "answered" or last is None or last.status >= 300:
+            return
+        log.warning("call %d: the caller never acknowledged the answer, hanging up", call.id)
+        self._hang_up(call, "no ACK from the caller")
 
     def in_dialog(self, event: RequestReceived) -> None:
         """BYE, or another request inside one of our legs' dialogs."""
@@ -506,14 +654,59 @@ class Calls:
         if req.method == "OPTIONS":
             self._answer(req, 200, "OK")
             return
+        if req.method == "UPDATE" and not req.body:
+            self._refresh_received(call, req, from_a)
+            return
         if req.method in ("INVITE", "UPDATE"):
             self._relay_offer(call, req, from_a)
             return
         if req.method == "REFER":
             self._transfer(call, req, from_a)
             return
-        # INFO and MESSAGE in a call: the next parts of #4.
-        self._answer(req, 501, f"Not Implemented (in-call {req.method} is not relayed yet)")
+        if req.method in ("INFO", "MESSAGE"):
+            self._relay_request(call, req, from_a)
+            return
+        self._answer(req, 501, f"Not Implemented ({req.method} inside a call)")
+
+    def _relay_request(self, call: Call, req: Request, from_a: bool) -> None:
+        """INFO (DTMF from phones that send it so, RFC 6086) or MESSAGE inside
+        a call: to the other leg, and its answer back."""
+        here, there = (call.a_dialog, call.b_dialog) if from_a else (call.b_dialog, call.a_dialog)
+        flow = (call.target.flow if call.target else call.a_flow) if from_a else call.a_flow
+        if call.state != "answered" or here is None or there is None:
+            self._answer(
+                req, 481, f"Call/Transaction Does Not Exist ({req.method} before the answer)"
+            )
+            return
+        try:
+            here.receive_request(req)
+        except DialogError as exc:
+            self._answer(req, exc.status, exc.reason)
+            return
+        headers = [(name, value) for name in ("Info-Package",) if (value := req.get(name))]
+        out = there.create_request(
+            req.method,
+            headers=headers,
+            body=req.body,
+            content_type=req.content_type if req.body else None,
+        )
+        out.add("Via", self._via(flow), first=True)
+        self._send_request(out, flow, lambda event: self._relay_answered(req, event))
+
+    def _relay_answered(self, req: Request, event: Event) -> None:
+        if isinstance(event, ResponseReceived):
+            resp = event.response
+            if resp.status < 200:
+                return
+            reply = make_response(req, resp.status, resp.reason, body=resp.body,
+                                  headers=[("Server", self.server)])  # fmt: skip
+            if resp.body and resp.content_type:
+                reply.set("Content-Type", resp.content_type)
+        elif isinstance(event, TransactionTimeout | TransportError):
+            reply = make_response(req, 408 if isinstance(event, TransactionTimeout) else 503)
+        else:
+            return
+        self._send_response(reply)
 
     # -- blind transfer (RFC 3515) ------------------------------------------------------
 
@@ -733,8 +926,15 @@ class Calls:
                 call.a_sdp = req.body
             else:
                 call.b_sdp = req.body
+        there_side = "b" if from_a else "a"
+        headers = []
+        if there_side in call.timer:
+            # The relayed offer refreshes the other leg's session too.
+            interval = call.timer[there_side][0].interval
+            headers = session_timer.request_headers(interval, self.min_se)
         out = there.create_request(
             req.method,
+            headers=headers,
             body=self._anchor(call, req.body, toward_a=not from_a),
             content_type=req.content_type if req.body else None,
         )
@@ -763,12 +963,23 @@ class Calls:
                 return
             there.receive_response(resp)
             if out.method == "INVITE" and resp.status < 300:
-                ack = there.create_ack(out.cseq.number)
-                ack.add("Via", self._via(flow), first=True)
-                self._send_stateless(bytes(ack), flow)
+                if not out.body and resp.body:
+                    # A re-INVITE without SDP: the answer comes in the ACK.
+                    call.ack_wait = PendingAck(there, out.cseq.number, flow, not from_a)
+                else:
+                    ack = there.create_ack(out.cseq.number)
+                    ack.add("Via", self._via(flow), first=True)
+                    self._send_stateless(bytes(ack), flow)
             headers = [("Server", self.server)]
             if here.local_target is not None and resp.status < 300:
                 headers.append(("Contact", f"<{here.local_target}>"))  # a target refresh
+            if resp.status < 300 and self.session_expires:
+                headers += self._refreshed_by_them(call, req, "a" if from_a else "b")
+                there_side = "b" if from_a else "a"
+                if there_side in call.timer:
+                    asked = call.timer[there_side][0].interval
+                    timer = session_timer.from_response(resp, asked)
+                    self._set_timer(call, there_side, timer, timer.refresher == "uac")
             if resp.body and resp.status < 300:
                 if from_a:
                     call.b_sdp = resp.body
@@ -792,6 +1003,157 @@ class Calls:
         if call is not None and call.b_dialog is not None and 200 <= resp.status < 300:
             self._ack_b(call, call.b_dialog)
 
+    # -- session timers (RFC 4028), one per leg ----------------------------------------------
+
+    def _refresh_received(self, call: Call, req: Request, from_a: bool) -> None:
+        """An UPDATE without SDP: a session refresh, answered here (the other
+        leg has its own timer and needs nothing)."""
+        here = call.a_dialog if from_a else call.b_dialog
+        if call.state != "answered" or here is None:
+            self._answer(req, 481, "Call/Transaction Does Not Exist (UPDATE before the answer)")
+            return
+        try:
+            here.receive_request(req)
+        except DialogError as exc:
+            self._answer(req, exc.status, exc.reason)
+            return
+        headers: list[tuple[str, object]] = [("Server", self.server)]
+        if self.session_expires:
+            verdict = session_timer.answer(req, self.session_expires, self.min_se)
+            if isinstance(verdict, TooSmall):
+                self._send_response(make_response(
+                    req, 422, "Session Interval Too Small",
+                    headers=[*headers, ("Min-SE", str(verdict.min_se))],
+                ))  # fmt: skip
+                return
+            headers += self._refreshed_by_them(call, req, "a" if from_a else "b")
+        self._send_response(make_response(req, 200, "OK", headers=headers))
+
+    def _refreshed_by_them(self, call: Call, req: Request, side: str) -> list[tuple[str, object]]:
+        """A refresh from `side` succeeded: its timer starts again. Returns
+        the headers of our 2xx that state the timer."""
+        timer = session_timer.answer(req, self.session_expires, self.min_se)
+        if isinstance(timer, TooSmall):  # checked before: keep the timer we have
+            return []
+        # In a refresh, "uas" (us) or "uac" (them) is relative to this request.
+        self._set_timer(call, side, timer, timer.refresher == "uas")
+        return list(session_timer.response_headers(timer, req))
+
+    def _set_timer(self, call: Call, side: str, timer: SessionTimer, we_refresh: bool) -> None:
+        call.timer[side] = (timer, we_refresh)
+        handle = call.timer_handles.pop(side, None)
+        if handle is not None:
+            handle.cancel()
+        if call.state != "answered":
+            return
+        loop = asyncio.get_running_loop()
+        if we_refresh:
+            due, action = timer.refresh_after(), self._refresh
+        else:
+            due, action = timer.expire_after(), self._expired
+        call.timer_handles[side] = loop.call_later(due, action, call, side)
+
+    def _expired(self, call: Call, side: str) -> None:
+        call.timer_handles.pop(side, None)
+        if call.state == "answered":
+            who = "caller" if side == "a" else "callee"
+            log.warning("call %d: session timer expired: no refresh from the %s", call.id, who)
+            self._hang_up(call, f"session timer expired (no refresh from the {who})")
+
+    def _refresh(self, call: Call, side: str) -> None:
+        """Refresh leg `side`: UPDATE where the peer allows it, else re-INVITE
+        with the SDP it has already (RFC 4028 §7.4, §9)."""
+        call.timer_handles.pop(side, None)
+        dialog = call.a_dialog if side == "a" else call.b_dialog
+        flow = call.a_flow if side == "a" else (call.target.flow if call.target else None)
+        if call.state != "answered" or dialog is None or flow is None or side not in call.timer:
+            return
+        timer = call.timer[side][0]
+        if call.pending_offer or call.ack_wait is not None or call.transfer is not None:
+            # Another offer is under way (it refreshes as well): look again soon.
+            handle = asyncio.get_running_loop().call_later(2.0, self._refresh, call, side)
+            call.timer_handles[side] = handle
+            return
+        headers = [
+            ("Session-Expires", f"{timer.interval};refresher=uac"),
+            ("Min-SE", str(self.min_se)),
+            ("Supported", "timer"),
+        ]
+        if call.allows_update.get(side):
+            req = dialog.create_request("UPDATE", headers=headers)
+        else:
+            sdp = self._sdp_of_leg(call, side)
+            req = dialog.create_request(
+                "INVITE", headers=headers, body=sdp, content_type="application/sdp" if sdp else None
+            )
+            call.pending_offer = True
+        req.add("Via", self._via(flow), first=True)
+        self._send_request(
+            req, flow, lambda event: self._refresh_answered(call, side, req, dialog, flow, event)
+        )
+
+    def _sdp_of_leg(self, call: Call, side: str) -> bytes:
+        """The SDP leg `side` has from us: the other side's, anchored on our port."""
+        theirs = call.b_sdp if side == "a" else call.a_sdp
+        media = call.media
+        if media is None or not theirs:
+            return theirs
+        return anchor(theirs, self.media_address, (media.a if side == "a" else media.b).port)[0]
+
+    def _refresh_answered(
+        self, call: Call, side: str, req: Request, dialog: Dialog, flow: Flow, event: Event
+    ) -> None:
+        if isinstance(event, ResponseReceived):
+            resp = event.response
+            if resp.status < 200:
+                return
+            if req.method == "INVITE":
+                call.pending_offer = False
+            status = resp.status
+            if status < 300:
+                dialog.receive_response(resp)
+                if req.method == "INVITE":
+                    ack = dialog.create_ack(req.cseq.number)
+                    ack.add("Via", self._via(flow), first=True)
+                    self._send_stateless(bytes(ack), flow)
+                asked = call.timer[side][0].interval if side in call.timer else self.session_expires
+                timer = session_timer.from_response(resp, asked)
+                self._set_timer(call, side, timer, timer.refresher == "uac")
+                return
+        elif isinstance(event, TransactionTimeout | TransportError):
+            if req.method == "INVITE":
+                call.pending_offer = False
+            status = 408
+        else:
+            return
+        if call.state != "answered" or side not in call.timer:
+            return
+        timer = call.timer[side][0]
+        if status in (408, 481):
+            # RFC 4028 §10: the far end is gone.
+            who = "caller" if side == "a" else "callee"
+            log.warning("call %d: session refresh to the %s failed (%d)", call.id, who, status)
+            self._hang_up(call, f"session refresh failed ({status} from the {who})")
+            return
+        if status == 491:
+            # Glare (RFC 3261 §14.1): try again after a random wait, longer
+            # on the leg whose Call-ID we chose.
+            wait = secrets.SystemRandom().uniform(*((2.1, 4.0) if side == "b" else (0.0, 2.0)))
+            call.timer_handles[side] = asyncio.get_running_loop().call_later(
+                wait, self._refresh, call, side
+            )
+            return
+        if status == 422:
+            timer = SessionTimer(max(timer.interval, session_timer.min_se(resp)), "uac")
+            call.timer[side] = (timer, True)
+            self._refresh(call, side)
+            return
+        if status in (405, 501) and req.method == "UPDATE":
+            call.allows_update[side] = False  # it said it allows UPDATE, but does not
+            self._refresh(call, side)
+            return
+        self._set_timer(call, side, timer, True)  # refused for another reason: try again later
+
     # -- dead calls --------------------------------------------------------------------------
 
     def reap(self, timeout: float, now: float | None = None) -> list[Call]:
@@ -809,15 +1171,26 @@ class Calls:
             and call.media.idle_for(now) > timeout
         ]
         for call in dead:
-            if call.a_dialog is not None:
-                self._bye(call.a_dialog, call.a_flow)
-            if call.b_dialog is not None and call.target is not None:
-                self._bye(call.b_dialog, call.target.flow)
-            call.hangup = Hangup("node", 0, f"no RTP for {timeout:g} s")
-            call.state = "ended"
             log.warning("call %d: no media for %g s, hung up", call.id, timeout)
-            self._forget(call)
+            self._hang_up(call, f"no RTP for {timeout:g} s")
         return dead
+
+    def _hang_up(self, call: Call, reason: str) -> None:
+        """The node ends an answered call: BYE to both legs."""
+        pending = call.ack_wait
+        if pending is not None:
+            # The ACK we owe first (without the answer that never came).
+            ack = pending.dialog.create_ack(pending.cseq)
+            ack.add("Via", self._via(pending.flow), first=True)
+            self._send_stateless(bytes(ack), pending.flow)
+            call.ack_wait = None
+        if call.a_dialog is not None:
+            self._bye(call.a_dialog, call.a_flow)
+        if call.b_dialog is not None and call.target is not None:
+            self._bye(call.b_dialog, call.target.flow)
+        call.hangup = Hangup("node", 0, reason)
+        call.state = "ended"
+        self._forget(call)
 
     async def reap_forever(self, timeout: float) -> None:
         """`reap` every few seconds until cancelled."""
@@ -836,16 +1209,22 @@ class Calls:
         bye.add("Via", self._via(flow), first=True)
         self._send_request(bye, flow, lambda event: None)
 
-    def _end_a(self, call: Call, status: int, reason: str, who: str) -> None:
-        self._answer(call.a_invite, status, reason, to_tag=call.a_tag)
+    def _end_a(
+        self, call: Call, status: int, reason: str, who: str,
+        headers: list[tuple[str, object]] | None = None,
+    ) -> None:  # fmt: skip
+        self._answer(call.a_invite, status, reason, to_tag=call.a_tag, headers=headers)
         call.hangup = Hangup(who, status, reason)
         call.state = "ended"
         log.info("call %d: ended with %d %s", call.id, status, reason)
         self._forget(call)
 
-    def _answer(self, req: Request, status: int, reason: str, to_tag: str | None = None) -> None:
+    def _answer(
+        self, req: Request, status: int, reason: str, to_tag: str | None = None,
+        headers: list[tuple[str, object]] | None = None,
+    ) -> None:  # fmt: skip
         tag = to_tag if to_tag is not None else secrets.token_hex(6)
-        headers = [("Server", self.server)]
+        headers = [("Server", self.server), *(headers or [])]
         if status == 503:
             headers.append(("Retry-After", "5"))
         self._send_response(make_response(req, status, reason, to_tag=tag, headers=headers))
@@ -871,7 +1250,15 @@ class Calls:
             if self.trunk_calls[key] <= 0:
                 del self.trunk_calls[key]
 
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _forget(self, call: Call) -> None:
+        for handle in call.timer_handles.values():
+            handle.cancel()
+        call.timer_handles.clear()
         if call.ended_at is None:
             call.ended_at = time.time()
             if self.on_end is not None:
@@ -903,6 +1290,11 @@ class Calls:
             if call.media is not None:
                 call.media.close()
                 call.media = None
+
+
+def _allows_update(msg: Request | Response) -> bool:
+    """Whether `msg`'s Allow lists UPDATE (RFC 3311): then it takes our refreshes."""
+    return "UPDATE" in {method.strip().upper() for method in msg.get_all("Allow")}
 
 
 def _replaces(refer_to: str) -> tuple[str, str, str] | None:
