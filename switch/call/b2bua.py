@@ -30,7 +30,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..media.relay import MediaSession, PortPool, anchor
+from ..media.relay import LegMedia, MediaSession, PortPool, anchor
 from ..registrar.guard import Caller
 from ..sip import session_timer
 from ..sip.address import parse_address
@@ -38,6 +38,7 @@ from ..sip.dialog import Dialog, DialogError
 from ..sip.errors import ParseError
 from ..sip.flow import Flow
 from ..sip.message import Request, Response, make_response
+from ..sip.sdp import SdpError, parse_sdp
 from ..sip.session_timer import SessionTimer, TooSmall
 from ..sip.transaction import (
     AckReceived,
@@ -332,6 +333,25 @@ class Calls:
         except ParseError:
             return None
 
+    def _number_of(self, call: Call, a_side: bool) -> str:
+        """The number of the party on one side: an agent's extension, or the
+        number a trunk side called from or was called at."""
+        if a_side:
+            return (
+                call.caller.name
+                if call.caller.kind == "agent"
+                else (self._caller_id(call) or "anonymous")
+            )
+        target = call.target
+        if target is None:
+            return "anonymous"
+        if target.kind == "agent":
+            return target.name
+        try:
+            return getattr(parse_uri(target.uri), "user", None) or "anonymous"
+        except ParseError:
+            return "anonymous"
+
     def _trusted(self, tenant: str, target: Target) -> bool:
         return target.kind == "trunk" and self._trusted_name(tenant, target.name)
 
@@ -522,7 +542,8 @@ class Calls:
     def _ack_b(self, call: Call, dialog: Dialog) -> None:
         if call.b_ack is None and call.ack_wait is not None:
             return  # a late offer: the ACK goes when the caller's answer comes
-        assert call.b_invite is not None and call.target is not None
+        if call.b_invite is None or call.target is None:
+            return  # leg B came from another call (attended transfer): not our INVITE
         if call.b_ack is None:
             ack = dialog.create_ack(call.b_invite.cseq.number)
             ack.add("Via", self._via(call.target.flow), first=True)
@@ -761,6 +782,11 @@ class Calls:
         staying_sdp = call.b_sdp if from_a else call.a_sdp
         caller_id = call.target.name if from_a and call.target else None
         invite = self._b_invite(call, new, call.a_invite.max_forwards, caller_id)
+        # RFC 3892: the new party learns who sent the call its way (the
+        # transferor as the node knows it: nothing of the REFER's own text).
+        invite.add(
+            "Referred-By", f"<sip:{self._number_of(call, from_a)}@{self._sent_by(new.flow)}>"
+        )
         media = call.media
         if media is not None and staying_sdp:
             port = (media.a if from_a else media.b).port
@@ -789,7 +815,8 @@ class Calls:
         dialog = Dialog.from_uac_response(invite, resp)
         ack = dialog.create_ack(invite.cseq.number)
         ack.add("Via", self._via(new.flow), first=True)
-        self._send_stateless(bytes(ack), new.flow)
+        ack_bytes = bytes(ack)
+        self._send_stateless(ack_bytes, new.flow)
         if call.state != "answered":  # the other party hung up meanwhile
             self._by_leg.pop(key, None)
             self._bye(dialog, new.flow)
@@ -808,20 +835,32 @@ class Calls:
             assert call.a_dialog is not None
             self._bye(call.a_dialog, call.a_flow)
             self._by_leg.pop(call.a_key, None)
-            if call.caller.kind == "trunk":
-                self._release_key(call, (call.caller.tenant, call.caller.name))
+            if call.a_trunk is not None:
+                self._release_key(call, call.a_trunk)
+            left_sdp = call.a_sdp
             call.a_dialog, call.a_flow, call.a_key = dialog, new.flow, key
             call.a_sdp = resp.body
+            call.a_trunk = (call.caller.tenant, new.name) if new.kind == "trunk" else None
         else:
             old_dialog, old_target = call.b_dialog, call.target
             assert old_dialog is not None and old_target is not None
             self._bye(old_dialog, old_target.flow)
             self._by_leg.pop(call.b_key, None)
             self._release_trunk(call, old_target)
+            left_sdp = call.b_sdp
             call.b_dialog, call.target, call.b_invite, call.b_key = dialog, new, invite, key
-            call.b_sdp = resp.body
+            call.b_sdp, call.b_ack = resp.body, ack_bytes
         if new.kind == "trunk":
             self._take_trunk(call, new.name)
+        side = "a" if from_a else "b"
+        call.allows_update[side] = _allows_update(resp)
+        if self.session_expires:
+            timer = session_timer.from_response(resp, call.b_expires or self.session_expires)
+            self._set_timer(call, side, timer, timer.refresher == "uac")
+        if _codecs(resp.body) != _codecs(left_sdp):
+            # The new party speaks another codec than the one who left: the
+            # one who stays gets the new party's SDP as a new offer.
+            self._refresh(call, "b" if from_a else "a", offer=True)
 
     def _attended(
         self, call: Call, refer: Request, from_a: bool, replaces: tuple[str, str, str]
@@ -829,52 +868,67 @@ class Calls:
         """Attended transfer (RFC 3891): join this call's other party to the
         party of the transferor's second call, and let the transferor go.
 
-        The usual flow of an agent: a customer calls (this call, the agent
-        its callee), the agent calls a colleague (the second call, the agent
-        its caller), then transfers. Both calls' media are anchored here, so
-        joining them is re-pairing two relay legs: nobody is re-INVITEd.
+        The transferor may be the caller or the callee of either call (an
+        agent who took a customer's call or dialled out to one, then called
+        or was called by a colleague). Both calls' media are anchored here,
+        so joining them is re-pairing two relay legs: nobody is re-INVITEd.
         """
         call_id, to_tag, from_tag = replaces
         other = self._by_leg.get((call_id, to_tag))
+        in_other = "a" if other is not None and other.a_key == (call_id, to_tag) else "b"
+        dialog = None if other is None else (other.a_dialog if in_other == "a" else other.b_dialog)
         if (
-            from_a
-            or other is None
+            other is None
             or other is call
-            or other.a_key != (call_id, to_tag)
-            or other.a_invite.from_.tag != from_tag
             or other.state != "answered"
-            or call.media is None
-            or other.media is None
-            or other.b_dialog is None
-            or other.target is None
+            or dialog is None
+            or dialog.id.remote_tag != from_tag
         ):
-            # Only the agent-as-callee, then agent-as-caller shape is joined so far.
-            self._answer(refer, 501, "Not Implemented (this attended transfer)")
+            self._answer(refer, 481, "Call/Transaction Does Not Exist (the call Replaces names)")
+            return
+        if call.media is None or other.media is None or other.transfer is not None:
+            self._answer(refer, 488, "Not Acceptable Here (those calls cannot be joined)")
             return
         self._answer(refer, 202, "Accepted")
-        self._notify(call, False, "200 OK", final=True)
+        self._notify(call, from_a, "200 OK", final=True)
+        mine = "a" if from_a else "b"
+        leaving, leaving_other = _side(call, mine), _side(other, in_other)
+        moving = _side(other, "b" if in_other == "a" else "a")
         # The transferor leaves both calls.
-        old_dialog, old_target = call.b_dialog, call.target
-        assert old_dialog is not None and old_target is not None and other.a_dialog is not None
-        self._bye(old_dialog, old_target.flow)
-        self._bye(other.a_dialog, other.a_flow)
-        self._by_leg.pop(call.b_key, None)
-        self._by_leg.pop(other.a_key, None)
-        self._release_trunk(call, old_target)
-        # This call's caller now talks to the second call's callee.
-        call.b_dialog, call.target, call.b_invite = other.b_dialog, other.target, other.b_invite
-        call.b_key, call.b_sdp = other.b_key, other.b_sdp
-        self._by_leg[call.b_key] = call
-        call.trunks.extend(other.trunks)
-        other.trunks.clear()
-        joined = MediaSession(call.media.a, other.media.b)
-        call.media.b.rtp.close()
-        call.media.b.rtcp.close()
-        other.media.a.rtp.close()
-        other.media.a.rtcp.close()
-        call.media, other.media = joined, None
-        other.b_dialog, other.b_key = None, ("", "")  # its callee's leg is this call's now
-        other.hangup = Hangup("caller", 200, "transferred (attended)")
+        for party, owner in ((leaving, call), (leaving_other, other)):
+            if party.dialog is not None:
+                self._bye(party.dialog, party.flow)
+            self._by_leg.pop(party.key, None)
+            if party.trunk is not None:
+                self._release_key(owner, party.trunk)
+            party.relay.rtp.close()
+            party.relay.rtcp.close()
+        # The other call's remaining party takes the transferor's place here.
+        if moving.trunk is not None and moving.trunk in other.trunks:
+            other.trunks.remove(moving.trunk)
+            call.trunks.append(moving.trunk)
+        _put_side(call, mine, moving)
+        self._by_leg[moving.key] = call
+        call.media = (
+            MediaSession(moving.relay, call.media.b)
+            if mine == "a"
+            else MediaSession(call.media.a, moving.relay)
+        )
+        other.media = None
+        call.allows_update[mine] = moving.allows_update
+        handle = call.timer_handles.pop(mine, None)
+        if handle is not None:
+            handle.cancel()
+        call.timer.pop(mine, None)
+        if moving.timer is not None:
+            self._set_timer(call, mine, *moving.timer)
+        # The other call is over; its remaining leg lives on in this one.
+        if in_other == "a":
+            other.b_dialog, other.b_key = None, ("", "")
+        else:
+            other.a_dialog, other.a_key = None, ("", "")
+        other.hangup = Hangup("caller" if in_other == "a" else "callee", 200,
+                              "transferred (attended)")  # fmt: skip
         other.state = "ended"
         self._forget(other)
         log.info("call %d: joined with call %d (attended transfer)", call.id, other.id)
@@ -1060,26 +1114,33 @@ class Calls:
             log.warning("call %d: session timer expired: no refresh from the %s", call.id, who)
             self._hang_up(call, f"session timer expired (no refresh from the {who})")
 
-    def _refresh(self, call: Call, side: str) -> None:
+    def _refresh(self, call: Call, side: str, offer: bool = False) -> None:
         """Refresh leg `side`: UPDATE where the peer allows it, else re-INVITE
-        with the SDP it has already (RFC 4028 §7.4, §9)."""
-        call.timer_handles.pop(side, None)
+        with the SDP it has already (RFC 4028 §7.4, §9). `offer`: a re-INVITE
+        because what the leg has changed (the other party after a transfer)."""
+        if not offer:
+            call.timer_handles.pop(side, None)
         dialog = call.a_dialog if side == "a" else call.b_dialog
         flow = call.a_flow if side == "a" else (call.target.flow if call.target else None)
-        if call.state != "answered" or dialog is None or flow is None or side not in call.timer:
+        timer = call.timer[side][0] if side in call.timer else None
+        if call.state != "answered" or dialog is None or flow is None:
             return
-        timer = call.timer[side][0]
+        if timer is None and not offer:
+            return
         if call.pending_offer or call.ack_wait is not None or call.transfer is not None:
             # Another offer is under way (it refreshes as well): look again soon.
-            handle = asyncio.get_running_loop().call_later(2.0, self._refresh, call, side)
-            call.timer_handles[side] = handle
+            handle = asyncio.get_running_loop().call_later(2.0, self._refresh, call, side, offer)
+            if not offer:
+                call.timer_handles[side] = handle
             return
-        headers = [
-            ("Session-Expires", f"{timer.interval};refresher=uac"),
-            ("Min-SE", str(self.min_se)),
-            ("Supported", "timer"),
-        ]
-        if call.allows_update.get(side):
+        headers: list[tuple[str, object]] = []
+        if timer is not None:
+            headers = [
+                ("Session-Expires", f"{timer.interval};refresher=uac"),
+                ("Min-SE", str(self.min_se)),
+                ("Supported", "timer"),
+            ]
+        if call.allows_update.get(side) and not offer:
             req = dialog.create_request("UPDATE", headers=headers)
         else:
             sdp = self._sdp_of_leg(call, side)
@@ -1089,7 +1150,7 @@ class Calls:
             call.pending_offer = True
         req.add("Via", self._via(flow), first=True)
         self._send_request(
-            req, flow, lambda event: self._refresh_answered(call, side, req, dialog, flow, event)
+            req, flow, lambda ev: self._refresh_answered(call, side, req, dialog, flow, ev, offer)
         )
 
     def _sdp_of_leg(self, call: Call, side: str) -> bytes:
@@ -1101,7 +1162,14 @@ class Calls:
         return anchor(theirs, self.media_address, (media.a if side == "a" else media.b).port)[0]
 
     def _refresh_answered(
-        self, call: Call, side: str, req: Request, dialog: Dialog, flow: Flow, event: Event
+        self,
+        call: Call,
+        side: str,
+        req: Request,
+        dialog: Dialog,
+        flow: Flow,
+        event: Event,
+        offer: bool,
     ) -> None:
         if isinstance(event, ResponseReceived):
             resp = event.response
@@ -1116,9 +1184,16 @@ class Calls:
                     ack = dialog.create_ack(req.cseq.number)
                     ack.add("Via", self._via(flow), first=True)
                     self._send_stateless(bytes(ack), flow)
-                asked = call.timer[side][0].interval if side in call.timer else self.session_expires
-                timer = session_timer.from_response(resp, asked)
-                self._set_timer(call, side, timer, timer.refresher == "uac")
+                if resp.body and call.state == "answered":
+                    # Its answer: where it now sends media from, and what.
+                    self._anchor(call, resp.body, toward_a=side == "b")
+                    if side == "a":
+                        call.a_sdp = resp.body
+                    else:
+                        call.b_sdp = resp.body
+                if side in call.timer:
+                    timer = session_timer.from_response(resp, call.timer[side][0].interval)
+                    self._set_timer(call, side, timer, timer.refresher == "uac")
                 return
         elif isinstance(event, TransactionTimeout | TransportError):
             if req.method == "INVITE":
@@ -1126,9 +1201,8 @@ class Calls:
             status = 408
         else:
             return
-        if call.state != "answered" or side not in call.timer:
+        if call.state != "answered":
             return
-        timer = call.timer[side][0]
         if status in (408, 481):
             # RFC 4028 §10: the far end is gone.
             who = "caller" if side == "a" else "callee"
@@ -1139,10 +1213,13 @@ class Calls:
             # Glare (RFC 3261 §14.1): try again after a random wait, longer
             # on the leg whose Call-ID we chose.
             wait = secrets.SystemRandom().uniform(*((2.1, 4.0) if side == "b" else (0.0, 2.0)))
-            call.timer_handles[side] = asyncio.get_running_loop().call_later(
-                wait, self._refresh, call, side
-            )
+            handle = asyncio.get_running_loop().call_later(wait, self._refresh, call, side, offer)
+            if not offer:
+                call.timer_handles[side] = handle
             return
+        if side not in call.timer:
+            return  # a new offer refused: the leg keeps what it had
+        timer = call.timer[side][0]
         if status == 422:
             timer = SessionTimer(max(timer.interval, session_timer.min_se(resp)), "uac")
             call.timer[side] = (timer, True)
@@ -1290,6 +1367,58 @@ class Calls:
             if call.media is not None:
                 call.media.close()
                 call.media = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """One side of an answered call, as an attended transfer moves it."""
+
+    dialog: Dialog | None
+    flow: Flow
+    key: tuple[str, str]
+    sdp: bytes
+    relay: LegMedia
+    trunk: tuple[str, str] | None
+    target: Target  # how to reach it, as leg B would
+    invite: Request | None  # our INVITE, when we made this dialog
+    ack: bytes | None
+    allows_update: bool
+    timer: tuple[SessionTimer, bool] | None
+
+
+def _side(call: Call, side: str) -> _Side:
+    assert call.media is not None
+    if side == "a":
+        caller = call.caller
+        target = Target("", call.a_flow, caller.kind, caller.name)
+        return _Side(
+            call.a_dialog, call.a_flow, call.a_key, call.a_sdp, call.media.a, call.a_trunk,
+            target, None, None, call.allows_update.get("a", False), call.timer.get("a"),
+        )  # fmt: skip
+    assert call.target is not None
+    target = call.target
+    trunk = (call.caller.tenant, target.name) if target.kind == "trunk" else None
+    return _Side(
+        call.b_dialog, target.flow, call.b_key, call.b_sdp, call.media.b, trunk,
+        target, call.b_invite, call.b_ack, call.allows_update.get("b", False), call.timer.get("b"),
+    )  # fmt: skip
+
+
+def _put_side(call: Call, side: str, party: _Side) -> None:
+    if side == "a":
+        call.a_dialog, call.a_flow, call.a_key = party.dialog, party.flow, party.key
+        call.a_sdp, call.a_trunk = party.sdp, party.trunk
+    else:
+        call.b_dialog, call.target, call.b_key = party.dialog, party.target, party.key
+        call.b_sdp, call.b_invite, call.b_ack = party.sdp, party.invite, party.ack
+
+
+def _codecs(sdp: bytes) -> list[list[str]]:
+    """The formats of each m= line: what a change of party may change."""
+    try:
+        return [list(media.formats) for media in parse_sdp(sdp).media] if sdp else []
+    except SdpError:
+        return []
 
 
 def _allows_update(msg: Request | Response) -> bool:
