@@ -89,6 +89,7 @@ class Call:
     b_provisional: bool = False  # B answered something: a CANCEL may go
     cancel_sent: bool = False
     pending_offer: bool = False  # a re-INVITE or UPDATE is on its way (RFC 3261 §14.2)
+    offering: set[str] = field(default_factory=set)  # legs with a re-INVITE of ours pending
     fallbacks: list[Target] = field(default_factory=list)  # trunks to try next
     pracked: set[str] = field(default_factory=set)  # RSeq values acknowledged (RFC 3262)
     a_sdp: bytes = b""  # the caller's latest SDP as it sent it (offered to a transfer target)
@@ -966,7 +967,7 @@ class Calls:
         if call.state != "answered" or here is None or there is None:
             self._answer(req, 501, f"Not Implemented ({req.method} before the answer)")
             return
-        if call.pending_offer:
+        if call.pending_offer or call.offering:
             # RFC 3261 §14.2: one offer at a time; the other side retries.
             self._answer(req, 491, "Request Pending")
             return
@@ -1127,7 +1128,12 @@ class Calls:
             return
         if timer is None and not offer:
             return
-        if call.pending_offer or call.ack_wait is not None or call.transfer is not None:
+        if (
+            call.pending_offer
+            or side in call.offering
+            or call.ack_wait is not None
+            or call.transfer is not None
+        ):
             # Another offer is under way (it refreshes as well): look again soon.
             handle = asyncio.get_running_loop().call_later(2.0, self._refresh, call, side, offer)
             if not offer:
@@ -1147,7 +1153,7 @@ class Calls:
             req = dialog.create_request(
                 "INVITE", headers=headers, body=sdp, content_type="application/sdp" if sdp else None
             )
-            call.pending_offer = True
+            call.offering.add(side)
         req.add("Via", self._via(flow), first=True)
         self._send_request(
             req, flow, lambda ev: self._refresh_answered(call, side, req, dialog, flow, ev, offer)
@@ -1176,7 +1182,7 @@ class Calls:
             if resp.status < 200:
                 return
             if req.method == "INVITE":
-                call.pending_offer = False
+                call.offering.discard(side)
             status = resp.status
             if status < 300:
                 dialog.receive_response(resp)
@@ -1197,7 +1203,7 @@ class Calls:
                 return
         elif isinstance(event, TransactionTimeout | TransportError):
             if req.method == "INVITE":
-                call.pending_offer = False
+                call.offering.discard(side)
             status = 408
         else:
             return

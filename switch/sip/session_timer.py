@@ -70,10 +70,11 @@ def parse_session_expires(value: str) -> tuple[int, str | None]:
     return int(delta), refresher
 
 
-def min_se(msg: Request | Response) -> int:
-    """The Min-SE of a message (RFC 4028 §5), or the floor when absent or unreadable."""
+def min_se(msg: Request | Response, default: int = MIN_SE_FLOOR) -> int:
+    """The Min-SE of a message (RFC 4028 §5); `default` (the RFC's 90 s) when
+    absent or unreadable."""
     value = (msg.get("Min-SE") or "").split(";")[0].strip()
-    return max(MIN_SE_FLOOR, int(value)) if value.isdigit() and len(value) <= 10 else MIN_SE_FLOOR
+    return int(value) if value.isdigit() and len(value) <= 10 else default
 
 
 def supports_timer(msg: Request | Response) -> bool:
@@ -90,7 +91,9 @@ def answer(request: Request, expires: int, our_min_se: int) -> SessionTimer | To
     Session-Expires we still run the timer (as refresher, unless the UAC
     said it supports timers: then it refreshes, which costs us nothing).
     """
-    their_min = min_se(request)
+    # Absent, the other side's minimum is the RFC's 90 s (or ours, in tests
+    # that shorten it below what the config allows).
+    their_min = min_se(request, min(our_min_se, MIN_SE_FLOOR))
     value = request.get("Session-Expires")
     if value is not None:
         try:

@@ -181,7 +181,12 @@ def _media_address(body: bytes) -> tuple[str, int]:
 
 
 async def _agent_calls(
-    phone: UdpPhone, ext: str, dialled: str, sdp: str = "", call_id: str = "guarded-invite"
+    phone: UdpPhone,
+    ext: str,
+    dialled: str,
+    sdp: str = "",
+    call_id: str = "guarded-invite",
+    extra: tuple[str, ...] = (),
 ) -> None:
     """An agent's phone places a call: challenged (407), then sent again with credentials."""
 
@@ -195,7 +200,7 @@ async def _agent_calls(
     challenge = await phone.request(text(1))
     assert challenge.status == 407, challenge.reason
     creds = authorization(challenge, ext, f"agent{ext}", f"sip:{dialled}@demo.invalid", "INVITE")
-    invite = text(2, (f"Proxy-Authorization: {creds}",))
+    invite = text(2, (f"Proxy-Authorization: {creds}", *extra))
     if sdp:
         length = f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}"
         invite = invite.replace("Content-Length: 0", length) + sdp
@@ -530,6 +535,8 @@ async def test_the_callee_transfers_the_caller_blind(tmp_path):
         # The caller's offer, on the same relay port Bob had: Alice's media path stays.
         assert _media_address(to_carol.body) == relay_b
         assert b"o=alice" in to_carol.body
+        # RFC 3892: Carol learns who sent the call her way (Bob, as the node knows him).
+        assert (to_carol.get("Referred-By") or "").startswith("<sip:1002@127.0.0.1:")
         carol.send(bytes(make_response(to_carol, 200, to_tag="carol1", headers=[
             ("Contact", f"<sip:1003@{carol.address[0]}:{carol.address[1]}>"),
             ("Content-Type", "application/sdp"),
