@@ -408,6 +408,7 @@ class Node:
             await self.registrar.close()
         if self.calls is not None:
             await self.calls.close()
+        await self.resolver.close()
         # Transports first: aiohttp's cleanup waits for open WebSocket
         # handlers, and closing the transports is what ends them.
         if self.transports is not None:

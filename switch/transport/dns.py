@@ -174,6 +174,14 @@ class Resolver:
         """Forget every cached answer."""
         self._cache.clear()
 
+    async def close(self) -> None:
+        """Stop the lookups under way (the node is stopping)."""
+        pending = list(self._pending.values())
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
 
 def _record(rdata: object) -> Record | None:
     rdtype = getattr(rdata, "rdtype", None)

@@ -62,9 +62,11 @@ async def test_an_agent_call_goes_out_to_the_server_the_trunk_domain_names(tmp_p
                 out = await _next_request(carrier, "INVITE")
                 assert out.uri_text == "sip:5551234@carrier.test"  # the carrier's own domain
                 assert out.top_via.transport == "UDP"
-                assert dns.queries[:2] == [
+                assert dns.queries == [
                     ("carrier.test", "NAPTR"),
                     ("_sip._udp.carrier.test", "SRV"),
+                    ("sbc10.carrier.test", "A"),  # no AAAA: the node listens on IPv4
+                    ("_sip._tcp.carrier.test", "SRV"),  # TCP: where to fail over
                 ]
                 carrier.send(bytes(make_response(out, 486, to_tag="busy")), sip_address(node))
                 assert (await _next_response(alice, 486)).status == 486

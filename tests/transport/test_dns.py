@@ -143,3 +143,13 @@ async def test_a_cancelled_lookup_does_not_spoil_the_others():
         await asyncio.sleep(0)
         first.cancel()
         assert (await second).records == ("127.0.0.11",)
+
+
+async def test_closing_stops_the_lookups_under_way():
+    async with DnsServer({"slow.example": NEVER}) as server:
+        resolver = resolver_for(server, timeout=10)
+        lookup = asyncio.ensure_future(resolver.query(Query("slow.example", "A")))
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(resolver.close(), 2)
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(lookup, 2)
