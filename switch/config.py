@@ -568,6 +568,8 @@ def _nameserver(value: Any) -> HostPort:
         return value
     if not isinstance(value, str):
         raise ValueError(f"expected a nameserver address {form}, got {_got(value)}")
+    if _is_ip(value):  # a bare IPv6 address too: a nameserver is never a name
+        return HostPort(value, 53)
     parts = _split_host_port(value)
     if parts is None or not _is_ip(parts[0]):
         raise ValueError(f"{_show(value)} is not a nameserver address {form}")
@@ -610,8 +612,8 @@ with warnings.catch_warnings():
     class Trunk(_Model):
         inbound_from: list[IpNetwork] = Field(default_factory=list)
         outbound_host: RemoteHost | None = None
-        # None (not given): for a host name without a port, DNS NAPTR records
-        # choose (RFC 3263); otherwise "udp". Set after validation.
+        # Left out: for a host name without a port, the carrier's NAPTR
+        # records choose (RFC 3263) and it stays None; otherwise "udp".
         transport: Transport | None = None
         max_calls: int = Field(0, ge=0)  # 0 = unlimited
         codecs: list[Codec] = Field(

@@ -543,7 +543,7 @@ def test_dns_section(tmp_path: Path) -> None:
         tmp_path,
         """
         [dns]
-        nameservers = ["192.0.2.53", "127.0.0.1:5353", "[2001:db8::53]:53"]
+        nameservers = ["192.0.2.53", "127.0.0.1:5353", "[2001:db8::53]:53", "2001:db8::54"]
         timeout = 1.5
         negative_ttl = 10
         """,
@@ -553,6 +553,7 @@ def test_dns_section(tmp_path: Path) -> None:
         HostPort("192.0.2.53", 53),
         HostPort("127.0.0.1", 5353),
         HostPort("2001:db8::53", 53),
+        HostPort("2001:db8::54", 53),
     ]
     assert (dns.timeout, dns.negative_ttl) == (1.5, 10)
     assert load_demo_config().dns.nameservers == []  # the system's resolver
