@@ -176,6 +176,9 @@ def locate(
 def _addresses(
     name: str, transport: str, port: int, families: Sequence[str], fatal: Callable[..., bool]
 ) -> Steps:
+    if _is_ip(name):
+        # RFC 2782 wants a name as SRV target, but some zones hold an address.
+        return [Hop(transport, name, port)]
     hops: list[Hop] = []
     for rdtype in families:
         query = Query(name, rdtype)

@@ -178,6 +178,13 @@ def test_every_address_of_every_srv_target_is_a_hop_in_priority_order():
     ]
 
 
+def test_an_srv_target_written_as_an_address_is_used_without_a_query():
+    zone = {("_sip._udp.example.com", "SRV"): (Srv(0, 0, 5062, "192.0.2.4."),)}
+    hops, asked = run(zone, "example.com", transport="udp")
+    assert hops == [Hop("udp", "192.0.2.4", 5062)]
+    assert asked == [("_sip._udp.example.com", "SRV")]
+
+
 # -- RFC 2782 weights -------------------------------------------------------------------
 
 
@@ -198,6 +205,13 @@ def test_zero_weights_still_get_their_turn():
     rng = random.Random(3)
     seen = {tuple(r.target for r in order_srv(records, rng)) for _ in range(200)}
     assert seen == {("a", "b"), ("b", "a")}
+
+
+def test_a_zero_weight_beside_others_gets_a_small_chance():
+    records = [Srv(10, 99, 5060, "weighted"), Srv(10, 0, 5060, "zero")]
+    rng = random.Random(5)
+    zero_first = sum(order_srv(records, rng)[0].target == "zero" for _ in range(3000))
+    assert 5 < zero_first < 80  # 1 in 100, give or take
 
 
 def test_the_same_seed_gives_the_same_order():
@@ -260,10 +274,3 @@ def test_servfail_is_named_when_nothing_else_was_found():
     zone = {("example.com", "A"): SERVFAIL}
     message = fails(zone, "example.com", port=5060)
     assert message == "the DNS servers failed to answer for example.com A"
-
-
-def test_a_zero_weight_beside_others_gets_a_small_chance():
-    records = [Srv(10, 99, 5060, "weighted"), Srv(10, 0, 5060, "zero")]
-    rng = random.Random(5)
-    zero_first = sum(order_srv(records, rng)[0].target == "zero" for _ in range(3000))
-    assert 5 < zero_first < 80  # 1 in 100, give or take
