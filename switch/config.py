@@ -54,6 +54,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Did",
+    "DnsConfig",
     "HostPort",
     "HttpConfig",
     "Ivr",
@@ -585,6 +586,38 @@ class RegistrarConfig(_Model):
         return self
 
 
+def _nameserver(value: Any) -> HostPort:
+    form = "IP[:PORT] (e.g. 192.0.2.53, 127.0.0.1:5353 or [2001:db8::53]:53)"
+    if isinstance(value, HostPort):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a nameserver address {form}, got {_got(value)}")
+    if _is_ip(value):  # a bare IPv6 address too: a nameserver is never a name
+        return HostPort(value, 53)
+    parts = _split_host_port(value)
+    if parts is None or not _is_ip(parts[0]):
+        raise ValueError(f"{_show(value)} is not a nameserver address {form}")
+    host, port_text = parts
+    if port_text is None:
+        return HostPort(host, 53)
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"{_show(value)}: the port is not a number from 1 to 65535")
+    return HostPort(host, int(port_text))
+
+
+Nameserver = Annotated[HostPort, PlainValidator(_nameserver), PlainSerializer(str)]
+
+
+class DnsConfig(_Model):
+    """How trunks' host names are resolved (RFC 3263: NAPTR, SRV, then A/AAAA)."""
+
+    # Empty: the system's resolver (/etc/resolv.conf).
+    nameservers: list[Nameserver] = Field(default_factory=list)
+    timeout: float = Field(2.0, ge=0.1, le=30)  # seconds for one lookup, all servers and retries
+    # Seconds a name that does not exist (or lacks a record type) is remembered.
+    negative_ttl: int = Field(30, ge=0, le=3600)
+
+
 class Agent(_Model):
     name: str = ""
     password: str = Field(min_length=1)
@@ -603,7 +636,9 @@ with warnings.catch_warnings():
     class Trunk(_Model):
         inbound_from: list[IpNetwork] = Field(default_factory=list)
         outbound_host: RemoteHost | None = None
-        transport: Transport = "udp"
+        # Left out: for a host name without a port, the carrier's NAPTR
+        # records choose (RFC 3263) and it stays None; otherwise "udp".
+        transport: Transport | None = None
         max_calls: int = Field(0, ge=0)  # 0 = unlimited
         codecs: list[Codec] = Field(
             default_factory=lambda: ["pcmu", "pcma", "telephone-event"], min_length=1
@@ -657,9 +692,16 @@ with warnings.catch_warnings():
                     )
             if problems:
                 raise _Problems(problems)
-            if self.outbound_host is not None and self.outbound_host.port == 0:
+            # A host name without a port is located by DNS (RFC 3263): its
+            # port stays 0 for SRV to fill in, and its transport None for
+            # NAPTR to choose unless one is given. Anything else has defaults.
+            host = self.outbound_host
+            by_dns = host is not None and host.port == 0 and not _is_ip(host.host)
+            if self.transport is None and not by_dns:
+                self._set("transport", "udp")
+            if host is not None and host.port == 0 and not by_dns:
                 port = 5061 if self.transport == "tls" else 5060
-                self._set("outbound_host", HostPort(self.outbound_host.host, port))
+                self._set("outbound_host", HostPort(host.host, port))
             return self
 
 
@@ -813,6 +855,7 @@ class Config(_Model):
     records: RecordsConfig
     registrar: RegistrarConfig
     tenants: dict[str, Tenant]
+    dns: DnsConfig = Field(default_factory=DnsConfig)
     source: str  # the file it came from, or "<demo>"
 
     # What was read, so that overrides are validated exactly like the file.
@@ -864,6 +907,7 @@ _SECTIONS: dict[str, type[_Model]] = {
     "state": StateConfig,
     "records": RecordsConfig,
     "registrar": RegistrarConfig,
+    "dns": DnsConfig,
 }
 _KINDS: dict[str, type[_Model]] = {
     "agents": Agent,

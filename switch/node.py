@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import errno
 import gc
+import ipaddress
 import logging
 import signal
 import ssl
@@ -37,6 +38,7 @@ from .registrar.guard import GUARDED, Guard
 from .registrar.qualify import Qualifier
 from .registrar.service import Registrar, flow_of
 from .sip.flow import Flow
+from .sip.locate import Hop
 from .sip.message import Request, Response
 from .sip.stack import SipStack
 from .sip.transaction import (
@@ -50,6 +52,7 @@ from .sip.transaction import (
 from .store.directory import Directory, DirectoryError
 from .store.location import Binding
 from .store.state import State, StateError, open_state
+from .transport.dns import Resolver
 from .transport.limits import Limits
 from .transport.registry import Transports
 from .web.app import make_app
@@ -85,6 +88,12 @@ class Node:
         self.guard: Guard | None = None
         self.calls: Calls | None = None
         self.trunks: TrunkMonitor | None = None
+        dns = config.dns
+        self.resolver = Resolver(
+            [(server.host, server.port) for server in dns.nameservers],
+            dns.timeout,
+            dns.negative_ttl,
+        )
         self._listening: dict[str, tuple[str, int]] = {}  # transport -> bound address
         self._tasks: set[asyncio.Task[Any]] = set()
         sip = config.sip
@@ -193,9 +202,11 @@ class Node:
             # Screened here (trunk by address, agent by digest), then the
             # call layer. REFER and MESSAGE outside a call: not served yet.
             self.dispatcher.handle(method, self._guarded, advertise=method == "INVITE")
-        self.trunks = TrunkMonitor(cfg, self._request_to, self._sent_by_flow, SERVER)
+        self.trunks = TrunkMonitor(
+            cfg, self._request_to, self._sent_by_flow, SERVER, locate=self._locate
+        )
         self.calls = Calls(
-            Router(cfg, state.locations, self.trunks.is_up),
+            Router(cfg, state.locations, self.trunks.is_up, self._locate),
             self._send_request_to,
             self._respond,
             self._send_stateless,
@@ -250,6 +261,13 @@ class Node:
             self.calls.stray(event)
         elif isinstance(event, AckTimeout):
             self.calls.ack_timeout(event)
+
+    async def _locate(self, host: str, port: int, transport: str | None) -> list[Hop]:
+        """A trunk host's servers in DNS, on the transports and address family we send on."""
+        sip = self.config.sip
+        return await self.resolver.locate(
+            host, port, transport, sip.transports, _families(sip.listen.host)
+        )
 
     def _send_request_to(self, req: Request, flow: Flow, on_event: Any = None) -> ClientTransaction:
         assert self.endpoint is not None
@@ -408,6 +426,7 @@ class Node:
             await self.registrar.close()
         if self.calls is not None:
             await self.calls.close()
+        await self.resolver.close()
         # Transports first: aiohttp's cleanup waits for open WebSocket
         # handlers, and closing the transports is what ends them.
         if self.transports is not None:
@@ -425,6 +444,17 @@ class Node:
             await self.state.close()
             self.state = None
         log.info("node %s stopped", self.config.node.name)
+
+
+def _families(listen_host: str) -> tuple[str, ...]:
+    """The address records usable from a listener on `listen_host`: A, AAAA or both."""
+    try:
+        ip = ipaddress.ip_address(listen_host)
+    except ValueError:
+        return ("A", "AAAA")
+    if ip.version == 4:
+        return ("A",)
+    return ("AAAA", "A") if ip.is_unspecified else ("AAAA",)
 
 
 def _setup_logging(level: str) -> None:

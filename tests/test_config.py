@@ -235,7 +235,8 @@ def test_unknown_key(tmp_path: Path) -> None:
 def test_unknown_top_level_key_suggests_the_right_one(tmp_path: Path) -> None:
     path = write(tmp_path, '[agent."1001"]\npassword = "x"\n')
     assert errors_of(path) == [
-        f"{path}: agent: unknown key (expected one of agents, calls, dids, http, ivr, media, node, "
+        f"{path}: agent: unknown key (expected one of agents, calls, dids, dns, http, ivr, media, "
+        "node, "
         "outbound, queues, records, registrar, sip, state, tenants, trunks, users); "
         "did you mean 'agents'?"
     ]
@@ -505,7 +506,7 @@ def test_trunk_rules(tmp_path: Path) -> None:
     ]
 
 
-def test_outbound_host_port_defaults_by_transport(tmp_path: Path) -> None:
+def test_outbound_host_port_and_transport_defaults(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """
@@ -514,11 +515,68 @@ def test_outbound_host_port_defaults_by_transport(tmp_path: Path) -> None:
         [trunks.secure]
         outbound_host = "carrier.example"
         transport = "tls"
+        [trunks.named]
+        outbound_host = "carrier.example:5070"
+        [trunks.address]
+        outbound_host = "203.0.113.5"
+        transport = "tls"
         [trunks.explicit]
         outbound_host = "[2001:db8::1]:5080"
         """,
     )
     trunks = load_config(path).tenants["default"].trunks
-    assert trunks["plain"].outbound_host == HostPort("carrier.example", 5060)
-    assert trunks["secure"].outbound_host == HostPort("carrier.example", 5061)
+    # A name without a port is for DNS to locate (RFC 3263): SRV gives the
+    # port, NAPTR the transport unless one is given.
+    assert trunks["plain"].outbound_host == HostPort("carrier.example", 0)
+    assert trunks["plain"].transport is None
+    assert trunks["secure"].outbound_host == HostPort("carrier.example", 0)
+    assert trunks["secure"].transport == "tls"
+    # With a port, or an address: the port as written or the transport's, UDP by default.
+    assert trunks["named"].outbound_host == HostPort("carrier.example", 5070)
+    assert trunks["named"].transport == "udp"
+    assert trunks["address"].outbound_host == HostPort("203.0.113.5", 5061)
     assert str(trunks["explicit"].outbound_host) == "[2001:db8::1]:5080"
+    assert trunks["explicit"].transport == "udp"
+
+
+def test_dns_section(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [dns]
+        nameservers = ["192.0.2.53", "127.0.0.1:5353", "[2001:db8::53]:53", "2001:db8::54"]
+        timeout = 1.5
+        negative_ttl = 10
+        """,
+    )
+    dns = load_config(path).dns
+    assert dns.nameservers == [
+        HostPort("192.0.2.53", 53),
+        HostPort("127.0.0.1", 5353),
+        HostPort("2001:db8::53", 53),
+        HostPort("2001:db8::54", 53),
+    ]
+    assert (dns.timeout, dns.negative_ttl) == (1.5, 10)
+    assert load_demo_config().dns.nameservers == []  # the system's resolver
+
+
+def test_dns_section_errors_name_the_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [dns]
+        nameservers = ["ns1.example", "127.0.0.1:99999"]
+        timeout = 0
+        nameserver = "192.0.2.53"
+        """,
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.lines == [
+        f"{path}: dns.nameservers: 'ns1.example' is not a nameserver address "
+        "IP[:PORT] (e.g. 192.0.2.53, 127.0.0.1:5353 or [2001:db8::53]:53)",
+        f"{path}: dns.nameservers: '127.0.0.1:99999': the port is not a number from 1 to 65535",
+        f"{path}: dns.timeout: 0 is too small (must be at least 0.1)",
+        f"{path}: dns.nameserver: unknown key (expected one of nameservers, negative_ttl, "
+        "timeout); did you mean 'nameservers'?",
+    ]

@@ -5,6 +5,10 @@ An answer means up (even 404 or 405: something answered), except 5xx; no
 answer within `timeout`, or a failed send, means down. Routing skips a trunk that
 is down while another of its route is up, so calls go where they can be
 carried instead of waiting for a timeout each.
+
+A trunk given by host name is located by DNS before each round (answers
+are cached by their TTL): it is up when one of its servers answers, tried
+in the order calls would use them, and down when the name does not resolve.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
-from ..config import Config
+from ..config import Config, Trunk
 from ..sip.flow import Flow
+from ..sip.locate import LocateError
 from ..sip.message import Request, Response
 from ..sip.transaction import new_branch
+from .routing import Locate
 
 log = logging.getLogger("switch.call")
 
@@ -33,29 +39,45 @@ class TrunkMonitor:
         sent_by: Callable[[Flow], str],
         server: str = "switch",
         timeout: float = 5.0,
+        locate: Locate | None = None,
     ) -> None:
         self._send = send
         self._sent_by = sent_by
         self.server = server
         self.timeout = timeout
+        self._locate = locate
         self.down: set[tuple[str, str]] = set()  # (tenant, trunk)
-        self._trunks: list[tuple[tuple[str, str], Flow, int]] = []
+        self._trunks: list[tuple[tuple[str, str], Trunk]] = []
         for tenant in config.tenants.values():
             for name, trunk in tenant.trunks.items():
-                host = trunk.outbound_host
-                if host is None or not trunk.keepalive or not _is_ip(host.host):
-                    continue
-                flow = Flow(trunk.transport, (host.host, host.port or 5060))
-                self._trunks.append(((tenant.id, name), flow, trunk.keepalive))
+                if trunk.outbound_host is not None and trunk.keepalive:
+                    self._trunks.append(((tenant.id, name), trunk))
 
     def is_up(self, tenant: str, trunk: str) -> bool:
         return (tenant, trunk) not in self.down
 
-    async def ping(self, key: tuple[str, str], flow: Flow) -> bool:
+    async def servers(self, trunk: Trunk) -> tuple[str, list[Flow]]:
+        """(Request-URI, where to send) of a trunk's pings: its address, or its servers in DNS.
+
+        Raises LocateError when a trunk's host name does not resolve.
+        """
+        assert trunk.outbound_host is not None
+        host, port = trunk.outbound_host
+        if _is_ip(host):
+            return f"sip:{f'[{host}]' if ':' in host else host}:{port}", [
+                Flow(trunk.transport or "udp", (host, port))
+            ]
+        if self._locate is None:
+            raise LocateError("this node has no DNS resolver")
+        hops = await self._locate(host, port, trunk.transport)
+        uri = f"sip:{host}:{port}" if port else f"sip:{host}"
+        return uri, [Flow(hop.transport, (hop.address, hop.port)) for hop in hops]
+
+    async def ping(self, key: tuple[str, str], flow: Flow, uri: str | None = None) -> bool:
         """One OPTIONS; True when anything answered in time."""
         sent_by = self._sent_by(flow)
         host, port = flow.remote
-        uri = f"sip:{f'[{host}]' if ':' in host else host}:{port}"
+        uri = uri or f"sip:{f'[{host}]' if ':' in host else host}:{port}"
         req = Request(
             "OPTIONS",
             uri,
@@ -78,29 +100,39 @@ class TrunkMonitor:
         # send), or a trunk that says it cannot carry calls now.
         return resp.status != 408 and resp.status < 500
 
-    async def check(self, key: tuple[str, str], flow: Flow) -> None:
-        up = await self.ping(key, flow)
+    async def check(self, key: tuple[str, str], trunk: Trunk) -> None:
+        """Ping the trunk's servers in turn until one answers; mark the trunk up or down."""
+        why = "no answer to OPTIONS"
+        try:
+            uri, flows = await self.servers(trunk)
+        except LocateError as exc:
+            flows, why = [], f"its host does not resolve: {exc}"
+        up = False
+        for flow in flows:
+            if await self.ping(key, flow, uri):
+                up = True
+                break
         was_up = key not in self.down
         if up and not was_up:
             self.down.discard(key)
             log.warning("trunk %s/%s is up again", *key)
         elif not up and was_up:
             self.down.add(key)
-            log.warning("trunk %s/%s is down: no answer to OPTIONS", *key)
+            log.warning("trunk %s/%s is down: %s", *key, why)
 
     async def run(self) -> None:
         """Ping every trunk at its own interval until cancelled."""
         if not self._trunks:
             return
-        await asyncio.gather(*(self._watch(key, flow, every) for key, flow, every in self._trunks))
+        await asyncio.gather(*(self._watch(key, trunk) for key, trunk in self._trunks))
 
-    async def _watch(self, key: tuple[str, str], flow: Flow, every: int) -> None:
+    async def _watch(self, key: tuple[str, str], trunk: Trunk) -> None:
         while True:
             try:
-                await self.check(key, flow)
+                await self.check(key, trunk)
             except Exception:
                 log.exception("keepalive of trunk %s/%s failed", *key)
-            await asyncio.sleep(every)
+            await asyncio.sleep(trunk.keepalive)
 
 
 def _is_ip(host: str) -> bool:

@@ -7,9 +7,10 @@ import time
 import pytest
 
 from switch.call.routing import Rejection, Router, Target
-from switch.config import load_demo_config
+from switch.config import demo_config_text, load_config, load_demo_config
 from switch.registrar.guard import Caller
 from switch.sip.flow import Flow
+from switch.sip.locate import Hop, LocateError
 from switch.store.location import Binding, MemoryLocationStore
 
 TRUNK = Caller("demo", "trunk", "demo-trunk")
@@ -73,3 +74,142 @@ async def test_an_agent_who_is_not_registered_is_480(router):
 async def test_a_dial_string_that_matches_nothing_is_404(router):
     rejection = await router.route(AGENT, "7777")
     assert isinstance(rejection, Rejection) and rejection.status == 404
+
+
+# -- trunks given by host name: located by DNS ---------------------------------------------
+
+
+class FakeLocate:
+    """Hops by host name, or a LocateError; remembers what it was asked."""
+
+    def __init__(self, hops: dict[str, list[Hop]]) -> None:
+        self.hops = hops
+        self.asked: list[tuple[str, int, str | None]] = []
+
+    async def __call__(self, host: str, port: int, transport: str | None) -> list[Hop]:
+        self.asked.append((host, port, transport))
+        if host not in self.hops:
+            raise LocateError(f"{host} does not exist in DNS (NXDOMAIN)")
+        return self.hops[host]
+
+
+def _config_with(tmp_path, changes: dict[str, str]):
+    text = demo_config_text()
+    for old, new in changes.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / "switch.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+CARRIER_HOPS = [Hop("udp", "192.0.2.1", 5070), Hop("tcp", "192.0.2.2", 5060)]
+
+
+async def test_a_trunk_named_by_domain_goes_to_its_servers_in_dns_order(tmp_path, store):
+    config = _config_with(tmp_path, {'"127.0.0.1:5090"': '"carrier.example"'})
+    locate = FakeLocate({"carrier.example": CARRIER_HOPS})
+    target = await Router(config, store, locate=locate).route(TRUNK, "400")
+    assert locate.asked == [("carrier.example", 0, "udp")]  # the demo says udp
+    assert target == Target(
+        "sip:4000@carrier.example",  # the carrier's domain, as it expects
+        Flow("udp", ("192.0.2.1", 5070)),
+        "trunk",
+        "demo-trunk",
+        fallbacks=(
+            Target("sip:4000@carrier.example", Flow("tcp", ("192.0.2.2", 5060)), "trunk",
+                   "demo-trunk"),
+        ),
+    )  # fmt: skip
+
+
+async def test_without_a_transport_naptr_decides_and_a_port_is_kept(tmp_path, store):
+    config = _config_with(
+        tmp_path,
+        {
+            '"127.0.0.1:5090"': '"carrier.example:5080"',
+            'transport = "udp"         # udp | tcp | tls': "",
+        },
+    )
+    locate = FakeLocate({"carrier.example": [Hop("udp", "192.0.2.1", 5080)]})
+    target = await Router(config, store, locate=locate).route(AGENT, "95551234")
+    assert locate.asked == [("carrier.example", 5080, "udp")]  # a port: UDP, as RFC 3263 says
+    assert isinstance(target, Target) and target.uri == "sip:5551234@carrier.example:5080"
+    config = _config_with(
+        tmp_path,
+        {
+            '"127.0.0.1:5090"': '"carrier.example"',
+            'transport = "udp"         # udp | tcp | tls': "",
+        },
+    )
+    locate = FakeLocate({"carrier.example": CARRIER_HOPS})
+    await Router(config, store, locate=locate).route(AGENT, "95551234")
+    assert locate.asked == [("carrier.example", 0, None)]  # NAPTR chooses
+
+
+async def test_all_servers_of_the_first_trunk_come_before_the_next_trunk(tmp_path, store):
+    config = _config_with(
+        tmp_path,
+        {
+            '"127.0.0.1:5090"': '"carrier.example"',
+            'trunk = "demo-trunk"\nallow_international = false': (
+                'trunk = "demo-trunk"\ntrunks = ["backup", "spare"]\nallow_international = false'
+            ),
+            "[tenants.demo.outbound.external]": (
+                '[tenants.demo.trunks.backup]\noutbound_host = "192.0.2.9:5060"\n\n'
+                '[tenants.demo.trunks.spare]\noutbound_host = "spare.example"\n\n'
+                "[tenants.demo.outbound.external]"
+            ),
+        },
+    )
+    locate = FakeLocate({"carrier.example": CARRIER_HOPS, "spare.example": CARRIER_HOPS[:1]})
+    target = await Router(config, store, locate=locate).route(AGENT, "95551234")
+    assert isinstance(target, Target)
+    tried = [(t.name, t.flow.remote) for t in (target, *target.fallbacks)]
+    assert tried == [
+        ("demo-trunk", ("192.0.2.1", 5070)),
+        ("demo-trunk", ("192.0.2.2", 5060)),
+        ("backup", ("192.0.2.9", 5060)),
+        ("spare", ("192.0.2.1", 5070)),
+    ]
+    assert all(not t.fallbacks for t in target.fallbacks)  # one flat list for the b2bua
+
+
+async def test_a_trunk_domain_that_does_not_resolve_is_503_naming_it(tmp_path, store, caplog):
+    config = _config_with(tmp_path, {'"127.0.0.1:5090"': '"nx.carrier.example"'})
+    router = Router(config, store, locate=FakeLocate({}))
+    rejection = await router.route(TRUNK, "400")
+    assert rejection == Rejection(
+        503, "Service Unavailable (trunk host nx.carrier.example does not resolve)"
+    )
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == [
+        "trunk demo/demo-trunk: cannot locate nx.carrier.example: nx.carrier.example does not "
+        "exist in DNS (NXDOMAIN); check the trunk's outbound_host and the nameservers of [dns] "
+        "(or the system's resolver)"
+    ]
+
+
+async def test_a_route_falls_over_a_trunk_that_does_not_resolve(tmp_path, store):
+    config = _config_with(
+        tmp_path,
+        {
+            '"127.0.0.1:5090"': '"nx.carrier.example"',
+            'trunk = "demo-trunk"\nallow_international = false': (
+                'trunk = "demo-trunk"\ntrunks = ["backup"]\nallow_international = false'
+            ),
+            "[tenants.demo.outbound.external]": (
+                '[tenants.demo.trunks.backup]\noutbound_host = "192.0.2.9:5060"\n\n'
+                "[tenants.demo.outbound.external]"
+            ),
+        },
+    )
+    target = await Router(config, store, locate=FakeLocate({})).route(AGENT, "95551234")
+    assert isinstance(target, Target) and target.name == "backup" and not target.fallbacks
+
+
+async def test_a_trunk_given_by_address_needs_no_dns(store):
+    locate = FakeLocate({})
+    target = await Router(load_demo_config(), store, locate=locate).route(TRUNK, "400")
+    assert isinstance(target, Target) and target.flow.remote == ("127.0.0.1", 5090)
+    assert locate.asked == []
