@@ -338,3 +338,143 @@ async def test_the_caller_transfers_the_callee_attended(tmp_path):
         assert (await _next_request(bob, "BYE")).call_id == invite1.call_id
         await asyncio.sleep(0.1)
         assert len(node.calls) == 0
+
+
+async def test_a_refresh_met_by_glare_is_tried_again(tmp_path):
+    async with (
+        running_node(tmp_path) as node,
+        UdpPhone(sip_address(node)) as bob,
+        UdpPhone(sip_address(node), host="127.0.0.2") as alice,
+    ):
+        assert node.calls is not None
+        node.calls.session_expires, node.calls.min_se = 2, 1
+        await _registered(node, (bob, "1002"), (alice, "1001"))
+        _, answered = await _call_up(alice, bob)
+        assert answered.get("Session-Expires") == "2;refresher=uas"
+
+        async def alice_answers_refreshes() -> None:
+            while True:
+                msg = await alice.receive(30)
+                if isinstance(msg, Request) and msg.method == "INVITE":
+                    alice.send(_ok(msg, alice, None, _sdp("alice", "127.0.0.2", 40100)))
+
+        alice_task = asyncio.ensure_future(alice_answers_refreshes())
+        first = await _next_request(bob, "INVITE")
+        bob.send(bytes(make_response(first, 491)))  # Bob was re-INVITEing too
+        assert (await _next_request(bob, "ACK")).cseq.number == first.cseq.number
+        # RFC 3261 §14.1: the node owns leg B's Call-ID, so it waits 2.1-4 s.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        second = await _next_request(bob, "INVITE")
+        assert 2.0 <= loop.time() - started <= 4.5
+        assert second.cseq.number == first.cseq.number + 1
+        bob.send(_ok(second, bob, None, _sdp("bob", "127.0.0.1", 40102)))
+        assert (await _next_request(bob, "ACK")).cseq.number == second.cseq.number
+        assert len(node.calls) == 1
+        alice_task.cancel()
+
+
+async def test_the_caller_transfers_to_a_colleague_who_called_in(tmp_path):
+    # Agent Alice talks to Bob (she called him); Carol calls Alice; Alice
+    # joins Bob and Carol: the transferor is the callee of the second call.
+    async with (
+        running_node(tmp_path) as node,
+        UdpPhone(sip_address(node)) as bob,  # 1002
+        UdpPhone(sip_address(node), host="127.0.0.3") as carol,  # 1003, calls Alice
+        UdpPhone(sip_address(node), host="127.0.0.2") as alice,  # 1001
+        UdpPhone(("127.0.0.1", 9)) as bob_audio,
+        UdpPhone(("127.0.0.1", 9), host="127.0.0.3") as carol_audio,
+    ):
+        await _registered(node, (bob, "1002"), (carol, "1003"), (alice, "1001"))
+        invite1, answered1 = await _call_up(alice, bob, bob_port=bob_audio.address[1])
+        relay_b = _media_address(invite1.body)
+
+        await _agent_calls(
+            carol,
+            "1003",
+            "1001",
+            _sdp("carol", "127.0.0.3", carol_audio.address[1]),
+            call_id="call-from-carol",
+        )
+        to_alice = await _next_request(alice, "INVITE")
+        alice.send(_ok(to_alice, alice, "alice2", _sdp("alice", "127.0.0.2", 40110)))
+        answered2 = await _next_response(carol, 200)
+        carol.send(_in_dialog(carol, "ACK", answered2, cseq=2))
+        assert await _next_request(alice, "ACK")
+
+        # Alice's view of call 2: the node's tag is its From tag, hers the To tag.
+        replaces = f"{to_alice.call_id}%3Bto-tag%3D{to_alice.from_.tag}%3Bfrom-tag%3Dalice2"
+        refer_to = f"Refer-To: <sip:1003@demo.invalid?Replaces={replaces}>"
+        alice.send(_in_dialog(alice, "REFER", answered1, cseq=3, extra=(refer_to,)))
+        assert (await _next_response(alice, 202)).cseq.method == "REFER"
+        byes: set[str] = set()
+        while len(byes) < 2:
+            msg = await alice.receive()
+            if isinstance(msg, Request) and msg.method in ("BYE", "NOTIFY"):
+                alice.send(bytes(make_response(msg, 200)))
+                if msg.method == "BYE":
+                    byes.add(msg.call_id)
+        assert byes == {answered1.call_id, to_alice.call_id}
+
+        bob_audio.send(b"\x80\x00\x00\x01to-carol", relay_b)
+        assert await carol_audio.receive_bytes() == b"\x80\x00\x00\x01to-carol"
+        carol_relay = _media_address(answered2.body)
+        carol_audio.send(b"\x80\x00\x00\x01to-bob", carol_relay)
+        assert await bob_audio.receive_bytes() == b"\x80\x00\x00\x01to-bob"
+        assert len(node.calls) == 1
+        # Bob hangs up: Carol gets the BYE in her own dialog.
+        bye = "\r\n".join([
+            f"BYE {invite1.contact[0].uri} SIP/2.0",
+            f"Via: {bob.via};branch=z9hG4bK-bob-bye;rport",
+            "Max-Forwards: 70",
+            f"From: {invite1.get('To')};tag=bob1",
+            f"To: {invite1.get('From')}",
+            f"Call-ID: {invite1.call_id}",
+            "CSeq: 1 BYE",
+            "Content-Length: 0",
+            "",
+            "",
+        ])  # fmt: skip
+        assert (await bob.request(bye)).status == 200
+        assert (await _next_request(carol, "BYE")).call_id == "call-from-carol"
+
+
+async def test_a_transfer_to_a_party_with_another_codec_reoffers_to_the_one_who_stays(tmp_path):
+    async with (
+        running_node(tmp_path) as node,
+        UdpPhone(sip_address(node)) as bob,  # 1002, transfers Alice to Carol
+        UdpPhone(sip_address(node)) as carol,  # 1003
+        UdpPhone(sip_address(node), host="127.0.0.2") as alice,  # 1001
+    ):
+        await _registered(node, (bob, "1002"), (carol, "1003"), (alice, "1001"))
+        offer = _sdp("alice", "127.0.0.2", 40100).replace("RTP/AVP 0", "RTP/AVP 0 8")
+        await _agent_calls(alice, "1001", "1002", offer)
+        invite = await _next_request(bob, "INVITE")
+        bob.send(_ok(invite, bob, "bob1", _sdp("bob", "127.0.0.1", 40102)))  # PCMU
+        answered = await _next_response(alice, 200)
+        alice.send(_in_dialog(alice, "ACK", answered, cseq=2))
+        refer = _in_dialog(bob, "REFER", answered, cseq=1)  # shape only; rebuilt below
+        refer = "\r\n".join([
+            f"REFER {invite.contact[0].uri} SIP/2.0",
+            f"Via: {bob.via};branch=z9hG4bK-bob-refer;rport",
+            "Max-Forwards: 70",
+            f"From: {invite.get('To')};tag=bob1",
+            f"To: {invite.get('From')}",
+            f"Call-ID: {invite.call_id}",
+            "CSeq: 1 REFER",
+            "Refer-To: <sip:1003@demo.invalid>",
+            "Content-Length: 0",
+            "",
+            "",
+        ])  # fmt: skip
+        assert (await bob.request(refer)).status == 202
+        to_carol = await _next_request(carol, "INVITE")
+        carol_sdp = _sdp("carol", "127.0.0.1", 40104).replace("RTP/AVP 0", "RTP/AVP 8")  # PCMA
+        carol.send(_ok(to_carol, carol, "carol1", carol_sdp))
+        # Alice had agreed PCMU with Bob: she is offered Carol's PCMA now.
+        reoffer = await _next_request(alice, "INVITE")
+        assert reoffer.call_id == answered.call_id
+        assert b"RTP/AVP 8" in reoffer.body
+        assert _media_address(reoffer.body) == _media_address(answered.body)  # same port
+        alice.send(_ok(reoffer, alice, None, offer.replace("RTP/AVP 0 8", "RTP/AVP 8")))
+        assert (await _next_request(alice, "ACK")).cseq.number == reoffer.cseq.number
