@@ -44,8 +44,13 @@ async def run_sipp(
     timeout: float = 30,
     extra: list[str] | None = None,
     port: int | None = None,
+    local_ip: str = "127.0.0.1",
 ) -> SippResult:
-    """Run one SIPp scenario to completion; SIPp exits 0 only if every call passed."""
+    """Run one SIPp scenario to completion; SIPp exits 0 only if every call passed.
+
+    `local_ip`: the loopback address SIPp sends from (e.g. 127.0.0.2 for a
+    phone that is not the demo trunk, whose address is 127.0.0.1).
+    """
     assert SIPP is not None
     kind = socket.SOCK_DGRAM if transport.startswith("u") else socket.SOCK_STREAM
     args = [
@@ -56,7 +61,7 @@ async def run_sipp(
         "-t",
         transport,
         "-i",
-        "127.0.0.1",
+        local_ip,
         "-p",
         str(port or free_port(kind)),
         "-m",

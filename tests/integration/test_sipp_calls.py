@@ -1,0 +1,135 @@
+"""Call flows through a live node with SIPp at the ends (issue #4's bar).
+
+SIPp plays the trunk's caller (uac) on one side and the trunk's far end
+(uas) on the other; its exit status covers the message flow, and each test
+also checks what the node recorded. The caller's side comes from 127.0.0.1,
+the demo trunk's `inbound_from`; a phone that is not the trunk uses
+127.0.0.2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+from switch.call.b2bua import Call, Hangup
+from switch.node import Node
+from tests.integration.conftest import running_node, sip_address
+from tests.integration.test_calls import PCAP, _pcap_rtp_payloads
+from tests.support.sipclient import UdpPhone
+from tests.support.sipp import SippResult, free_port, needs_sipp, run_sipp
+
+pytestmark = needs_sipp
+
+TIMEOUT = 20  # seconds a SIPp run may take: generous, for a loaded machine
+
+
+def _trunk_at(port: int) -> dict[str, str]:
+    """Config changes that point the demo trunk at a far end on `port`."""
+    return {'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{port}"'}
+
+
+def _ended(node: Node) -> list[Call]:
+    """The calls of `node` as they end, in order."""
+    assert node.calls is not None
+    ended: list[Call] = []
+    node.calls.on_end = ended.append
+    return ended
+
+
+def _far_end(scenario: str, port: int, *extra: str) -> asyncio.Future[SippResult]:
+    """A SIPp answering on `port`, started in the background."""
+    return asyncio.ensure_future(
+        run_sipp(scenario, ("127.0.0.1", 9), timeout=TIMEOUT, port=port, extra=list(extra))
+    )
+
+
+async def _settle(node: Node, ended: list[Call], count: int) -> None:
+    """Wait (briefly) until `count` calls have ended and the node holds none."""
+    assert node.calls is not None
+    deadline = asyncio.get_running_loop().time() + 3
+    while len(ended) < count or len(node.calls):
+        assert asyncio.get_running_loop().time() < deadline, (len(ended), len(node.calls))
+        await asyncio.sleep(0.05)
+
+
+def _passed(*results: SippResult) -> None:
+    for result in results:
+        assert result.ok, result.output
+
+
+async def test_the_caller_holds_and_resumes_with_reinvites(tmp_path):
+    far_end = free_port(socket.SOCK_DGRAM)
+    async with running_node(tmp_path, changes=_trunk_at(far_end)) as node:
+        ended = _ended(node)
+        callee = _far_end("call_uas_hold.xml", far_end)
+        await asyncio.sleep(0.3)  # the far end listens before the call comes
+        caller = await run_sipp(
+            "call_uac_hold.xml", sip_address(node), timeout=TIMEOUT, extra=["-s", "400"]
+        )
+        _passed(caller, await callee)
+        await _settle(node, ended, 1)
+        [call] = ended
+        assert call.hangup == Hangup("caller", 200, "BYE")
+        assert call.answered_at is not None
+
+
+async def _catch_rtp(audio: UdpPhone, into: list[tuple[float, bytes]]) -> None:
+    """Keep (arrival time, payload) of every RTP packet `audio` receives."""
+    while True:
+        packet = await audio.receive_bytes(timeout=30)
+        into.append((time.time(), packet[12:]))
+
+
+@pytest.mark.skipif(not PCAP.exists(), reason=f"{PCAP} is missing (apt-get install sip-tester)")
+async def test_early_media_reaches_the_caller_before_the_answer(tmp_path):
+    far_end = free_port(socket.SOCK_DGRAM)
+    async with (
+        running_node(tmp_path, changes=_trunk_at(far_end)) as node,
+        UdpPhone(("127.0.0.1", 9)) as audio,  # where the caller's offer says it listens
+    ):
+        ended = _ended(node)
+        heard: list[tuple[float, bytes]] = []
+        catching = asyncio.ensure_future(_catch_rtp(audio, heard))
+        try:
+            callee = _far_end("call_uas_early_media.xml", far_end)
+            await asyncio.sleep(0.3)
+            caller = await run_sipp(
+                "call_uac_early_media.xml", sip_address(node), timeout=TIMEOUT,
+                extra=["-s", "400", "-key", "rtp_port", str(audio.address[1])],
+            )  # fmt: skip
+            _passed(caller, await callee)
+            await _settle(node, ended, 1)
+        finally:
+            catching.cancel()
+        [call] = ended
+        assert call.hangup == Hangup("caller", 200, "BYE")
+        assert call.answered_at is not None
+        # The far end's announcement, unchanged, and before the answer.
+        expected = _pcap_rtp_payloads(PCAP)
+        early = [payload for at, payload in heard if at < call.answered_at]
+        assert len(early) >= 10, f"{len(early)} packets before the answer"
+        assert [payload for _, payload in heard] == expected[: len(heard)]
+
+
+async def test_a_trunk_that_requires_100rel_is_pracked(tmp_path):
+    far_end = free_port(socket.SOCK_DGRAM)
+    async with (
+        running_node(tmp_path, changes=_trunk_at(far_end)) as node,
+        UdpPhone(("127.0.0.1", 9)) as audio,
+    ):
+        ended = _ended(node)
+        callee = _far_end("call_uas_prack.xml", far_end)
+        await asyncio.sleep(0.3)
+        caller = await run_sipp(
+            "call_uac_early_media.xml", sip_address(node), timeout=TIMEOUT,
+            extra=["-s", "400", "-key", "rtp_port", str(audio.address[1])],
+        )  # fmt: skip
+        _passed(caller, await callee)
+        await _settle(node, ended, 1)
+        [call] = ended
+        assert call.hangup == Hangup("caller", 200, "BYE")
+        assert call.pracked == {"1"}
