@@ -133,3 +133,95 @@ async def test_a_trunk_that_requires_100rel_is_pracked(tmp_path):
         [call] = ended
         assert call.hangup == Hangup("caller", 200, "BYE")
         assert call.pracked == {"1"}
+
+
+async def test_an_unknown_did_gets_404(tmp_path):
+    async with (
+        UdpPhone(("127.0.0.1", 9)) as carrier,
+        running_node(tmp_path, changes=_trunk_at(carrier.address[1])) as node,
+    ):
+        ended = _ended(node)
+        caller = await run_sipp(
+            "call_uac_unknown_did.xml", sip_address(node), timeout=TIMEOUT, extra=["-s", "999"]
+        )
+        _passed(caller)
+        await _settle(node, ended, 1)
+        [call] = ended
+        assert call.hangup == Hangup("node", 404, "Not Found (no DID '999')")
+        assert await carrier.silence(0.2)  # nothing went out
+
+
+async def test_a_stranger_gets_403(tmp_path):
+    async with (
+        UdpPhone(("127.0.0.1", 9)) as carrier,
+        running_node(tmp_path, changes=_trunk_at(carrier.address[1])) as node,
+    ):
+        ended = _ended(node)
+        # 127.0.0.2 is not the demo trunk's address, and no agent registered from it.
+        caller = await run_sipp(
+            "call_uac_unauthorized.xml", sip_address(node), timeout=TIMEOUT,
+            extra=["-s", "400"], local_ip="127.0.0.2",
+        )  # fmt: skip
+        _passed(caller)
+        assert await carrier.silence(0.2)  # the DID's forward was not placed
+        assert ended == [] and len(node.calls) == 0  # refused before it was a call
+
+
+def _with_backup(first: int, backup: int) -> dict[str, str]:
+    """Config changes: demo-trunk's far end on `first`, and the agents' outbound
+    route failing over to a second trunk, "backup", whose far end is on `backup`."""
+    return {
+        **_trunk_at(first),
+        'trunk = "demo-trunk"\nallow_international = false': (
+            'trunk = "demo-trunk"\ntrunks = ["backup"]\nallow_international = false'
+        ),
+        "[tenants.demo.outbound.external]": (
+            f'[tenants.demo.trunks.backup]\noutbound_host = "127.0.0.1:{backup}"'
+            "\nkeepalive = 0\n\n[tenants.demo.outbound.external]"
+        ),
+    }
+
+
+# Agent 1001's phone, on an address that is not the demo trunk's.
+AGENT = ["-key", "ext", "1001", "-au", "1001", "-ap", "agent1001", "-key", "domain", "demo.invalid"]
+
+
+async def test_a_trunk_answering_503_fails_over_to_the_next(tmp_path):
+    first, backup = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    async with running_node(tmp_path, changes=_with_backup(first, backup)) as node:
+        ended = _ended(node)
+        broken = _far_end("call_uas_unavailable.xml", first)
+        working = _far_end("call_uas.xml", backup)
+        await asyncio.sleep(0.3)
+        agent = await run_sipp(
+            "call_uac_agent.xml", sip_address(node), timeout=TIMEOUT,
+            extra=["-s", "95551234", *AGENT], local_ip="127.0.0.2",
+        )  # fmt: skip
+        _passed(agent, await broken, await working)
+        await _settle(node, ended, 1)
+        [call] = ended
+        assert call.target is not None and call.target.name == "backup"
+        assert call.hangup == Hangup("caller", 200, "BYE")
+        assert node.calls.trunk_calls == {}
+
+
+async def test_a_busy_callee_is_not_failed_over(tmp_path):
+    first = free_port(socket.SOCK_DGRAM)
+    async with (
+        UdpPhone(("127.0.0.1", 9)) as backup,
+        running_node(tmp_path, changes=_with_backup(first, backup.address[1])) as node,
+    ):
+        ended = _ended(node)
+        busy = _far_end("call_uas_busy.xml", first)
+        await asyncio.sleep(0.3)
+        agent = await run_sipp(
+            "call_uac_agent_busy.xml", sip_address(node), timeout=TIMEOUT,
+            extra=["-s", "95551234", *AGENT], local_ip="127.0.0.2",
+        )  # fmt: skip
+        _passed(agent, await busy)
+        await _settle(node, ended, 1)
+        [call] = ended
+        # 486 is the callee's answer, not a trunk failure: the caller hears it.
+        assert call.hangup == Hangup("callee", 486, "Busy Here")
+        assert call.target is not None and call.target.name == "demo-trunk"
+        assert await backup.silence(0.3)  # the backup was never tried
