@@ -225,3 +225,54 @@ async def test_a_busy_callee_is_not_failed_over(tmp_path):
         assert call.hangup == Hangup("callee", 486, "Busy Here")
         assert call.target is not None and call.target.name == "demo-trunk"
         assert await backup.silence(0.3)  # the backup was never tried
+
+
+def _with_transfer_target(first: int, target: int) -> dict[str, str]:
+    """Config changes: demo-trunk's far end on `first`, and DID 500 forwarded
+    to 5000 through a second trunk, "onward", whose far end is on `target`."""
+    return {
+        **_trunk_at(first),
+        "[tenants.demo.outbound.external]": (
+            f'[tenants.demo.trunks.onward]\noutbound_host = "127.0.0.1:{target}"'
+            '\nkeepalive = 0\n\n[tenants.demo.dids."500"]\nforward = "5000"\ntrunk = "onward"'
+            "\n\n[tenants.demo.outbound.external]"
+        ),
+    }
+
+
+def _a_stretch_of(heard: list[bytes], expected: list[bytes]) -> bool:
+    """Whether `heard` is `expected[k : k + len(heard)]` for some k: in order, none lost."""
+    return any(expected[k : k + len(heard)] == heard for k in range(len(expected) - len(heard) + 1))
+
+
+@pytest.mark.skipif(not PCAP.exists(), reason=f"{PCAP} is missing (apt-get install sip-tester)")
+async def test_the_callee_transfers_the_caller_blind_by_refer(tmp_path):
+    first, target = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    async with (
+        running_node(tmp_path, changes=_with_transfer_target(first, target)) as node,
+        UdpPhone(("127.0.0.1", 9)) as audio,  # where the target says it listens
+    ):
+        ended = _ended(node)
+        heard: list[tuple[float, bytes]] = []
+        catching = asyncio.ensure_future(_catch_rtp(audio, heard))
+        try:
+            transferor = _far_end("call_uas_blind_transfer.xml", first, "-key", "refer_to", "500")
+            taker = _far_end(
+                "call_uas_transfer_target.xml", target, "-key", "rtp_port", str(audio.address[1])
+            )
+            await asyncio.sleep(0.3)
+            caller = await run_sipp(
+                "call_uac_transferee.xml", sip_address(node), timeout=TIMEOUT, extra=["-s", "400"]
+            )
+            _passed(caller, await transferor, await taker)
+            await _settle(node, ended, 1)
+        finally:
+            catching.cancel()
+        [call] = ended
+        assert call.target is not None and call.target.name == "onward"
+        assert call.hangup == Hangup("caller", 200, "BYE")
+        assert node.calls.trunk_calls == {}
+        # The caller's audio reaches the new party, through the same relay port.
+        payloads = [payload for _, payload in heard]
+        assert len(payloads) >= 10, f"{len(payloads)} packets reached the target"
+        assert _a_stretch_of(payloads, _pcap_rtp_payloads(PCAP))
