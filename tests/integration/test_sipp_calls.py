@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -273,6 +275,75 @@ async def test_the_callee_transfers_the_caller_blind_by_refer(tmp_path):
         assert call.hangup == Hangup("caller", 200, "BYE")
         assert node.calls.trunk_calls == {}
         # The caller's audio reaches the new party, through the same relay port.
+        payloads = [payload for _, payload in heard]
+        assert len(payloads) >= 10, f"{len(payloads)} packets reached the target"
+        assert _a_stretch_of(payloads, _pcap_rtp_payloads(PCAP))
+
+
+async def _logged_replaces(log: Path, consult: asyncio.Future[SippResult]) -> str:
+    """The Replaces value (escaped for a URI header) of the consultation call
+    that call_uac_consult.xml wrote to its actions log once it was answered."""
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
+    while True:
+        lines = log.read_text().split("\n") if log.exists() else []
+        found = [line.split() for line in lines if line.startswith("replaces ")]
+        if found:
+            _, call_id, to_tag, from_tag = found[0]
+            quoted = [urllib.parse.quote(value, safe="") for value in (call_id, to_tag, from_tag)]
+            return "{}%3Bto-tag%3D{}%3Bfrom-tag%3D{}".format(*quoted)
+        if consult.done():
+            raise AssertionError(f"the consultation call ended first: {consult.result().output}")
+        assert asyncio.get_running_loop().time() < deadline, "the consultation call never answered"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.skipif(not PCAP.exists(), reason=f"{PCAP} is missing (apt-get install sip-tester)")
+async def test_the_callee_transfers_the_caller_attended_with_replaces(tmp_path):
+    # The far end of demo-trunk (the transferor) first calls DID 500, which the
+    # node forwards through "onward" to the target; then it answers a call from
+    # the caller (DID 400) and joins the caller to the target: REFER with
+    # Replaces naming its first call. Two SIPp play the transferor's two calls.
+    first, target = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    log = tmp_path / "consult.log"
+    async with (
+        running_node(tmp_path, changes=_with_transfer_target(first, target)) as node,
+        UdpPhone(("127.0.0.1", 9)) as audio,  # where the target says it listens
+    ):
+        ended = _ended(node)
+        heard: list[tuple[float, bytes]] = []
+        catching = asyncio.ensure_future(_catch_rtp(audio, heard))
+        try:
+            taker = _far_end(
+                "call_uas_transfer_target.xml", target, "-key", "rtp_port", str(audio.address[1])
+            )
+            await asyncio.sleep(0.3)
+            consult = asyncio.ensure_future(
+                run_sipp(
+                    "call_uac_consult.xml", sip_address(node), timeout=TIMEOUT,
+                    extra=["-s", "500", "-trace_logs", "-log_file", str(log)],
+                )
+            )  # fmt: skip
+            replaces = await _logged_replaces(log, consult)
+            transferor = _far_end(
+                "call_uas_attended_transfer.xml", first,
+                "-key", "refer_to", "500", "-key", "replaces", replaces,
+            )  # fmt: skip
+            await asyncio.sleep(0.3)
+            caller = await run_sipp(
+                "call_uac_transferee.xml", sip_address(node), timeout=TIMEOUT, extra=["-s", "400"]
+            )
+            _passed(caller, await transferor, await consult, await taker)
+            await _settle(node, ended, 2)
+        finally:
+            catching.cancel()
+        consultation, transferred = ended
+        assert consultation.dialled == "500" and transferred.dialled == "400"
+        assert consultation.hangup == Hangup("caller", 200, "transferred (attended)")
+        # The caller ended up talking to the target, and hung up on it.
+        assert transferred.target is not None and transferred.target.name == "onward"
+        assert transferred.hangup == Hangup("caller", 200, "BYE")
+        assert node.calls.trunk_calls == {}
+        # The caller's audio reached the target once the calls were joined.
         payloads = [payload for _, payload in heard]
         assert len(payloads) >= 10, f"{len(payloads)} packets reached the target"
         assert _a_stretch_of(payloads, _pcap_rtp_payloads(PCAP))
