@@ -22,7 +22,7 @@ from switch.node import Node
 from tests.integration.conftest import running_node, sip_address
 from tests.integration.test_calls import PCAP, _pcap_rtp_payloads
 from tests.support.sipclient import UdpPhone
-from tests.support.sipp import SippResult, free_port, needs_sipp, run_sipp
+from tests.support.sipp import SippResult, free_port, needs_sipp, run_sipp, start_far_end
 
 pytestmark = needs_sipp
 
@@ -42,11 +42,9 @@ def _ended(node: Node) -> list[Call]:
     return ended
 
 
-def _far_end(scenario: str, port: int, *extra: str) -> asyncio.Future[SippResult]:
-    """A SIPp answering on `port`, started in the background."""
-    return asyncio.ensure_future(
-        run_sipp(scenario, ("127.0.0.1", 9), timeout=TIMEOUT, port=port, extra=list(extra))
-    )
+async def _far_end(scenario: str, port: int, *extra: str) -> asyncio.Future[SippResult]:
+    """A SIPp answering on `port`, running in the background once it listens."""
+    return await start_far_end(scenario, port, list(extra), timeout=TIMEOUT)
 
 
 async def _settle(node: Node, ended: list[Call], count: int) -> None:
@@ -67,8 +65,7 @@ async def test_the_caller_holds_and_resumes_with_reinvites(tmp_path):
     far_end = free_port(socket.SOCK_DGRAM)
     async with running_node(tmp_path, changes=_trunk_at(far_end)) as node:
         ended = _ended(node)
-        callee = _far_end("call_uas_hold.xml", far_end)
-        await asyncio.sleep(0.3)  # the far end listens before the call comes
+        callee = await _far_end("call_uas_hold.xml", far_end)
         caller = await run_sipp(
             "call_uac_hold.xml", sip_address(node), timeout=TIMEOUT, extra=["-s", "400"]
         )
@@ -97,8 +94,7 @@ async def test_early_media_reaches_the_caller_before_the_answer(tmp_path):
         heard: list[tuple[float, bytes]] = []
         catching = asyncio.ensure_future(_catch_rtp(audio, heard))
         try:
-            callee = _far_end("call_uas_early_media.xml", far_end)
-            await asyncio.sleep(0.3)
+            callee = await _far_end("call_uas_early_media.xml", far_end)
             caller = await run_sipp(
                 "call_uac_early_media.xml", sip_address(node), timeout=TIMEOUT,
                 extra=["-s", "400", "-key", "rtp_port", str(audio.address[1])],
@@ -124,8 +120,7 @@ async def test_a_trunk_that_requires_100rel_is_pracked(tmp_path):
         UdpPhone(("127.0.0.1", 9)) as audio,
     ):
         ended = _ended(node)
-        callee = _far_end("call_uas_prack.xml", far_end)
-        await asyncio.sleep(0.3)
+        callee = await _far_end("call_uas_prack.xml", far_end)
         caller = await run_sipp(
             "call_uac_early_media.xml", sip_address(node), timeout=TIMEOUT,
             extra=["-s", "400", "-key", "rtp_port", str(audio.address[1])],
@@ -192,9 +187,8 @@ async def test_a_trunk_answering_503_fails_over_to_the_next(tmp_path):
     first, backup = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
     async with running_node(tmp_path, changes=_with_backup(first, backup)) as node:
         ended = _ended(node)
-        broken = _far_end("call_uas_unavailable.xml", first)
-        working = _far_end("call_uas.xml", backup)
-        await asyncio.sleep(0.3)
+        broken = await _far_end("call_uas_unavailable.xml", first)
+        working = await _far_end("call_uas.xml", backup)
         agent = await run_sipp(
             "call_uac_agent.xml", sip_address(node), timeout=TIMEOUT,
             extra=["-s", "95551234", *AGENT], local_ip="127.0.0.2",
@@ -214,8 +208,7 @@ async def test_a_busy_callee_is_not_failed_over(tmp_path):
         running_node(tmp_path, changes=_with_backup(first, backup.address[1])) as node,
     ):
         ended = _ended(node)
-        busy = _far_end("call_uas_busy.xml", first)
-        await asyncio.sleep(0.3)
+        busy = await _far_end("call_uas_busy.xml", first)
         agent = await run_sipp(
             "call_uac_agent_busy.xml", sip_address(node), timeout=TIMEOUT,
             extra=["-s", "95551234", *AGENT], local_ip="127.0.0.2",
@@ -258,11 +251,12 @@ async def test_the_callee_transfers_the_caller_blind_by_refer(tmp_path):
         heard: list[tuple[float, bytes]] = []
         catching = asyncio.ensure_future(_catch_rtp(audio, heard))
         try:
-            transferor = _far_end("call_uas_blind_transfer.xml", first, "-key", "refer_to", "500")
-            taker = _far_end(
+            transferor = await _far_end(
+                "call_uas_blind_transfer.xml", first, "-key", "refer_to", "500"
+            )
+            taker = await _far_end(
                 "call_uas_transfer_target.xml", target, "-key", "rtp_port", str(audio.address[1])
             )
-            await asyncio.sleep(0.3)
             caller = await run_sipp(
                 "call_uac_transferee.xml", sip_address(node), timeout=TIMEOUT, extra=["-s", "400"]
             )
@@ -313,10 +307,9 @@ async def test_the_callee_transfers_the_caller_attended_with_replaces(tmp_path):
         heard: list[tuple[float, bytes]] = []
         catching = asyncio.ensure_future(_catch_rtp(audio, heard))
         try:
-            taker = _far_end(
+            taker = await _far_end(
                 "call_uas_transfer_target.xml", target, "-key", "rtp_port", str(audio.address[1])
             )
-            await asyncio.sleep(0.3)
             consult = asyncio.ensure_future(
                 run_sipp(
                     "call_uac_consult.xml", sip_address(node), timeout=TIMEOUT,
@@ -324,11 +317,10 @@ async def test_the_callee_transfers_the_caller_attended_with_replaces(tmp_path):
                 )
             )  # fmt: skip
             replaces = await _logged_replaces(log, consult)
-            transferor = _far_end(
+            transferor = await _far_end(
                 "call_uas_attended_transfer.xml", first,
                 "-key", "refer_to", "500", "-key", "replaces", replaces,
             )  # fmt: skip
-            await asyncio.sleep(0.3)
             caller = await run_sipp(
                 "call_uac_transferee.xml", sip_address(node), timeout=TIMEOUT, extra=["-s", "400"]
             )

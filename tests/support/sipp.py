@@ -87,3 +87,31 @@ async def run_sipp(
         out, _ = await proc.communicate()
         return SippResult(-1, out.decode(errors="replace") + "\n(killed: SIPp overran)")
     return SippResult(proc.returncode or 0, out.decode(errors="replace"))
+
+
+def udp_port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether some socket (a SIPp started in the background, say) holds UDP `port`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+async def start_far_end(
+    scenario: str, port: int, extra: list[str] | None = None, timeout: float = 30
+) -> asyncio.Future[SippResult]:
+    """Run a SIPp answering on UDP `port` (a trunk's far end) in the background,
+    and return once it listens there, so that nothing sent to it meets a
+    closed port: await the result when the calls are over."""
+    # The far end answers; the address it would call is never used.
+    run = asyncio.ensure_future(
+        run_sipp(scenario, ("127.0.0.1", 9), timeout=timeout, extra=extra, port=port)
+    )
+    deadline = asyncio.get_running_loop().time() + 10
+    while not udp_port_taken(port):
+        if run.done() or asyncio.get_running_loop().time() > deadline:
+            break  # it failed to start: its result says why
+        await asyncio.sleep(0.02)
+    return run
