@@ -1,10 +1,16 @@
 """Call flows through a live node with SIPp at the ends (issue #4's bar).
 
 SIPp plays the trunk's caller (uac) on one side and the trunk's far end
-(uas) on the other; its exit status covers the message flow, and each test
-also checks what the node recorded. The caller's side comes from 127.0.0.1,
-the demo trunk's `inbound_from`; a phone that is not the trunk uses
-127.0.0.2.
+(uas) on the other; the scenarios (sipp-scenarios/, each says what it
+checks) cover the message flow and SDP, SIPp's exit status says whether it
+went as written, and each test also checks what the node recorded (the
+call's hangup cause, the trunk it ended on) and, where it matters, the RTP
+that came through the relay. The caller's side comes from 127.0.0.1, the
+demo trunk's `inbound_from`; a phone that is not the trunk uses 127.0.0.2.
+
+The plain flows (forwarded out, CANCEL, BYE from either side, 486) are in
+test_calls.py; here are hold and resume, early media, PRACK, failover,
+404, 403 and the transfers.
 """
 
 from __future__ import annotations
@@ -62,6 +68,8 @@ def _passed(*results: SippResult) -> None:
 
 
 async def test_the_caller_holds_and_resumes_with_reinvites(tmp_path):
+    # SIPp checks the directions both ways (sendonly -> recvonly, then
+    # sendrecv) and that every SDP names the node's relay, not the other end.
     far_end = free_port(socket.SOCK_DGRAM)
     async with running_node(tmp_path, changes=_trunk_at(far_end)) as node:
         ended = _ended(node)
@@ -77,9 +85,12 @@ async def test_the_caller_holds_and_resumes_with_reinvites(tmp_path):
 
 
 async def _catch_rtp(audio: UdpPhone, into: list[tuple[float, bytes]]) -> None:
-    """Keep (arrival time, payload) of every RTP packet `audio` receives."""
+    """Keep (arrival time, payload) of every RTP packet `audio` receives, until cancelled."""
     while True:
-        packet = await audio.receive_bytes(timeout=30)
+        try:
+            packet = await audio.receive_bytes(timeout=TIMEOUT)
+        except TimeoutError:
+            continue
         into.append((time.time(), packet[12:]))
 
 
@@ -114,10 +125,12 @@ async def test_early_media_reaches_the_caller_before_the_answer(tmp_path):
 
 
 async def test_a_trunk_that_requires_100rel_is_pracked(tmp_path):
+    # The far end waits for the node's PRACK (RAck: 1 1 INVITE) before it
+    # answers; the caller gets the 183 with SDP, then the 200.
     far_end = free_port(socket.SOCK_DGRAM)
     async with (
         running_node(tmp_path, changes=_trunk_at(far_end)) as node,
-        UdpPhone(("127.0.0.1", 9)) as audio,
+        UdpPhone(("127.0.0.1", 9)) as audio,  # the caller's media address: nothing is checked
     ):
         ended = _ended(node)
         callee = await _far_end("call_uas_prack.xml", far_end)
