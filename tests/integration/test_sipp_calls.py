@@ -84,6 +84,21 @@ async def test_the_caller_holds_and_resumes_with_reinvites(tmp_path):
         assert call.answered_at is not None
 
 
+async def test_the_callee_holds_and_resumes_with_reinvites(tmp_path):
+    # The same the other way: the re-INVITEs come from the far end's side.
+    far_end = free_port(socket.SOCK_DGRAM)
+    async with running_node(tmp_path, changes=_trunk_at(far_end)) as node:
+        ended = _ended(node)
+        callee = await _far_end("call_uas_holds.xml", far_end)
+        caller = await run_sipp(
+            "call_uac_held.xml", sip_address(node), timeout=TIMEOUT, extra=["-s", "400"]
+        )
+        _passed(caller, await callee)
+        await _settle(node, ended, 1)
+        [call] = ended
+        assert call.hangup == Hangup("caller", 200, "BYE")
+
+
 async def _catch_rtp(audio: UdpPhone, into: list[tuple[float, bytes]]) -> None:
     """Keep (arrival time, payload) of every RTP packet `audio` receives, until cancelled."""
     while True:
