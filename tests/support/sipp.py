@@ -89,12 +89,15 @@ async def run_sipp(
     return SippResult(proc.returncode or 0, out.decode(errors="replace"))
 
 
-def udp_port_taken(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether some socket (a SIPp started in the background, say) holds UDP `port`."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
+def udp_port_taken(port: int) -> bool:
+    """Whether some IPv4 socket holds UDP `port` (a SIPp started in the background, say).
+
+    Read from /proc/net/udp rather than tried with a bind of our own, which
+    for its moment would take the port from the SIPp starting up.
+    """
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        local = line.split()[1]  # e.g. "0100007F:1F90": address and port in hex
+        if int(local.rpartition(":")[2], 16) == port:
             return True
     return False
 
