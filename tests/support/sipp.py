@@ -44,8 +44,13 @@ async def run_sipp(
     timeout: float = 30,
     extra: list[str] | None = None,
     port: int | None = None,
+    local_ip: str = "127.0.0.1",
 ) -> SippResult:
-    """Run one SIPp scenario to completion; SIPp exits 0 only if every call passed."""
+    """Run one SIPp scenario to completion; SIPp exits 0 only if every call passed.
+
+    `local_ip`: the loopback address SIPp sends from (e.g. 127.0.0.2 for a
+    phone that is not the demo trunk, whose address is 127.0.0.1).
+    """
     assert SIPP is not None
     kind = socket.SOCK_DGRAM if transport.startswith("u") else socket.SOCK_STREAM
     args = [
@@ -56,7 +61,7 @@ async def run_sipp(
         "-t",
         transport,
         "-i",
-        "127.0.0.1",
+        local_ip,
         "-p",
         str(port or free_port(kind)),
         "-m",
@@ -82,3 +87,34 @@ async def run_sipp(
         out, _ = await proc.communicate()
         return SippResult(-1, out.decode(errors="replace") + "\n(killed: SIPp overran)")
     return SippResult(proc.returncode or 0, out.decode(errors="replace"))
+
+
+def udp_port_taken(port: int) -> bool:
+    """Whether some IPv4 socket holds UDP `port` (a SIPp started in the background, say).
+
+    Read from /proc/net/udp rather than tried with a bind of our own, which
+    for its moment would take the port from the SIPp starting up.
+    """
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        local = line.split()[1]  # e.g. "0100007F:1F90": address and port in hex
+        if int(local.rpartition(":")[2], 16) == port:
+            return True
+    return False
+
+
+async def start_far_end(
+    scenario: str, port: int, extra: list[str] | None = None, timeout: float = 30
+) -> asyncio.Future[SippResult]:
+    """Run a SIPp answering on UDP `port` (a trunk's far end) in the background,
+    and return once it listens there, so that nothing sent to it meets a
+    closed port: await the result when the calls are over."""
+    # The far end answers; the address it would call is never used.
+    run = asyncio.ensure_future(
+        run_sipp(scenario, ("127.0.0.1", 9), timeout=timeout, extra=extra, port=port)
+    )
+    deadline = asyncio.get_running_loop().time() + 10
+    while not udp_port_taken(port):
+        if run.done() or asyncio.get_running_loop().time() > deadline:
+            break  # it failed to start: its result says why
+        await asyncio.sleep(0.02)
+    return run
