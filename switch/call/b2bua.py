@@ -72,6 +72,20 @@ class Hangup:
     reason_header: str | None = None  # the Reason header (RFC 3326) of the BYE or CANCEL
 
 
+@dataclass(frozen=True, slots=True)
+class LegEnd:
+    """How one leg of a call ended (one dialog, or one attempt that failed),
+    for the record: a call has one per leg, a transfer or failover adds more."""
+
+    leg: str  # "a" (the caller's side) or "b" (the callee's side)
+    party: str  # who was on it: "agent demo/1001", "trunk demo/carrier sip:+1555@host"
+    by: str  # "caller" or "callee" (that party ended it), or "node"
+    status: int  # the SIP status (200 for a BYE)
+    reason: str
+    reason_header: str | None = None  # the Reason header (RFC 3326), if one came
+    at: float = field(default_factory=time.time)
+
+
 @dataclass(eq=False)
 class Call:
     caller: Caller
@@ -105,6 +119,7 @@ class Call:
     state: str = "routing"  # routing, calling, answered, ended
     cancelled: bool = False
     hangup: Hangup | None = None
+    legs: list[LegEnd] = field(default_factory=list)  # how each leg ended, in order
     started_at: float = field(default_factory=time.time)
     answered_at: float | None = None
     ended_at: float | None = None
@@ -430,10 +445,12 @@ class Calls:
             # RFC 4028 §7.4: ask again with the callee's Min-SE, once.
             wanted = session_timer.min_se(resp)
             if wanted > call.b_expires:
+                self._leg_end(call, "b", "callee", status, resp.reason)
                 call.b_expires = wanted
                 self._redial(call, call.target)
                 return
         if 300 <= status < 400:
+            self._leg_end(call, "b", "callee", status, resp.reason)
             self._redirected(call, resp)
             return
         self._b_failed(call, status, resp.reason)
@@ -490,6 +507,7 @@ class Calls:
         if call.cancelled or call.state == "ended":
             # The answer crossed our CANCEL: the call is over on A's side.
             self._bye(dialog, call.target.flow)
+            self._leg_end(call, "b", "node", 200, "answered after the caller gave up")
             self._forget(call)
             return
         if late_offer:
@@ -565,6 +583,7 @@ class Calls:
     def _b_failed(self, call: Call, status: int, reason: str) -> None:
         if call.state in ("answered", "ended") or call.cancelled:
             return
+        self._leg_end(call, "b", "callee", status, reason)
         if call.fallbacks and (status == 408 or 500 <= status < 600):
             # The trunk failed, not the callee: try the next one (issue #4).
             failed = call.target
@@ -585,7 +604,11 @@ class Calls:
             return
         call.cancelled = True
         self._answer(call.a_invite, 487, "Request Terminated", to_tag=call.a_tag)
-        call.hangup = Hangup("caller", 487, "cancelled before answer", event.request.get("Reason"))
+        reason_header = event.request.get("Reason")
+        call.hangup = Hangup("caller", 487, "cancelled before answer", reason_header)
+        self._leg_end(call, "a", "caller", 487, "cancelled before answer", reason_header)
+        if call.b_txn is not None:
+            self._leg_end(call, "b", "node", 487, "cancelled: the caller gave up")
         call.state = "ended"
         log.info("call %d: cancelled by the caller", call.id)
         # RFC 3261 §9.1: a CANCEL only after a provisional response; until
@@ -669,6 +692,9 @@ class Calls:
                 self._bye(other, flow)
             who = "caller" if from_a else "callee"
             call.hangup = Hangup(who, 200, "BYE", req.get("Reason"))
+            self._leg_end(call, "a" if from_a else "b", who, 200, "BYE", req.get("Reason"))
+            if other is not None and call.state == "answered":
+                self._leg_end(call, "b" if from_a else "a", "node", 200, f"BYE from the {who}")
             call.state = "ended"
             log.info("call %d: %s hung up", call.id, who)
             self._forget(call)
@@ -835,6 +861,7 @@ class Calls:
             # The new party takes the caller's place.
             assert call.a_dialog is not None
             self._bye(call.a_dialog, call.a_flow)
+            self._leg_end(call, "a", "caller", 200, "transferred (blind)")
             self._by_leg.pop(call.a_key, None)
             if call.a_trunk is not None:
                 self._release_key(call, call.a_trunk)
@@ -846,6 +873,7 @@ class Calls:
             old_dialog, old_target = call.b_dialog, call.target
             assert old_dialog is not None and old_target is not None
             self._bye(old_dialog, old_target.flow)
+            self._leg_end(call, "b", "callee", 200, "transferred (blind)")
             self._by_leg.pop(call.b_key, None)
             self._release_trunk(call, old_target)
             left_sdp = call.b_sdp
@@ -894,6 +922,10 @@ class Calls:
         self._notify(call, from_a, "200 OK", final=True)
         mine = "a" if from_a else "b"
         leaving, leaving_other = _side(call, mine), _side(other, in_other)
+        by = "caller" if from_a else "callee"
+        self._leg_end(call, mine, by, 200, "transferred (attended)")
+        self._leg_end(other, in_other, "caller" if in_other == "a" else "callee", 200,
+                      "transferred (attended)")  # fmt: skip
         moving = _side(other, "b" if in_other == "a" else "a")
         # The transferor leaves both calls.
         for party, owner in ((leaving, call), (leaving_other, other)):
@@ -1269,8 +1301,10 @@ class Calls:
             call.ack_wait = None
         if call.a_dialog is not None:
             self._bye(call.a_dialog, call.a_flow)
+            self._leg_end(call, "a", "node", 0, reason)
         if call.b_dialog is not None and call.target is not None:
             self._bye(call.b_dialog, call.target.flow)
+            self._leg_end(call, "b", "node", 0, reason)
         call.hangup = Hangup("node", 0, reason)
         call.state = "ended"
         self._forget(call)
@@ -1292,11 +1326,25 @@ class Calls:
         bye.add("Via", self._via(flow), first=True)
         self._send_request(bye, flow, lambda event: None)
 
+    def _leg_end(
+        self, call: Call, side: str, by: str, status: int, reason: str,
+        reason_header: str | None = None,
+    ) -> None:  # fmt: skip
+        if side == "a":
+            party = f"{call.caller.kind} {call.caller.tenant}/{call.caller.name}"
+        elif call.target is not None:
+            target = call.target
+            party = f"{target.kind} {call.caller.tenant}/{target.name} {target.uri}".rstrip()
+        else:
+            party = "nobody"
+        call.legs.append(LegEnd(side, party, by, status, reason, reason_header))
+
     def _end_a(
         self, call: Call, status: int, reason: str, who: str,
         headers: list[tuple[str, object]] | None = None,
     ) -> None:  # fmt: skip
         self._answer(call.a_invite, status, reason, to_tag=call.a_tag, headers=headers)
+        self._leg_end(call, "a", who, status, reason)
         call.hangup = Hangup(who, status, reason)
         call.state = "ended"
         log.info("call %d: ended with %d %s", call.id, status, reason)

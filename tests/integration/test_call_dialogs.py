@@ -93,6 +93,11 @@ async def test_the_node_refreshes_legs_that_do_not_run_timers_and_ends_a_dead_on
         assert len(node.calls) == 0
         assert ended[0].hangup is not None and ended[0].hangup.by == "node"
         assert "session refresh failed (481 from the callee)" in ended[0].hangup.reason
+        assert [(leg.leg, leg.by, leg.status) for leg in ended[0].legs] == [
+            ("a", "node", 0),
+            ("b", "node", 0),
+        ]
+        assert ended[0].legs[0].party == "agent demo/1001"
 
 
 async def test_a_refresher_that_falls_silent_has_its_call_ended(tmp_path):

@@ -69,6 +69,13 @@ async def test_the_callee_hangs_up_first(tmp_path):
     assert left == 0
     assert {call.hangup for call in ended} == {Hangup("callee", 200, "BYE")}
     assert all(c.started_at <= c.answered_at <= c.ended_at for c in ended)
+    # Each leg's end, for the record: the callee's BYE, then ours to the caller.
+    for call in ended:
+        assert [(leg.leg, leg.by, leg.status, leg.reason) for leg in call.legs] == [
+            ("b", "callee", 200, "BYE"),
+            ("a", "node", 200, "BYE from the callee"),
+        ]
+        assert call.legs[0].party == "trunk demo/demo-trunk sip:4000@" + call.target.uri[9:]
 
 
 @needs_sipp
@@ -85,6 +92,11 @@ async def test_the_caller_gives_up_while_it_rings(tmp_path):
     assert left == 0
     assert {call.hangup.by for call in ended} == {"caller"}
     assert {call.hangup.status for call in ended} == {487}
+    for call in ended:
+        assert [(leg.leg, leg.by, leg.status) for leg in call.legs] == [
+            ("a", "caller", 487),
+            ("b", "node", 487),
+        ]
 
 
 async def test_an_unknown_did_gets_404(tmp_path):
