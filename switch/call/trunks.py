@@ -118,7 +118,14 @@ class TrunkMonitor:
             log.warning("trunk %s/%s is up again", *key)
         elif not up and was_up:
             self.down.add(key)
-            log.warning("trunk %s/%s is down: %s", *key, why)
+            tried = ", ".join(f"{f.remote[0]}:{f.remote[1]} ({f.transport})" for f in flows)
+            log.warning(
+                "trunk %s/%s is down: %s%s; routing skips it until it answers "
+                "(check outbound_host, or set keepalive = 0 for a carrier that ignores OPTIONS)",
+                *key,
+                why,
+                f" from {tried}" if tried else "",
+            )
 
     async def run(self) -> None:
         """Ping every trunk at its own interval until cancelled."""

@@ -459,7 +459,7 @@ async def test_a_trunk_that_requires_100rel_gets_its_prack(tmp_path):
             assert (await _next_response(trunk, 486)).status == 486
 
 
-async def test_keepalive_marks_a_silent_trunk_down_and_routing_skips_it(tmp_path):
+async def test_keepalive_marks_a_silent_trunk_down_and_routing_skips_it(tmp_path, caplog):
     async with UdpPhone(("127.0.0.1", 9)) as silent, UdpPhone(("127.0.0.1", 9)) as backup:
         changes = {
             'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{silent.address[1]}"',
@@ -488,6 +488,13 @@ async def test_keepalive_marks_a_silent_trunk_down_and_routing_skips_it(tmp_path
                     assert asyncio.get_running_loop().time() < deadline, "never marked down"
                     await asyncio.sleep(0.05)
                 assert node.trunks.is_up("demo", "backup")
+                # The operator reads what was tried and what to check.
+                down = [r.getMessage() for r in caplog.records if "is down" in r.getMessage()]
+                assert down == [
+                    f"trunk demo/demo-trunk is down: no answer to OPTIONS from "
+                    f"127.0.0.1:{silent.address[1]} (udp); routing skips it until it answers "
+                    "(check outbound_host, or set keepalive = 0 for a carrier that ignores OPTIONS)"
+                ]
             finally:
                 answering.cancel()  # the INVITE below must not be taken for a ping
             # The backup stays up until its next ping goes unanswered (over 1 s).
