@@ -201,6 +201,12 @@ class Calls:
         if not dialled:
             self._answer(req, 404, "Not Found (the Request-URI names no number)")
             return
+        if (req.call_id, req.from_.tag or "") in self._by_leg:
+            # Our own leg B come back (a trunk or binding that points at us):
+            # its Call-ID and From tag are ours. Max-Forwards would end the
+            # loop too, but only after 70 calls' worth of ports.
+            self._answer(req, 482, "Loop Detected (this call came back to the node that sent it)")
+            return
         if caller.kind == "trunk" and self._trunk_full(caller.tenant, caller.name):
             self._answer(req, 503, "Service Unavailable (the trunk is at its call limit)")
             return

@@ -483,3 +483,34 @@ async def test_a_transfer_to_a_party_with_another_codec_reoffers_to_the_one_who_
         assert _media_address(reoffer.body) == _media_address(answered.body)  # same port
         alice.send(_ok(reoffer, alice, None, offer.replace("RTP/AVP 0 8", "RTP/AVP 8")))
         assert (await _next_request(alice, "ACK")).cseq.number == reoffer.cseq.number
+
+
+async def test_a_call_that_comes_back_to_the_node_is_a_loop(tmp_path):
+    # The carrier sends DID 400's forwarded call straight back to us.
+    async with UdpPhone(("127.0.0.1", 9)) as mirror:
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{mirror.address[1]}"'
+        }
+        async with (
+            running_node(tmp_path, changes=changes) as node,
+            UdpPhone(sip_address(node)) as carrier,
+        ):
+            carrier.send(
+                "\r\n".join([
+                    "INVITE sip:400@demo.invalid SIP/2.0",
+                    f"Via: {carrier.via};branch=z9hG4bK-loop-1;rport",
+                    "Max-Forwards: 70",
+                    "From: <sip:5551234@carrier.invalid>;tag=c1",
+                    "To: <sip:400@demo.invalid>",
+                    "Call-ID: loop-test",
+                    "CSeq: 1 INVITE",
+                    "Contact: <sip:5551234@127.0.0.1>",
+                    "Content-Length: 0",
+                    "",
+                    "",
+                ])
+            )  # fmt: skip
+            forwarded = await _next_request(mirror, "INVITE")
+            mirror.send(bytes(forwarded), sip_address(node))  # back where it came from
+            looped = await _next_response(mirror, 482)
+            assert looped.call_id == forwarded.call_id
