@@ -28,7 +28,7 @@ def router(store) -> Router:
 
 async def test_a_forwarded_did_goes_out_through_its_trunk(router):
     target = await router.route(TRUNK, "400")
-    assert target == Target("sip:4000@127.0.0.1:5090", Flow("udp", ("127.0.0.1", 5090)),
+    assert target == Target("sip:+444000@127.0.0.1:5090", Flow("udp", ("127.0.0.1", 5090)),
                             "trunk", "demo-trunk")  # fmt: skip
 
 
@@ -46,10 +46,10 @@ async def test_dids_for_services_still_to_come_say_which(router, did, issue):
 async def test_an_agent_dials_out_with_the_prefix_stripped(router):
     target = await router.route(AGENT, "95551234")
     assert isinstance(target, Target)
-    assert target.uri == "sip:5551234@127.0.0.1:5090" and target.kind == "trunk"
+    assert target.uri == "sip:+445551234@127.0.0.1:5090" and target.kind == "trunk"
 
 
-@pytest.mark.parametrize("dialled", ["9005551234", "9+445551234"])
+@pytest.mark.parametrize("dialled", ["9005551234", "9+495551234"])
 async def test_international_is_refused_unless_the_route_allows_it(router, dialled):
     rejection = await router.route(AGENT, dialled)
     assert isinstance(rejection, Rejection) and rejection.status == 403
