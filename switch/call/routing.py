@@ -67,10 +67,12 @@ class Router:
         self.locations = locations
         self.trunk_up = trunk_up  # from the keepalive: down trunks are tried last
         # Per tenant, each DID as E.164 -> the DID as written in the config.
-        self._dids = {
+        self._dids: dict[str, dict[str | None, str]] = {
             tenant.id: {to_e164(did, tenant.numbers.plan): did for did in tenant.dids}
             for tenant in config.tenants.values()
         }
+        for dids in self._dids.values():
+            dids.pop(None, None)  # a DID that is no number matches only as written
 
     async def route(self, caller: Caller, dialled: str) -> Target | Rejection:
         tenant = self.config.tenants.get(caller.tenant)
@@ -84,7 +86,8 @@ class Router:
         entry = tenant.dids.get(did)
         if entry is None:
             # Carriers send the same number as +44..., 44... or 0...
-            written = self._dids[tenant.id].get(to_e164(did, tenant.numbers.plan))
+            dids, plan = self._dids[tenant.id], tenant.numbers.plan
+            written = dids.get(to_e164(did, plan)) or dids.get(to_e164("+" + did, plan))
             entry = tenant.dids.get(written) if written is not None else None
         if entry is None:
             return Rejection(404, f"Not Found (no DID {did[:32]!r})")

@@ -363,6 +363,8 @@ def common_codecs(offer_media: MediaDescription, answer_media: MediaDescription)
 
 # Attributes that name one payload type first: "a=fmtp:101 0-15".
 _PER_PAYLOAD = frozenset({"rtpmap", "fmtp", "rtcp-fb"})
+# Payload formats that carry no voice of their own: DTMF and comfort noise.
+_NOT_VOICE = frozenset({TELEPHONE_EVENT, "cn"})
 
 
 def restrict_codecs(sdp: SessionDescription, allowed: Collection[str]) -> SessionDescription | None:
@@ -371,8 +373,8 @@ def restrict_codecs(sdp: SessionDescription, allowed: Collection[str]) -> Sessio
     `allowed` holds encoding names in any case ("pcmu", "opus",
     "telephone-event"); a payload type is known by its rtpmap, or by the
     static table (RFC 3551) when it has none. Lines about a dropped payload
-    type go with it. None when an active audio stream keeps no audio codec
-    (telephone-event is no audio): the offer is not acceptable (488).
+    type go with it. None when an active audio stream keeps no voice codec
+    (telephone-event and CN carry none): the offer is not acceptable (488).
     """
     names = {name.casefold() for name in allowed}
     restricted = copy.deepcopy(sdp)
@@ -381,7 +383,7 @@ def restrict_codecs(sdp: SessionDescription, allowed: Collection[str]) -> Sessio
             continue
         codecs = media.rtpmaps()
         kept = {pt for pt, codec in codecs.items() if codec.name.casefold() in names}
-        if not any(not _is_telephone_event(codecs[pt]) for pt in kept):
+        if all(codecs[pt].name.casefold() in _NOT_VOICE for pt in kept):
             return None
         media.formats = [f for f in media.formats if f.isdigit() and int(f) in kept]
         media.attributes = [
