@@ -38,7 +38,7 @@ from ..sip.flow import Flow
 from ..sip.headers import quote
 from ..sip.message import Request, Response, make_response
 from ..sip.offer_answer import restrict_codecs
-from ..sip.sdp import SdpError, parse_sdp
+from ..sip.sdp import SdpError, SessionDescription, parse_sdp
 from ..sip.transaction import (
     AckReceived,
     CancelReceived,
@@ -496,12 +496,12 @@ class Calls:
             sdp = parse_sdp(body)
         except SdpError:
             return body  # not ours to judge: the far end says what is wrong
+        restricted: SessionDescription | None = sdp
         for trunk in trunks:
-            restricted = restrict_codecs(sdp, trunk.codecs)
+            restricted = restrict_codecs(restricted, trunk.codecs)
             if restricted is None:
                 return None
-            sdp = restricted
-        return sdp.to_bytes()
+        return body if restricted is sdp else restricted.to_bytes()
 
     def _codec_targets(self, call: Call, target: Target) -> Target | Rejection:
         """The first target (others as fallbacks) whose trunk takes a codec of A's offer."""

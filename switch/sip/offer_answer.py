@@ -368,31 +368,40 @@ _NOT_VOICE = frozenset({TELEPHONE_EVENT, "cn"})
 
 
 def restrict_codecs(sdp: SessionDescription, allowed: Collection[str]) -> SessionDescription | None:
-    """A copy of an offer whose audio streams list only `allowed` encodings.
+    """The offer with its audio streams listing only `allowed` encodings.
 
     `allowed` holds encoding names in any case ("pcmu", "opus",
     "telephone-event"); a payload type is known by its rtpmap, or by the
     static table (RFC 3551) when it has none. Lines about a dropped payload
     type go with it. None when an active audio stream keeps no voice codec
     (telephone-event and CN carry none): the offer is not acceptable (488).
+    `sdp` itself when nothing is dropped (the common case, and no copy).
     """
     names = {name.casefold() for name in allowed}
-    restricted = copy.deepcopy(sdp)
-    for media in restricted.media:
+    streams: list[MediaDescription] = []
+    for media in sdp.media:
         if media.media != "audio" or media.port == 0:
+            streams.append(media)
             continue
         codecs = media.rtpmaps()
         kept = {pt for pt, codec in codecs.items() if codec.name.casefold() in names}
         if all(codecs[pt].name.casefold() in _NOT_VOICE for pt in kept):
             return None
-        media.formats = [f for f in media.formats if f.isdigit() and int(f) in kept]
-        media.attributes = [
+        formats = [f for f in media.formats if f.isdigit() and int(f) in kept]
+        if formats == media.formats:
+            streams.append(media)
+            continue
+        attributes = [
             (name, value)
             for name, value in media.attributes
             if name not in _PER_PAYLOAD or value is None or _payload_of(value) in kept
             or value.startswith("* ")
         ]  # fmt: skip
-    return restricted
+        streams.append(replace(media, formats=formats, attributes=attributes))
+    if all(new is old for new, old in zip(streams, sdp.media, strict=True)):
+        return sdp  # nothing to drop: the very same description, no copy
+    # The streams not changed are shared with `sdp`: neither is to be edited in place.
+    return replace(sdp, media=streams)
 
 
 def _payload_of(value: str) -> int | None:

@@ -83,3 +83,8 @@ def test_what_is_kept_is_exactly_what_was_allowed_and_offered(allowed):
     # Serialised, it parses again, with an rtpmap for every dynamic payload type kept.
     again = parse_sdp(restricted.to_bytes()).media[0]
     assert sorted(again.rtpmaps()) == sorted(int(pt) for pt in expected)
+
+
+def test_nothing_to_drop_gives_the_same_description_back():
+    sdp = parse_sdp(OFFER)
+    assert restrict_codecs(sdp, ["opus", "g722", "pcmu", "pcma", "telephone-event", "cn"]) is sdp
