@@ -20,6 +20,7 @@ party (a dialog we made), so code that needs the caller's INVITE uses
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import secrets
@@ -193,15 +194,15 @@ class Calls:
         if isinstance(target, Rejection):
             self._end_a(call, target.status, target.reason, who="node")
             return
+        target = self._codec_targets(call, target)
+        if isinstance(target, Rejection):
+            self._end_a(call, target.status, target.reason, who="node")
+            return
         max_forwards = call.a_invite.max_forwards
         if max_forwards is not None and max_forwards <= 0:
             self._end_a(call, 483, "Too Many Hops", who="node")
             return
         call.fallbacks = list(target.fallbacks)
-        target = self._codec_targets(call, target)
-        if isinstance(target, Rejection):
-            self._end_a(call, target.status, target.reason, who="node")
-            return
         if self.media is not None and call.a_invite.body:
             try:
                 call.media = await self.media.session()
@@ -504,18 +505,17 @@ class Calls:
         return body if restricted is sdp else restricted.to_bytes()
 
     def _codec_targets(self, call: Call, target: Target) -> Target | Rejection:
-        """The first target (others as fallbacks) whose trunk takes a codec of A's offer."""
+        """`target` without the trunks that take no codec of A's offer (488 if none is left)."""
         body = call.a_invite.body
-        fitting = [
-            t for t in (target, *call.fallbacks) if self._offer_to(call, t, body) is not None
-        ]
+        candidates = (target, *target.fallbacks)
+        fitting = [t for t in candidates if self._offer_to(call, t, body) is not None]
         if not fitting:
-            names = " and ".join(dict.fromkeys(n for n in (call.caller.name, target.name)))
-            return Rejection(
-                488, f"Not Acceptable Here (no codec of the offer is allowed by {names})"
-            )
-        call.fallbacks = fitting[1:]
-        return fitting[0]
+            trunks = [call.caller.name] if call.caller.kind == "trunk" else []
+            trunks += [t.name for t in candidates if t.kind == "trunk"]
+            names = ", ".join(dict.fromkeys(trunks))
+            reason = f"Not Acceptable Here (no codec of the offer is allowed by {names})"
+            return Rejection(488, reason)
+        return dataclasses.replace(fitting[0], fallbacks=tuple(fitting[1:]))
 
     def _arm_b_timer(self, call: Call, kind: str, seconds: float) -> None:
         self._stop_b_timer(call)
