@@ -805,7 +805,9 @@ class Numbers(_Model):
             for prefix in getattr(self, key):
                 e164 = to_e164(prefix, self.plan)
                 if e164 is None:
-                    problems.append(((key,), f"{_show(prefix)} is not a number prefix"))
+                    problems.append(
+                        ((key,), f'{_show(prefix)} is not a number prefix (e.g. "07" or "+447")')
+                    )
                 normalised.append(e164)
             self._set(key, normalised)
         if problems:

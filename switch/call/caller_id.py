@@ -6,7 +6,8 @@ in P-Preferred-Identity (RFC 3325) when the tenant owns it, its own
 extension, as before (carriers put the account's number in its place). A
 number the tenant does not own is never presented unless the tenant has
 `any_caller_id`: that is spoofing. Withheld (the agent's setting or the
-phone's Privacy: id) means an anonymous From (RFC 3323).
+phone's Privacy: id) means an anonymous From (RFC 3323), except on calls to
+emergency numbers.
 
 A customer's call from a trunk keeps its number (ANI, from the trusted
 trunk's P-Asserted-Identity or From), normalised to E.164 for agents and
@@ -49,10 +50,12 @@ def presented(
     trunk = tenant.trunks.get(target.name) if target.kind == "trunk" else None
     if caller.kind == "agent":
         agent = tenant.agents.get(caller.name)
-        withheld = privacy or (agent is not None and agent.withhold_caller_id)
         shown_name = agent.name if agent is not None and agent.name else name
         if trunk is None:
-            return Identity(caller.name, shown_name, withheld)  # colleagues see the extension
+            return Identity(caller.name, shown_name, privacy)  # colleagues see the extension
+        # Emergency services always get the number: they call back, and find the caller.
+        emergency = target.number in tenant.numbers.emergency
+        withheld = not emergency and (privacy or (agent is not None and agent.withhold_caller_id))
         chosen = _agent_number(tenant, caller.name, target, preferred)
         if chosen is None:
             return Identity(caller.name, shown_name, withheld)

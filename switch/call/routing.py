@@ -96,7 +96,10 @@ class Router:
             trunk_name = entry.trunk or next(iter(tenant.trunks), "")
             if not self.trunk_up(tenant.id, trunk_name):
                 return Rejection(503, f"Service Unavailable (trunk {trunk_name} is down)")
-            return self._via_trunk(tenant, trunk_name, self._sent_as(tenant, trunk_name, value))
+            target = self._via_trunk(tenant, trunk_name, self._sent_as(tenant, trunk_name, value))
+            if isinstance(target, Rejection):
+                return target
+            return self._timed(tenant, target, to_e164(value, tenant.numbers.plan) or value)
         if kind == "agent":
             return await self._agent(tenant, value)
         return Rejection(480, f"Temporarily Unavailable ({kind} calls arrive with {_LATER[kind]})")
@@ -178,15 +181,20 @@ class Router:
 
     @staticmethod
     def _timed(
-        tenant: Tenant, target: Target, number: str, route_name: str, route: OutboundRoute
+        tenant: Tenant,
+        target: Target,
+        number: str,
+        route_name: str = "",
+        route: OutboundRoute | None = None,
     ) -> Target:
+        """`target` with the number called and the timeouts of its trunk and route."""
         trunk = tenant.trunks[target.name]
         return dataclasses.replace(
             target,
             number=number,
             route=route_name,
             setup_timeout=trunk.setup_timeout,
-            ring_timeout=float(route.ring_timeout),
+            ring_timeout=float(route.ring_timeout) if route is not None else 0.0,
         )
 
     def _via_trunk(self, tenant: Tenant, name: str, number: str) -> Target | Rejection:

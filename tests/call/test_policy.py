@@ -131,12 +131,13 @@ async def test_an_agent_limited_to_internal_calls_may_not_dial_out(router):
     assert "national numbers are not allowed for agent 1003" in refused.reason
 
 
-@pytest.mark.parametrize("dialled", ["999", "112", "9999", "9 112"])
-async def test_emergency_numbers_always_pass_and_go_as_dialled(router, dialled):
+@pytest.mark.parametrize(
+    ("dialled", "sent"), [("999", "999"), ("112", "112"), ("9999", "999"), ("9 112", "112")]
+)
+async def test_emergency_numbers_always_pass_and_go_as_dialled(router, dialled, sent):
     target = await router.route(agent("1003"), dialled)  # 1003 may not even call nationally
-    digits = dialled.removeprefix("9").strip() if len(dialled) > 3 else dialled
     assert isinstance(target, Target)
-    assert target.uri == f"sip:{digits}@192.0.2.1:5060" and target.number == digits
+    assert target.uri == f"sip:{sent}@192.0.2.1:5060" and target.number == sent
 
 
 async def test_an_e164_route_matches_whatever_format_the_agent_typed(router):
@@ -170,6 +171,7 @@ async def test_a_did_matches_in_any_format_the_carrier_sends(router, did):
     target = await router.route(Caller("acme", "trunk", "carrier"), did)
     assert isinstance(target, Target)
     assert target.uri == "sip:33123456789@192.0.2.2:5060"  # forwarded in the trunk's format
+    assert (target.number, target.setup_timeout) == ("+33123456789", 5.0)
 
 
 # -- caller ID ---------------------------------------------------------------------------
@@ -213,13 +215,15 @@ async def test_any_caller_id_lets_the_agent_choose_any_number(tmp_path):
     assert who.number == "0012125550100"
 
 
-async def test_withheld_by_the_agents_setting_or_by_its_phone(router):
+async def test_withheld_by_the_agents_setting_or_by_its_phone_but_not_for_emergencies(router):
     tenant = router.config.tenants["acme"]
-    emergency = await _out(router, "1003", "999")
-    assert presented(tenant, agent("1003"), emergency, "1003", "").withheld
     target = await _out(router, "1001")
+    assert presented(tenant, agent("1003"), target, "1003", "").withheld  # 1003 withholds
     assert presented(tenant, agent("1001"), target, "1001", "", privacy=True).withheld
     assert not presented(tenant, agent("1001"), target, "1001", "").withheld
+    # The emergency services always get the number, whatever the agent or its phone asks.
+    emergency = await _out(router, "1003", "999")
+    assert not presented(tenant, agent("1003"), emergency, "1003", "", privacy=True).withheld
 
 
 async def test_without_any_configured_number_the_extension_goes_as_before(tmp_path):

@@ -29,7 +29,7 @@ def router(store) -> Router:
 async def test_a_forwarded_did_goes_out_through_its_trunk(router):
     target = await router.route(TRUNK, "400")
     assert target == Target("sip:+444000@127.0.0.1:5090", Flow("udp", ("127.0.0.1", 5090)),
-                            "trunk", "demo-trunk")  # fmt: skip
+                            "trunk", "demo-trunk", number="+444000", setup_timeout=5.0)  # fmt: skip
 
 
 async def test_an_unknown_did_is_404(router):
