@@ -749,6 +749,20 @@ class OutboundRoute(_Model):
             raise _problem('needs trunk = "<trunk name>" (and trunks = [...] to fail over)')
         return self
 
+    @model_validator(mode="after")
+    def _e164_prefix(self) -> OutboundRoute:
+        # A "+" prefix matches the normalised number, which has no access code
+        # to strip: strip and prepend would cut or pad a number in E.164.
+        if self.prefix.startswith("+"):
+            for key in ("strip", "prepend"):
+                if getattr(self, key):
+                    raise _problem(
+                        f'only for access-code prefixes like "9": prefix {_show(self.prefix)} '
+                        "matches the number in E.164, which has nothing to strip or prepend",
+                        key,
+                    )
+        return self
+
 
 class Numbers(_Model):
     """A tenant's dialling plan, caller IDs and who may call what (defaults: NANP)."""
@@ -1269,6 +1283,17 @@ def _check_numbers(
                 "present any number",
             )
 
+    seen: dict[str, str] = {}
+    for did in objects["dids"]:
+        e164 = to_e164(did, plan)
+        if e164 is not None and e164 in seen:
+            report.add(
+                source.path("dids", did),
+                f"{_show(did)} is the same number as DID {_show(seen[e164])} ({e164}); "
+                "define it once",
+            )
+        elif e164 is not None:
+            seen[e164] = did
     check((*settings_path, "caller_id"), numbers.caller_id, must_own=False)
     for number in numbers.caller_ids:
         check((*settings_path, "caller_ids"), number, must_own=False)

@@ -135,3 +135,32 @@ def test_the_demo_plan_is_the_uk_one_with_international_off():
     assert demo.numbers.country_code == "44" and "international" not in demo.numbers.may_dial
     assert demo.outbound["external"].allow_international is False
     assert demo.trunks["demo-trunk"].number_format == "e164"
+
+
+def test_one_number_written_twice_as_a_did_is_an_error(tmp_path):
+    path = tmp_path / "switch.toml"
+    path.write_text(
+        '[tenants.acme.numbers]\ncountry_code = "44"\nnational_prefix = "0"\n'
+        'international_prefix = "00"\n\n[tenants.acme.agents."1001"]\npassword = "x"\n\n'
+        '[tenants.acme.dids."+442079460001"]\nagent = "1001"\n\n'
+        '[tenants.acme.dids."02079460001"]\nagent = "1001"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.lines[0].endswith(
+        "tenants.acme.dids.02079460001: '02079460001' is the same number as DID "
+        "'+442079460001' (+442079460001); define it once"
+    )
+
+
+@pytest.mark.parametrize(("line", "key"), [("strip = 1", "strip"), ('prepend = "0"', "prepend")])
+def test_an_e164_route_has_nothing_to_strip_or_prepend(tmp_path, line, key):
+    path = tmp_path / "switch.toml"
+    path.write_text(
+        '[tenants.acme.trunks.carrier]\noutbound_host = "192.0.2.1"\n\n'
+        f'[tenants.acme.outbound.uk]\nprefix = "+44"\ntrunk = "carrier"\n{line}\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [error] = caught.value.lines
+    assert f"tenants.acme.outbound.uk.{key}: only for access-code prefixes" in error

@@ -16,12 +16,15 @@ written in the next trunk's format when it is forwarded.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from ..config import Tenant
 from ..numbers import format_number, to_e164
 from ..registrar.guard import Caller
 from .routing import Target
+
+log = logging.getLogger("switch.call")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,13 @@ def _agent_number(tenant: Tenant, ext: str, target: Target, preferred: str | Non
         e164 = to_e164(preferred, numbers.plan)
         if e164 is not None and (numbers.any_caller_id or e164 in owned_numbers(tenant)):
             return e164
+        # Someone tries to present a number that is not the tenant's: say so, once a call.
+        log.warning(
+            "caller id refused: tenant=%s agent=%s number=%s (not the tenant's)",
+            tenant.id,
+            ext,
+            e164 or preferred[:32],
+        )
     agent = tenant.agents.get(ext)
     route = tenant.outbound.get(target.route)
     trunk = tenant.trunks.get(target.name)

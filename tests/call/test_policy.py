@@ -196,13 +196,16 @@ async def test_an_agent_presents_its_own_number_then_the_route_then_the_tenants(
     assert presented(tenant, agent("1001"), france, "1001", "").number == "442079460009"
 
 
-async def test_a_preferred_identity_is_used_only_when_the_tenant_owns_it(router):
+async def test_a_preferred_identity_is_used_only_when_the_tenant_owns_it(router, caplog):
     tenant = router.config.tenants["acme"]
     target = await _out(router, "1001")
     owned = presented(tenant, agent("1001"), target, "1001", "", preferred="+442079460009")
     assert owned.number == "02079460009"
-    spoofed = presented(tenant, agent("1001"), target, "1001", "", preferred="+12125550100")
+    assert "caller id refused" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="switch.call"):
+        spoofed = presented(tenant, agent("1001"), target, "1001", "", preferred="+12125550100")
     assert spoofed.number == "02079460000"  # the tenant's main number instead
+    assert "caller id refused: tenant=acme agent=1001 number=+12125550100" in caplog.text
 
 
 async def test_any_caller_id_lets_the_agent_choose_any_number(tmp_path):
