@@ -580,11 +580,15 @@ class Calls:
                     self._send_cancel(txn.request, txn.flow)
                 return
             if resp.status < 300:
-                dialog = Dialog.from_uac_response(txn.request, resp)
-                ack = dialog.create_ack(txn.request.cseq.number)
-                ack.add("Via", self._via(txn.flow), first=True)
-                self._send_stateless(bytes(ack), txn.flow)
-                self._bye(dialog, txn.flow)
+                try:
+                    dialog = Dialog.from_uac_response(txn.request, resp)
+                except Exception:
+                    log.warning("call %d: a late answer cannot be hung up", call.id)
+                else:
+                    ack = dialog.create_ack(txn.request.cseq.number)
+                    ack.add("Via", self._via(txn.flow), first=True)
+                    self._send_stateless(bytes(ack), txn.flow)
+                    self._bye(dialog, txn.flow)
         del call.abandoned[txn]
 
     # -- from leg A -------------------------------------------------------------------

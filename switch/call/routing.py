@@ -67,12 +67,7 @@ class Router:
         self.locations = locations
         self.trunk_up = trunk_up  # from the keepalive: down trunks are tried last
         # Per tenant, each DID as E.164 -> the DID as written in the config.
-        self._dids: dict[str, dict[str | None, str]] = {
-            tenant.id: {to_e164(did, tenant.numbers.plan): did for did in tenant.dids}
-            for tenant in config.tenants.values()
-        }
-        for dids in self._dids.values():
-            dids.pop(None, None)  # a DID that is no number matches only as written
+        self._dids = {tenant.id: _did_index(tenant) for tenant in config.tenants.values()}
 
     async def route(self, caller: Caller, dialled: str) -> Target | Rejection:
         tenant = self.config.tenants.get(caller.tenant)
@@ -219,6 +214,16 @@ class Router:
         # The preferred device; ringing all of them (forking) comes with the ACD.
         binding = bindings[0]
         return Target(binding.contact, flow_of(binding), "agent", ext)
+
+
+def _did_index(tenant: Tenant) -> dict[str, str]:
+    """E.164 -> DID as written; a DID that is no number matches only as written."""
+    index = {}
+    for did in tenant.dids:
+        e164 = to_e164(did, tenant.numbers.plan)
+        if e164 is not None:
+            index[e164] = did
+    return index
 
 
 def _outbound_route(tenant: Tenant, dialled: str) -> tuple[OutboundRoute, str] | None:

@@ -255,6 +255,13 @@ async def test_a_silent_trunk_is_cancelled_and_the_next_one_tried(tmp_path):
             silent.send(bytes(make_response(first, 180, to_tag="late")), sip_address(node))
             cancel = await _request(silent, "CANCEL")
             assert cancel.call_id == first.call_id
+            # Its answer crosses the CANCEL: acknowledged, then hung up at once.
+            answer = make_response(first, 200, to_tag="late", headers=[
+                ("Contact", f"<sip:x@127.0.0.1:{silent.address[1]}>"),
+            ])  # fmt: skip
+            silent.send(bytes(answer), sip_address(node))
+            assert (await _request(silent, "ACK")).call_id == first.call_id
+            assert (await _request(silent, "BYE")).call_id == first.call_id
             backup.send(bytes(make_response(retried, 486, to_tag="busy")), sip_address(node))
             await _final(alice, 486)
             assert node.calls.trunk_calls == {}
