@@ -578,6 +578,8 @@ class Agent(_Model):
     withhold_caller_id: bool = False  # present no number (RFC 3323 anonymous)
     # Classes of numbers this agent may dial; default: the tenant's numbers.may_dial.
     may_dial: list[NumberClass] | None = None
+    # Seconds this agent's phone rings on a direct call before the caller gets 480; 0 = no limit.
+    ring_timeout: int = Field(0, ge=0)
 
 
 # Pydantic warns that the field "register" shadows ABCMeta.register, a class-level

@@ -213,7 +213,9 @@ class Router:
             return Rejection(480, f"Temporarily Unavailable (agent {ext} is not registered)")
         # The preferred device; ringing all of them (forking) comes with the ACD.
         binding = bindings[0]
-        return Target(binding.contact, flow_of(binding), "agent", ext)
+        agent = tenant.agents.get(ext)
+        ring = float(agent.ring_timeout) if agent is not None else 0.0
+        return Target(binding.contact, flow_of(binding), "agent", ext, ring_timeout=ring)
 
 
 def _did_index(tenant: Tenant) -> dict[str, str]:

@@ -294,3 +294,21 @@ async def test_a_callee_ringing_too_long_is_cancelled_and_the_caller_gets_480(tm
         assert "no answer within 1 s" in ended.reason
         await asyncio.sleep(0.1)
         assert len(node.calls) == 0
+
+
+async def test_an_agent_rung_longer_than_its_ring_timeout_is_cancelled(tmp_path):
+    changes = {'password = "agent1002"': 'password = "agent1002"\nring_timeout = 1'}
+    async with (
+        _agent_and_carrier(tmp_path, changes) as (node, alice, _carrier, _trunk),
+        UdpPhone(sip_address(node)) as bob,
+    ):
+        assert (await register_agent(bob, "1002", "agent1002"))[1].status == 200
+        await _dial(alice, "1001", "1002")
+        ringing = await _request(bob, "INVITE")
+        bob.send(bytes(make_response(ringing, 180, to_tag="bob")))
+        cancel = await _request(bob, "CANCEL", timeout=3)
+        assert cancel.call_id == ringing.call_id
+        bob.send(bytes(make_response(cancel, 200)))
+        bob.send(bytes(make_response(ringing, 487, to_tag="bob")))
+        ended = await _final(alice, 480)
+        assert "no answer within 1 s" in ended.reason
