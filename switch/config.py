@@ -45,7 +45,7 @@ from pydantic import (
     model_validator,
 )
 
-from .numbers import NumberClass, NumberFormat, Plan, to_e164
+from .numbers import NumberClass, NumberFormat, Plan, e164_set, to_e164
 
 __all__ = [
     "BUILTIN_IVR_FLOWS",
@@ -1264,9 +1264,9 @@ def _check_numbers(
     regulators (STIR/SHAKEN, Ofcom) fine it.
     """
     plan = numbers.plan
-    owned = {to_e164(n, plan) for n in [*objects["dids"], *numbers.caller_ids]}
-    if numbers.caller_id is not None:
-        owned.add(to_e164(numbers.caller_id, plan))
+    # As caller_id.owned_numbers reads them (the call layer cannot be imported here).
+    main = [numbers.caller_id] if numbers.caller_id is not None else []
+    owned = e164_set([*objects["dids"], *numbers.caller_ids, *main], plan)
     shown = ", ".join(sorted(objects["dids"])[:5]) or "none"
     settings_path = ("tenants", tenant, "numbers")
 

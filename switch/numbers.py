@@ -15,6 +15,7 @@ the "(0)" of "+44 (0)20 ...", which is not dialled from abroad.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +26,7 @@ __all__ = [
     "Plan",
     "classify",
     "clean",
+    "e164_set",
     "format_number",
     "to_e164",
 ]
@@ -86,6 +88,11 @@ def to_e164(dialled: str, plan: Plan) -> str | None:
     if len(digits) <= len(plan.country_code) or len(digits) > _MAX_DIGITS or digits[0] == "0":
         return None
     return "+" + digits
+
+
+def e164_set(numbers: Iterable[str], plan: Plan) -> set[str]:
+    """The numbers that are numbers, as E.164 (a tenant's own: DIDs, caller IDs)."""
+    return {e164 for number in numbers if (e164 := to_e164(number, plan)) is not None}
 
 
 def format_number(e164: str, number_format: NumberFormat, plan: Plan) -> str:

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 
 from ..config import Tenant
-from ..numbers import format_number, to_e164
+from ..numbers import e164_set, format_number, to_e164
 from ..registrar.guard import Caller
 from .routing import Target
 
@@ -75,10 +75,8 @@ def presented(
 def owned_numbers(tenant: Tenant) -> set[str]:
     """The E.164 numbers a tenant may present: its DIDs, caller_ids and main number."""
     numbers = tenant.numbers
-    written = [*tenant.dids, *numbers.caller_ids]
-    if numbers.caller_id is not None:
-        written.append(numbers.caller_id)
-    return {e164 for n in written if (e164 := to_e164(n, numbers.plan)) is not None}
+    main = [numbers.caller_id] if numbers.caller_id is not None else []
+    return e164_set([*tenant.dids, *numbers.caller_ids, *main], numbers.plan)
 
 
 def _agent_number(tenant: Tenant, ext: str, target: Target, preferred: str | None) -> str | None:
