@@ -45,6 +45,8 @@ from pydantic import (
     model_validator,
 )
 
+from .numbers import NumberClass, NumberFormat, Plan, e164_set, to_e164
+
 __all__ = [
     "BUILTIN_IVR_FLOWS",
     "DEFAULT_TENANT",
@@ -59,6 +61,7 @@ __all__ = [
     "HttpConfig",
     "Ivr",
     "NodeConfig",
+    "Numbers",
     "OutboundRoute",
     "Queue",
     "RecordsConfig",
@@ -626,6 +629,14 @@ class Agent(_Model):
     qualify: bool = False
     queues: list[str] = Field(default_factory=list)
     skills: dict[str, Annotated[int, Field(ge=1, le=10)]] = Field(default_factory=dict)
+    # The number customers see when this agent calls out (a DID of the
+    # tenant, say); default: the route's, the trunk's, then the tenant's.
+    caller_id: PhoneNumber | None = None
+    withhold_caller_id: bool = False  # present no number (RFC 3323 anonymous)
+    # Classes of numbers this agent may dial; default: the tenant's numbers.may_dial.
+    may_dial: list[NumberClass] | None = None
+    # Seconds this agent's phone rings on a direct call before the caller gets 480; 0 = no limit.
+    ring_timeout: int = Field(0, ge=0)
 
 
 # Pydantic warns that the field "register" shadows ABCMeta.register, a class-level
@@ -652,6 +663,12 @@ with warnings.catch_warnings():
         # A trusted trunk's P-Asserted-Identity is believed (RFC 3325), and
         # calls out through it carry one, with Privacy honoured by the carrier.
         trusted: bool = False
+        # How the called and calling numbers are written toward this trunk.
+        number_format: NumberFormat = "e164"
+        caller_id: PhoneNumber | None = None  # presented on calls out, after agent and route
+        # Seconds to wait for any answer (even 100 Trying) before the call is
+        # tried on the route's next trunk (Kamailio's fr_timer); 0 = SIP's 32 s.
+        setup_timeout: float = Field(5.0, ge=0, le=32)
 
         def accepts(self, address: str) -> bool:
             """True when a request from `address` may come from this trunk."""
@@ -781,7 +798,12 @@ class OutboundRoute(_Model):
     prepend: DialString = ""
     trunk: str | None = None
     trunks: list[str] = Field(default_factory=list)  # failover, tried in order after trunk
+    # Every agent may call abroad through this route (as if "international"
+    # were in its may_dial): the older, coarser switch.
     allow_international: bool = False
+    caller_id: PhoneNumber | None = None  # presented on calls out, after the agent's
+    # Seconds a callee may ring before the caller gets 480; 0 = no limit.
+    ring_timeout: int = Field(0, ge=0)
 
     @property
     def trunk_order(self) -> list[str]:
@@ -793,6 +815,85 @@ class OutboundRoute(_Model):
     def _has_trunk(self) -> OutboundRoute:
         if self.trunk is None and not self.trunks:
             raise _problem('needs trunk = "<trunk name>" (and trunks = [...] to fail over)')
+        return self
+
+    @model_validator(mode="after")
+    def _e164_prefix(self) -> OutboundRoute:
+        # A "+" prefix matches the normalised number, which has no access code
+        # to strip: strip and prepend would cut or pad a number in E.164.
+        if self.prefix.startswith("+"):
+            for key in ("strip", "prepend"):
+                if getattr(self, key):
+                    raise _problem(
+                        f'only for access-code prefixes like "9": prefix {_show(self.prefix)} '
+                        "matches the number in E.164, which has nothing to strip or prepend",
+                        key,
+                    )
+        return self
+
+
+class Numbers(_Model):
+    """A tenant's dialling plan, caller IDs and who may call what (defaults: NANP)."""
+
+    country_code: str = "1"
+    national_prefix: str = "1"  # "0" in most of Europe; "" where there is none
+    international_prefix: str = "011"  # "00" in most of the world
+    # Always allowed, sent to the trunk as dialled, never normalised.
+    emergency: list[str] = Field(default_factory=lambda: ["911", "112"])
+    # Number prefixes, in any format of the plan ("07" or "+447"); stored as E.164.
+    mobile: list[PhoneNumber] = Field(default_factory=list)
+    premium: list[PhoneNumber] = Field(default_factory=list)
+    # What agents may dial unless an agent says otherwise (toll fraud:
+    # international and premium are off until someone turns them on).
+    may_dial: list[NumberClass] = Field(
+        default_factory=lambda: ["internal", "emergency", "national", "mobile"]
+    )
+    caller_id: PhoneNumber | None = None  # the company's main number, presented by default
+    caller_ids: list[PhoneNumber] = Field(default_factory=list)  # presentable besides the DIDs
+    # Present any number (the carrier checks); off: only the tenant's own numbers.
+    any_caller_id: bool = False
+
+    @property
+    def plan(self) -> Plan:
+        return Plan(self.country_code, self.national_prefix, self.international_prefix)
+
+    @model_validator(mode="after")
+    def _plan(self) -> Numbers:
+        problems: list[tuple[tuple[str, ...], str]] = []
+        rules = [
+            ("country_code", r"[1-9][0-9]{0,2}", 'a country code: 1 to 3 digits (e.g. "44")'),
+            ("national_prefix", r"[0-9]{0,3}", 'digits or "" (e.g. "0")'),
+            ("international_prefix", r"[0-9]{1,4}", 'digits (e.g. "00" or "011")'),
+        ]
+        for key, pattern, form in rules:
+            if not re.fullmatch(pattern, getattr(self, key)):
+                problems.append(((key,), f"{_show(getattr(self, key))} is not {form}"))
+        for number in self.emergency:
+            if not re.fullmatch(r"[0-9]{2,6}", number):
+                problems.append(
+                    (("emergency",), f"{_show(number)} is not an emergency number (2-6 digits)")
+                )
+        if problems:
+            raise _Problems(problems)
+        if self.national_prefix and self.national_prefix.startswith(self.international_prefix):
+            raise _problem(
+                f"{_show(self.national_prefix)} starts with the international prefix "
+                f"{_show(self.international_prefix)}: national numbers would read as "
+                "international ones",
+                "national_prefix",
+            )
+        for key in ("mobile", "premium"):
+            normalised = []
+            for prefix in getattr(self, key):
+                e164 = to_e164(prefix, self.plan)
+                if e164 is None:
+                    problems.append(
+                        ((key,), f'{_show(prefix)} is not a number prefix (e.g. "07" or "+447")')
+                    )
+                normalised.append(e164)
+            self._set(key, normalised)
+        if problems:
+            raise _Problems(problems)
         return self
 
 
@@ -807,6 +908,7 @@ class _TenantSettings(_Model):
     # SIP domains of this tenant (the host part agents register to). Needed
     # only when two tenants share an extension number.
     domains: list[str] = Field(default_factory=list)
+    numbers: Numbers = Field(default_factory=Numbers)
 
     @field_validator("timezone")
     @classmethod
@@ -832,6 +934,7 @@ class Tenant(_Model):
     name: str
     timezone: str = "UTC"
     domains: list[str] = Field(default_factory=list)
+    numbers: Numbers = Field(default_factory=Numbers)
     agents: dict[str, Agent] = Field(default_factory=dict)
     trunks: dict[str, Trunk] = Field(default_factory=dict)
     queues: dict[str, Queue] = Field(default_factory=dict)
@@ -1218,6 +1321,67 @@ def _check_references(
             prefixes[route.prefix] = name
 
 
+def _check_numbers(
+    tenant: str,
+    numbers: Numbers,
+    source: _TenantSource,
+    objects: dict[str, dict[str, Any]],
+    report: _Report,
+) -> None:
+    """Caller IDs must be numbers the tenant owns, and extensions must not be emergency numbers.
+
+    Presenting someone else's number is spoofing: carriers block it, and
+    regulators (STIR/SHAKEN, Ofcom) fine it.
+    """
+    plan = numbers.plan
+    # As caller_id.owned_numbers reads them (the call layer cannot be imported here).
+    main = [numbers.caller_id] if numbers.caller_id is not None else []
+    owned = e164_set([*objects["dids"], *numbers.caller_ids, *main], plan)
+    shown = ", ".join(sorted(objects["dids"])[:5]) or "none"
+    settings_path = ("tenants", tenant, "numbers")
+
+    def check(path: tuple[str, ...], number: str | None, must_own: bool = True) -> None:
+        if number is None:
+            return
+        e164 = to_e164(number, plan)
+        if e164 is None:
+            report.add(path, f"{_show(number)} is not a phone number in the tenant's plan")
+        elif must_own and not numbers.any_caller_id and e164 not in owned:
+            report.add(
+                path,
+                f"{_show(number)} is not a number of tenant {tenant!r} (its DIDs: {shown}); "
+                f"add it to {_dotted(settings_path)}.caller_ids, or set "
+                f"{_dotted(settings_path)}.any_caller_id = true if your carrier lets you "
+                "present any number",
+            )
+
+    seen: dict[str, str] = {}
+    for did in objects["dids"]:
+        e164 = to_e164(did, plan)
+        if e164 is not None and e164 in seen:
+            report.add(
+                source.path("dids", did),
+                f"{_show(did)} is the same number as DID {_show(seen[e164])} ({e164}); "
+                "define it once",
+            )
+        elif e164 is not None:
+            seen[e164] = did
+    check((*settings_path, "caller_id"), numbers.caller_id, must_own=False)
+    for number in numbers.caller_ids:
+        check((*settings_path, "caller_ids"), number, must_own=False)
+    for kind in ("agents", "outbound", "trunks"):
+        for name, obj in objects[kind].items():
+            check((*source.path(kind, name), "caller_id"), obj.caller_id)
+    for ext in objects["agents"]:
+        if ext in numbers.emergency:
+            report.add(
+                source.path("agents", ext),
+                f"extension {ext} is also an emergency number ({_dotted(settings_path)}."
+                "emergency): emergency calls must reach the emergency services; "
+                "pick another extension",
+            )
+
+
 def _overlaps(a: HostPort, b: HostPort) -> bool:
     if a.port == 0 or a.port != b.port:
         return False
@@ -1272,6 +1436,8 @@ def _build(
                 if validated is not None:
                     objects[kind][name] = validated
         _check_references(tenant_id, tenant_source, objects, report)
+        if settings is not None:
+            _check_numbers(tenant_id, settings.numbers, tenant_source, objects, report)
         # The carrier hands us a number, not a tenant: a number has one owner.
         for number, (path, _) in tenant_source.objects["dids"].items():
             if number in owners:
@@ -1288,6 +1454,7 @@ def _build(
                 name=settings.name or tenant_id,
                 timezone=settings.timezone,
                 domains=[d.lower() for d in settings.domains],
+                numbers=settings.numbers,
                 **objects,
             )
 

@@ -228,7 +228,8 @@ def test_unknown_key(tmp_path: Path) -> None:
     path = write(tmp_path, '[agents."1001"]\npassword = "x"\ncolour = "red"\n')
     assert errors_of(path) == [
         f"{path}: agents.1001.colour: unknown key"
-        " (expected one of name, password, qualify, queues, skills)"
+        " (expected one of caller_id, may_dial, name, password, qualify, queues,"
+        " ring_timeout, skills, withhold_caller_id)"
     ]
 
 

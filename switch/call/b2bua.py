@@ -20,6 +20,7 @@ party (a dialog we made), so code that needs the caller's INVITE uses
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import secrets
@@ -37,8 +38,10 @@ from ..sip.address import parse_address
 from ..sip.dialog import Dialog, DialogError
 from ..sip.errors import ParseError
 from ..sip.flow import Flow
+from ..sip.headers import quote
 from ..sip.message import Request, Response, make_response
-from ..sip.sdp import SdpError, parse_sdp
+from ..sip.offer_answer import restrict_codecs
+from ..sip.sdp import SdpError, SessionDescription, parse_sdp
 from ..sip.session_timer import SessionTimer, TooSmall
 from ..sip.transaction import (
     AckReceived,
@@ -55,6 +58,7 @@ from ..sip.transaction import (
     new_branch,
 )
 from ..sip.uri import parse_uri
+from .caller_id import Identity, presented
 from .routing import Rejection, Router, Target
 
 log = logging.getLogger("switch.call")
@@ -120,6 +124,11 @@ class Call:
     cancelled: bool = False
     hangup: Hangup | None = None
     legs: list[LegEnd] = field(default_factory=list)  # how each leg ended, in order
+    # Leg B's setup or ring timeout ("setup"/"ring"), and INVITEs given up
+    # for want of an answer -> whether they were CANCELled (issue #4).
+    b_timer: asyncio.TimerHandle | None = None
+    b_timer_kind: str = ""
+    abandoned: dict[ClientTransaction, bool] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     answered_at: float | None = None
     ended_at: float | None = None
@@ -248,6 +257,10 @@ class Calls:
         if isinstance(target, Rejection):
             self._end_a(call, target.status, target.reason, who="node")
             return
+        target = self._codec_targets(call, target)
+        if isinstance(target, Rejection):
+            self._end_a(call, target.status, target.reason, who="node")
+            return
         max_forwards = call.a_invite.max_forwards
         if max_forwards is not None and max_forwards <= 0:
             self._end_a(call, 483, "Too Many Hops", who="node")
@@ -300,6 +313,7 @@ class Calls:
             target.kind,
             target.uri,
         )
+        self._arm_b_timer(call, "setup", target.setup_timeout)
 
     def _b_invite(
         self,
@@ -310,20 +324,21 @@ class Calls:
     ) -> Request:
         a = call.a_invite
         sent_by = self._sent_by(target.flow)
-        caller_id = caller_id or self._caller_id(call) or "anonymous"
-        hidden = "id" in {p.strip().lower() for v in a.get_all("Privacy") for p in v.split(";")}
-        shown = "sip:anonymous@anonymous.invalid" if hidden else f"sip:{caller_id}@{sent_by}"
+        who = self._presented(call, target, caller_id)
+        hidden = who.withheld
+        shown = "sip:anonymous@anonymous.invalid" if hidden else f"sip:{who.number}@{sent_by}"
+        name = "Anonymous" if hidden else who.name
         identity: list[tuple[str, object]] = []
         if self._trusted(call.caller.tenant, target):
             # RFC 3325: a trusted carrier gets the real identity, and the
             # caller's wish to hide it (Privacy: id) to honour.
-            identity.append(("P-Asserted-Identity", f"<sip:{caller_id}@{sent_by}>"))
+            identity.append(("P-Asserted-Identity", f"<sip:{who.number}@{sent_by}>"))
             if hidden:
                 identity.append(("Privacy", "id"))
         headers: list[tuple[str, object]] = [
             ("Via", f"SIP/2.0/{target.flow.via_transport} {sent_by};branch={new_branch()};rport"),
             ("Max-Forwards", str(70 if max_forwards is None else min(70, max_forwards - 1))),
-            ("From", f"<{shown}>;tag={secrets.token_hex(6)}"),
+            ("From", f"{quote(name) + ' ' if name else ''}<{shown}>;tag={secrets.token_hex(6)}"),
             *identity,
             ("To", f"<{target.uri}>"),
             ("Call-ID", secrets.token_hex(16)),
@@ -336,8 +351,30 @@ class Calls:
             headers += session_timer.request_headers(call.b_expires, self.min_se)
         req = Request("INVITE", target.uri, headers)
         body = call.offer_b if call.offer_b is not None else a.body
+        body = self._offer_to(call, target, body) or body
         req.set_body(body, a.content_type if body else None)
         return req
+
+    def _presented(self, call: Call, target: Target, explicit: str | None) -> Identity:
+        """Who leg B sees calling: see `caller_id.presented`."""
+        a = call.a_invite
+        privacy = "id" in {p.strip().lower() for v in a.get_all("Privacy") for p in v.split(";")}
+        if explicit:
+            return Identity(explicit, "", privacy)
+        preferred = None
+        if call.caller.kind == "agent" and a.get("P-Preferred-Identity"):
+            try:
+                preferred = getattr(parse_address(a.get("P-Preferred-Identity")).uri, "user", None)
+            except ParseError:
+                preferred = None  # an unreadable wish is no wish
+        try:
+            name = a.from_.display or ""
+        except ParseError:
+            name = ""
+        tenant = self.router.config.tenants[call.caller.tenant]
+        return presented(
+            tenant, call.caller, target, self._caller_id(call), name, preferred, privacy
+        )
 
     def _caller_id(self, call: Call) -> str | None:
         """Who is calling: a trusted trunk's P-Asserted-Identity, else the From user."""
@@ -399,6 +436,10 @@ class Calls:
     # -- leg B's responses --------------------------------------------------------------
 
     def _on_b(self, call: Call, event: Event) -> None:
+        if getattr(event, "transaction", None) in call.abandoned:
+            self._abandoned(call, event)
+            return
+        self._b_timers(call, event)
         try:
             self._b_event(call, event)
         except Exception:
@@ -601,6 +642,116 @@ class Calls:
             return
         self._end_a(call, status, reason, who="callee")
 
+    # -- codecs, setup and ring timeouts per trunk (issue #4) ----------------------------
+
+    def _offer_to(self, call: Call, target: Target, body: bytes) -> bytes | None:
+        """`body` with only the codecs of the trunks on the way (None: none left)."""
+        tenant = self.router.config.tenants[call.caller.tenant]
+        names = [call.caller.name] if call.caller.kind == "trunk" else []
+        names += [target.name] if target.kind == "trunk" else []
+        trunks = [tenant.trunks[n] for n in names if n in tenant.trunks]
+        if not body or not trunks:
+            return body
+        try:
+            sdp = parse_sdp(body)
+        except SdpError:
+            return body  # not ours to judge: the far end says what is wrong
+        restricted: SessionDescription | None = sdp
+        for trunk in trunks:
+            restricted = restrict_codecs(restricted, trunk.codecs)
+            if restricted is None:
+                return None
+        return body if restricted is sdp else restricted.to_bytes()
+
+    def _codec_targets(self, call: Call, target: Target) -> Target | Rejection:
+        """`target` without the trunks that take no codec of A's offer (488 if none is left)."""
+        body = call.a_invite.body
+        candidates = (target, *target.fallbacks)
+        fitting = [t for t in candidates if self._offer_to(call, t, body) is not None]
+        if not fitting:
+            trunks = [call.caller.name] if call.caller.kind == "trunk" else []
+            trunks += [t.name for t in candidates if t.kind == "trunk"]
+            names = ", ".join(dict.fromkeys(trunks))
+            reason = f"Not Acceptable Here (no codec of the offer is allowed by {names})"
+            return Rejection(488, reason)
+        return dataclasses.replace(fitting[0], fallbacks=tuple(fitting[1:]))
+
+    def _arm_b_timer(self, call: Call, kind: str, seconds: float) -> None:
+        self._stop_b_timer(call)
+        if seconds > 0 and call.state == "calling" and call.b_txn is not None:
+            handler = self._no_response if kind == "setup" else self._no_answer
+            loop = asyncio.get_running_loop()
+            call.b_timer = loop.call_later(seconds, handler, call, call.b_txn)
+            call.b_timer_kind = kind
+
+    def _stop_b_timer(self, call: Call) -> None:
+        if call.b_timer is not None:
+            call.b_timer.cancel()
+        call.b_timer, call.b_timer_kind = None, ""
+
+    def _b_timers(self, call: Call, event: Event) -> None:
+        """Any answer stops the setup timeout; ringing starts the ring timeout."""
+        if not isinstance(event, ResponseReceived) or event.transaction is not call.b_txn:
+            return
+        status = event.response.status
+        if status >= 200 or call.b_timer_kind == "setup":
+            self._stop_b_timer(call)  # the trunk is there
+        ring = call.target.ring_timeout if call.target is not None else 0
+        if 100 < status < 200 and ring and not call.b_timer_kind:
+            self._arm_b_timer(call, "ring", ring)
+
+    def _no_response(self, call: Call, txn: ClientTransaction) -> None:
+        """Not even a 100 Trying: the trunk is gone; the route's next one gets the call."""
+        call.b_timer, call.b_timer_kind = None, ""
+        target = call.target
+        if txn is not call.b_txn or call.state != "calling" or call.cancelled or target is None:
+            return
+        log.warning("call %d: trunk %s sent nothing in %g s", call.id, target.name,
+                    target.setup_timeout)  # fmt: skip
+        call.abandoned[txn] = False  # CANCELled once it answers (RFC 3261 §9.1)
+        self._leg_end(call, "b", "node", 408, f"no response in {target.setup_timeout:g} s")
+        self._by_leg.pop(call.b_key, None)
+        self._release_trunk(call, target)
+        if call.fallbacks:
+            self._dial(call, call.fallbacks.pop(0))
+        else:
+            reason = f"Request Timeout (trunk {target.name} does not answer)"
+            self._end_a(call, 408, reason, who="node")
+
+    def _no_answer(self, call: Call, txn: ClientTransaction) -> None:
+        """Rung too long: CANCEL, and the caller gets 480 (Asterisk's NOANSWER)."""
+        call.b_timer, call.b_timer_kind = None, ""
+        target = call.target
+        if txn is not call.b_txn or call.state != "calling" or call.cancelled or target is None:
+            return
+        call.cancelled = True
+        self._cancel_b(call)
+        self._leg_end(call, "b", "node", 487, f"no answer within {target.ring_timeout:g} s")
+        reason = f"Temporarily Unavailable (no answer within {target.ring_timeout:g} s)"
+        self._end_a(call, 480, reason, who="node")
+
+    def _abandoned(self, call: Call, event: Event) -> None:
+        """Late news of an INVITE given up on: CANCEL it, or hang up what it set up."""
+        txn = event.transaction  # type: ignore[union-attr]
+        if isinstance(event, ResponseReceived):
+            resp = event.response
+            if resp.status < 200:
+                if not call.abandoned[txn]:
+                    call.abandoned[txn] = True
+                    self._send_cancel(txn.request, txn.flow)
+                return
+            if resp.status < 300:
+                try:
+                    dialog = Dialog.from_uac_response(txn.request, resp)
+                except Exception:
+                    log.warning("call %d: a late answer cannot be hung up", call.id)
+                else:
+                    ack = dialog.create_ack(txn.request.cseq.number)
+                    ack.add("Via", self._via(txn.flow), first=True)
+                    self._send_stateless(bytes(ack), txn.flow)
+                    self._bye(dialog, txn.flow)
+        del call.abandoned[txn]
+
     # -- from leg A -------------------------------------------------------------------
 
     def cancel(self, event: CancelReceived) -> None:
@@ -629,6 +780,9 @@ class Calls:
         if invite is None or call.target is None or call.cancel_sent:
             return
         call.cancel_sent = True
+        self._send_cancel(invite, call.target.flow)
+
+    def _send_cancel(self, invite: Request, flow: Flow) -> None:
         cancel = Request(
             "CANCEL",
             invite.uri_text,
@@ -642,7 +796,7 @@ class Calls:
                 ("Content-Length", "0"),
             ],
         )
-        self._send_request(cancel, call.target.flow, lambda event: None)
+        self._send_request(cancel, flow, lambda event: None)
 
     def ack(self, event: AckReceived) -> None:
         """An ACK to our 2xx. Usually nothing to do (the other leg was ACKed
@@ -1396,6 +1550,7 @@ class Calls:
         for handle in call.timer_handles.values():
             handle.cancel()
         call.timer_handles.clear()
+        self._stop_b_timer(call)
         if call.ended_at is None:
             call.ended_at = time.time()
             if self.on_end is not None:

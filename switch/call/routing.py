@@ -1,9 +1,14 @@
 """Where a new call goes: DIDs from trunks, dial strings from agents.
 
 A trunk's call is routed by its DID (the Request-URI user) in the trunk's
-tenant; an agent's call by what it dialled: an extension of its tenant, or a
-number matching an outbound route (prefix, strip, prepend, trunk). The
-answer is a `Target` to call, or a `Rejection` naming why not.
+tenant, matched as E.164 whatever format the carrier sends; an agent's call
+by what it dialled: an emergency number (always), an extension of its tenant,
+or a number matching an outbound route. A route's `prefix` is either an
+access code on the dial string ("9": strip and prepend apply to the dial
+string) or, starting with "+", an E.164 prefix matched on the normalised
+number ("+44", or "+" for everything). The number then has to be in a class
+the agent may dial, and goes to the trunk in the trunk's `number_format`.
+The answer is a `Target` to call, or a `Rejection` naming why not.
 
 A trunk whose host is a name is located by DNS (RFC 3263, `locate`): its
 target's fallbacks are the further servers DNS gave, then the route's
@@ -20,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..config import Config, OutboundRoute, Tenant
+from ..numbers import NumberClass, classify, clean, format_number, to_e164
 from ..registrar.guard import Caller
 from ..registrar.service import flow_of
 from ..sip.flow import Flow
@@ -41,6 +47,12 @@ class Target:
     # Where to try next if this one fails (408, 5xx): the trunk's further
     # servers from DNS, then the route's other trunks.
     fallbacks: tuple[Target, ...] = ()
+    number: str = ""  # who is called, E.164 (or an emergency number as dialled)
+    route: str = ""  # the outbound route that chose it
+    # Seconds without any answer before the next trunk is tried; 0 = none.
+    setup_timeout: float = 0.0
+    # Seconds it may ring before the caller gets 480; 0 = no limit.
+    ring_timeout: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +75,10 @@ class Router:
     ) -> None:
         self.config = config
         self.locations = locations
-        self.trunk_up = trunk_up  # from the keepalive: down trunks are tried last
         self.locate = locate  # DNS for trunks given by name; None: names are not served
+        self.trunk_up = trunk_up  # from the keepalive: down trunks are tried last
+        # Per tenant, each DID as E.164 -> the DID as written in the config.
+        self._dids = {tenant.id: _did_index(tenant) for tenant in config.tenants.values()}
 
     async def route(self, caller: Caller, dialled: str) -> Target | Rejection:
         tenant = self.config.tenants.get(caller.tenant)
@@ -72,10 +86,15 @@ class Router:
             return Rejection(404, "Not Found (no such tenant)")
         if caller.kind == "trunk":
             return await self._from_trunk(tenant, dialled)
-        return await self._from_agent(tenant, dialled)
+        return await self._from_agent(tenant, caller.name, dialled)
 
     async def _from_trunk(self, tenant: Tenant, did: str) -> Target | Rejection:
         entry = tenant.dids.get(did)
+        if entry is None:
+            # Carriers send the same number as +44..., 44... or 0...
+            dids, plan = self._dids[tenant.id], tenant.numbers.plan
+            written = dids.get(to_e164(did, plan)) or dids.get(to_e164("+" + did, plan))
+            entry = tenant.dids.get(written) if written is not None else None
         if entry is None:
             return Rejection(404, f"Not Found (no DID {did[:32]!r})")
         kind, value = entry.target
@@ -83,32 +102,123 @@ class Router:
             trunk_name = entry.trunk or next(iter(tenant.trunks), "")
             if not self.trunk_up(tenant.id, trunk_name):
                 return Rejection(503, f"Service Unavailable (trunk {trunk_name} is down)")
-            return await self._via_trunk(tenant, trunk_name, value)
+            sent = self._sent_as(tenant, trunk_name, value)
+            target = await self._via_trunk(tenant, trunk_name, sent)
+            if isinstance(target, Rejection):
+                return target
+            hops = self._timed_all(tenant, target, to_e164(value, tenant.numbers.plan) or value)
+            return dataclasses.replace(hops[0], fallbacks=tuple(hops[1:]))
         if kind == "agent":
             return await self._agent(tenant, value)
         return Rejection(480, f"Temporarily Unavailable ({kind} calls arrive with {_LATER[kind]})")
 
-    async def _from_agent(self, tenant: Tenant, dialled: str) -> Target | Rejection:
+    async def _from_agent(self, tenant: Tenant, ext: str, dialled: str) -> Target | Rejection:
+        numbers = tenant.numbers
+        found = _outbound_route(tenant, dialled)
+        emergency = _emergency(tenant, dialled, found)
+        if emergency is not None:
+            # Never refused, never reformatted: the carrier knows its short codes.
+            route = found[0] if found is not None else next(iter(tenant.outbound.values()), None)
+            if route is None:
+                log.error(
+                    "emergency call to %s by %s/%s: no outbound route", dialled, tenant.id, ext
+                )
+                return Rejection(503, "Service Unavailable (no outbound route for emergency calls)")
+            return await self._out(tenant, route, emergency, emergency)
         if dialled in tenant.agents:
-            return await self._agent(tenant, dialled)
-        route = _outbound_route(tenant, dialled)
-        if route is None:
+            refused = self._refuse(tenant, ext, "internal", dialled, None)
+            return refused or await self._agent(tenant, dialled)
+        if found is None:
             return Rejection(404, f"Not Found (nothing answers {dialled[:32]!r})")
-        number = route.prepend + dialled[route.strip :]
-        if number.startswith(("00", "+")) and not route.allow_international:
-            # Toll fraud is the first attack on a new switch.
-            return Rejection(403, "Forbidden (international calls are not allowed on this route)")
-        targets = [await self._via_trunk(tenant, name, number) for name in route.trunk_order]
+        route, number = found
+        e164 = to_e164(number, numbers.plan)
+        if e164 is None:
+            return Rejection(404, f"Not Found ({number[:32]!r} is not a phone number)")
+        kind = classify(e164, numbers.plan, tuple(numbers.mobile), tuple(numbers.premium))
+        refused = self._refuse(tenant, ext, kind, e164, route)
+        return refused or await self._out(tenant, route, e164, None)
+
+    def _refuse(
+        self, tenant: Tenant, ext: str, kind: NumberClass, number: str, route: OutboundRoute | None
+    ) -> Rejection | None:
+        """A 403 when agent `ext` may not dial numbers of class `kind` (toll fraud)."""
+        agent = tenant.agents.get(ext)
+        own = agent.may_dial if agent is not None else None
+        allowed = set(own if own is not None else tenant.numbers.may_dial)
+        if route is not None and route.allow_international:
+            allowed.add("international")
+        if kind in allowed:
+            return None
+        log.warning(
+            "call refused: tenant=%s agent=%s number=%s class=%s", tenant.id, ext, number, kind
+        )
+        return Rejection(
+            403,
+            f"Forbidden ({kind} numbers are not allowed for agent {ext}: "
+            f'add "{kind}" to may_dial of the agent or of the tenant\'s [numbers])',
+        )
+
+    async def _out(
+        self, tenant: Tenant, route: OutboundRoute, e164: str, as_dialled: str | None
+    ) -> Target | Rejection:
+        """`e164` through the route's trunks, first one up first, the others as fallbacks."""
+        targets = []
+        for name in route.trunk_order:
+            sent = as_dialled if as_dialled is not None else self._sent_as(tenant, name, e164)
+            targets.append(await self._via_trunk(tenant, name, sent))
         usable = [t for t in targets if isinstance(t, Target)]
         if not usable:
             return targets[0]  # the first trunk's reason
         up = [t for t in usable if self.trunk_up(tenant.id, t.name)]
+        if not up and as_dialled is not None:
+            up = usable  # an emergency call tries every trunk, down or not
         if not up:
             names = ", ".join(t.name for t in usable)
             return Rejection(503, f"Service Unavailable (trunks down: {names})")
+        name = next(n for n, r in tenant.outbound.items() if r is route)
         # Every server of the first trunk, then every server of the next.
-        rest = [hop for t in up[1:] for hop in (dataclasses.replace(t, fallbacks=()), *t.fallbacks)]
-        return dataclasses.replace(up[0], fallbacks=(*up[0].fallbacks, *rest))
+        hops = [hop for t in up for hop in self._timed_all(tenant, t, e164, name, route)]
+        return dataclasses.replace(hops[0], fallbacks=tuple(hops[1:]))
+
+    def _sent_as(self, tenant: Tenant, trunk_name: str, number: str) -> str:
+        """`number` in the format the trunk wants (as configured when it is no number)."""
+        trunk = tenant.trunks.get(trunk_name)
+        e164 = to_e164(number, tenant.numbers.plan)
+        if trunk is None or e164 is None:
+            return number
+        return format_number(e164, trunk.number_format, tenant.numbers.plan)
+
+    def _timed_all(
+        self,
+        tenant: Tenant,
+        target: Target,
+        number: str,
+        route_name: str = "",
+        route: OutboundRoute | None = None,
+    ) -> list[Target]:
+        """`target` and each of its DNS servers, timed, as a flat list."""
+        plain = dataclasses.replace(target, fallbacks=())
+        return [
+            self._timed(tenant, t, number, route_name, route) for t in (plain, *target.fallbacks)
+        ]
+
+    @staticmethod
+    def _timed(
+        tenant: Tenant,
+        target: Target,
+        number: str,
+        route_name: str = "",
+        route: OutboundRoute | None = None,
+    ) -> Target:
+        """`target` with the number called and the timeouts of its trunk and route."""
+        trunk = tenant.trunks[target.name]
+        return dataclasses.replace(
+            target,
+            number=number,
+            route=route_name,
+            setup_timeout=trunk.setup_timeout,
+            ring_timeout=float(route.ring_timeout) if route is not None else 0.0,
+        )
 
     async def _via_trunk(self, tenant: Tenant, name: str, number: str) -> Target | Rejection:
         trunk = tenant.trunks.get(name)
@@ -162,14 +272,52 @@ class Router:
             return Rejection(480, f"Temporarily Unavailable (agent {ext} is not registered)")
         # The preferred device; ringing all of them (forking) comes with the ACD.
         binding = bindings[0]
-        return Target(binding.contact, flow_of(binding), "agent", ext)
+        agent = tenant.agents.get(ext)
+        ring = float(agent.ring_timeout) if agent is not None else 0.0
+        return Target(binding.contact, flow_of(binding), "agent", ext, ring_timeout=ring)
 
 
-def _outbound_route(tenant: Tenant, dialled: str) -> OutboundRoute | None:
-    """The route with the longest prefix that matches, if any."""
+def _did_index(tenant: Tenant) -> dict[str, str]:
+    """E.164 -> DID as written; a DID that is no number matches only as written."""
+    index = {}
+    for did in tenant.dids:
+        e164 = to_e164(did, tenant.numbers.plan)
+        if e164 is not None:
+            index[e164] = did
+    return index
+
+
+def _outbound_route(tenant: Tenant, dialled: str) -> tuple[OutboundRoute, str] | None:
+    """The route for `dialled` and the number it dials, if any.
+
+    Access-code routes ("9") match the dial string, longest prefix first,
+    and strip and prepend on it; failing those, E.164 routes ("+44", "+")
+    match the normalised number.
+    """
     best: OutboundRoute | None = None
+    digits = clean(dialled) or dialled
     for route in tenant.outbound.values():
-        matches = dialled.startswith(route.prefix) and len(dialled) > len(route.prefix)
+        if route.prefix.startswith("+"):
+            continue
+        matches = digits.startswith(route.prefix) and len(digits) > len(route.prefix)
         if matches and (best is None or len(route.prefix) > len(best.prefix)):
             best = route
-    return best
+    if best is not None:
+        return best, best.prepend + digits[best.strip :]
+    e164 = to_e164(dialled, tenant.numbers.plan)
+    if e164 is None:
+        return None
+    for route in tenant.outbound.values():
+        matches = route.prefix.startswith("+") and e164.startswith(route.prefix)
+        if matches and (best is None or len(route.prefix) > len(best.prefix)):
+            best = route
+    return (best, e164) if best is not None else None
+
+
+def _emergency(tenant: Tenant, dialled: str, found: tuple[OutboundRoute, str] | None) -> str | None:
+    """The emergency number dialled, directly or after a route's access code."""
+    emergency = tenant.numbers.emergency
+    for candidate in (dialled, found[1] if found is not None else None):
+        if candidate is not None and clean(candidate) in emergency:
+            return clean(candidate)
+    return None

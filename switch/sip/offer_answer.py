@@ -8,6 +8,7 @@ as RFC 3264 §6 prescribes, so the offerer keeps its m= lines aligned.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 from switch.sip.errors import SipError
@@ -34,6 +35,7 @@ __all__ = [
     "make_offer",
     "negotiate_answer",
     "reoffer",
+    "restrict_codecs",
 ]
 
 TELEPHONE_EVENT = "telephone-event"
@@ -357,6 +359,54 @@ def common_codecs(offer_media: MediaDescription, answer_media: MediaDescription)
         return []
     offered = list(offer_media.rtpmaps().values())
     return [c for c in answer_media.rtpmaps().values() if any(c.same_format(o) for o in offered)]
+
+
+# Attributes that name one payload type first: "a=fmtp:101 0-15".
+_PER_PAYLOAD = frozenset({"rtpmap", "fmtp", "rtcp-fb"})
+# Payload formats that carry no voice of their own: DTMF and comfort noise.
+_NOT_VOICE = frozenset({TELEPHONE_EVENT, "cn"})
+
+
+def restrict_codecs(sdp: SessionDescription, allowed: Collection[str]) -> SessionDescription | None:
+    """The offer with its audio streams listing only `allowed` encodings.
+
+    `allowed` holds encoding names in any case ("pcmu", "opus",
+    "telephone-event"); a payload type is known by its rtpmap, or by the
+    static table (RFC 3551) when it has none. Lines about a dropped payload
+    type go with it. None when an active audio stream keeps no voice codec
+    (telephone-event and CN carry none): the offer is not acceptable (488).
+    `sdp` itself when nothing is dropped (the common case, and no copy).
+    """
+    names = {name.casefold() for name in allowed}
+    streams: list[MediaDescription] = []
+    for media in sdp.media:
+        if media.media != "audio" or media.port == 0:
+            streams.append(media)
+            continue
+        codecs = media.rtpmaps()
+        kept = {pt for pt, codec in codecs.items() if codec.name.casefold() in names}
+        if all(codecs[pt].name.casefold() in _NOT_VOICE for pt in kept):
+            return None
+        formats = [f for f in media.formats if f.isdigit() and int(f) in kept]
+        if formats == media.formats:
+            streams.append(media)
+            continue
+        attributes = [
+            (name, value)
+            for name, value in media.attributes
+            if name not in _PER_PAYLOAD or value is None or _payload_of(value) in kept
+            or value.startswith("* ")
+        ]  # fmt: skip
+        streams.append(replace(media, formats=formats, attributes=attributes))
+    if all(new is old for new, old in zip(streams, sdp.media, strict=True)):
+        return sdp  # nothing to drop: the very same description, no copy
+    # The streams not changed are shared with `sdp`: neither is to be edited in place.
+    return replace(sdp, media=streams)
+
+
+def _payload_of(value: str) -> int | None:
+    head = value.partition(" ")[0]
+    return int(head) if head.isdigit() else None
 
 
 def bump_version(sdp: SessionDescription) -> SessionDescription:

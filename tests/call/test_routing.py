@@ -29,8 +29,8 @@ def router(store) -> Router:
 
 async def test_a_forwarded_did_goes_out_through_its_trunk(router):
     target = await router.route(TRUNK, "400")
-    assert target == Target("sip:4000@127.0.0.1:5090", Flow("udp", ("127.0.0.1", 5090)),
-                            "trunk", "demo-trunk")  # fmt: skip
+    assert target == Target("sip:+444000@127.0.0.1:5090", Flow("udp", ("127.0.0.1", 5090)),
+                            "trunk", "demo-trunk", number="+444000", setup_timeout=5.0)  # fmt: skip
 
 
 async def test_an_unknown_did_is_404(router):
@@ -47,10 +47,10 @@ async def test_dids_for_services_still_to_come_say_which(router, did, issue):
 async def test_an_agent_dials_out_with_the_prefix_stripped(router):
     target = await router.route(AGENT, "95551234")
     assert isinstance(target, Target)
-    assert target.uri == "sip:5551234@127.0.0.1:5090" and target.kind == "trunk"
+    assert target.uri == "sip:+445551234@127.0.0.1:5090" and target.kind == "trunk"
 
 
-@pytest.mark.parametrize("dialled", ["9005551234", "9+445551234"])
+@pytest.mark.parametrize("dialled", ["9005551234", "9+495551234"])
 async def test_international_is_refused_unless_the_route_allows_it(router, dialled):
     rejection = await router.route(AGENT, dialled)
     assert isinstance(rejection, Rejection) and rejection.status == 403
@@ -111,16 +111,13 @@ async def test_a_trunk_named_by_domain_goes_to_its_servers_in_dns_order(tmp_path
     locate = FakeLocate({"carrier.example": CARRIER_HOPS})
     target = await Router(config, store, locate=locate).route(TRUNK, "400")
     assert locate.asked == [("carrier.example", 0, "udp")]  # the demo says udp
-    assert target == Target(
-        "sip:4000@carrier.example",  # the carrier's domain, as it expects
-        Flow("udp", ("192.0.2.1", 5070)),
-        "trunk",
-        "demo-trunk",
-        fallbacks=(
-            Target("sip:4000@carrier.example", Flow("tcp", ("192.0.2.2", 5060)), "trunk",
-                   "demo-trunk"),
-        ),
-    )  # fmt: skip
+    # The carrier's domain in the Request-URI, as it expects; DNS says where to send.
+    hops = [(t.uri, t.flow, t.name, t.number) for t in (target, *target.fallbacks)]
+    assert hops == [
+        ("sip:+444000@carrier.example", Flow("udp", ("192.0.2.1", 5070)), "demo-trunk", "+444000"),
+        ("sip:+444000@carrier.example", Flow("tcp", ("192.0.2.2", 5060)), "demo-trunk", "+444000"),
+    ]
+    assert all(t.setup_timeout == 5.0 and not t.fallbacks for t in target.fallbacks)
 
 
 async def test_without_a_transport_naptr_decides_and_a_port_is_kept(tmp_path, store):
@@ -134,7 +131,7 @@ async def test_without_a_transport_naptr_decides_and_a_port_is_kept(tmp_path, st
     locate = FakeLocate({"carrier.example": [Hop("udp", "192.0.2.1", 5080)]})
     target = await Router(config, store, locate=locate).route(AGENT, "95551234")
     assert locate.asked == [("carrier.example", 5080, "udp")]  # a port: UDP, as RFC 3263 says
-    assert isinstance(target, Target) and target.uri == "sip:5551234@carrier.example:5080"
+    assert isinstance(target, Target) and target.uri == "sip:+445551234@carrier.example:5080"
     config = _config_with(
         tmp_path,
         {

@@ -75,7 +75,8 @@ async def test_the_callee_hangs_up_first(tmp_path):
             ("b", "callee", 200, "BYE"),
             ("a", "node", 200, "BYE from the callee"),
         ]
-        assert call.legs[0].party == "trunk demo/demo-trunk sip:4000@" + call.target.uri[9:]
+        assert call.legs[0].party == f"trunk demo/demo-trunk {call.target.uri}"
+        assert call.target.uri.startswith("sip:+444000@127.0.0.1:")
 
 
 @needs_sipp
@@ -277,7 +278,7 @@ async def test_a_trunk_at_its_call_limit_gets_503(tmp_path):
             first = invite_text(trunk, "5551234", 1).replace("sip:200@", "sip:400@")
             trunk.send(first)
             ringing = await _next_request(carrier, "INVITE")  # forwarded out: one call up
-            assert ringing.uri_text.startswith("sip:4000@127.0.0.1:")
+            assert ringing.uri_text.startswith("sip:+444000@127.0.0.1:")
             second = (
                 invite_text(trunk, "5551234", 1)
                 .replace("sip:200@", "sip:400@")
@@ -300,7 +301,7 @@ async def test_an_agent_dials_9_and_the_number_goes_out_through_the_trunk(tmp_pa
             assert (await register_agent(alice, "1001", "agent1001"))[1].status == 200
             await _agent_calls(alice, "1001", "95551234")
             out = await _next_request(carrier, "INVITE")
-            assert out.uri_text == f"sip:5551234@127.0.0.1:{carrier.address[1]}"
+            assert out.uri_text == f"sip:+445551234@127.0.0.1:{carrier.address[1]}"
             assert out.from_.uri.user == "1001"  # the agent's number as caller ID
             assert "Proxy-Authorization" not in out  # nothing of leg A leaks into leg B
 
@@ -328,7 +329,7 @@ async def test_a_failing_trunk_hands_the_call_to_the_next(tmp_path):
             first.send(bytes(make_response(tried, 503, to_tag="down")), sip_address(node))
             assert (await _next_request(first, "ACK")).cseq.method == "ACK"
             retried = await _next_request(backup, "INVITE")
-            assert retried.uri_text == f"sip:5551234@127.0.0.1:{backup.address[1]}"
+            assert retried.uri_text == f"sip:+445551234@127.0.0.1:{backup.address[1]}"
             assert retried.call_id != tried.call_id  # a new leg, not a resend
             backup.send(bytes(make_response(retried, 486, to_tag="busy")), sip_address(node))
             # A busy callee is the callee's answer, not a trunk failure.
@@ -503,7 +504,7 @@ async def test_keepalive_marks_a_silent_trunk_down_and_routing_skips_it(tmp_path
                 await _agent_calls(alice, "1001", "95551234")
                 # Straight to the backup: the silent trunk is not even tried.
                 call = await _next_request(backup, "INVITE")
-                assert call.uri_text == f"sip:5551234@127.0.0.1:{backup.address[1]}"
+                assert call.uri_text == f"sip:+445551234@127.0.0.1:{backup.address[1]}"
 
 
 async def test_the_callee_transfers_the_caller_blind(tmp_path):
@@ -754,7 +755,7 @@ async def test_asserted_identity_and_privacy_on_trusted_trunks(tmp_path, trusted
             assert out.from_.uri.user == "anonymous"  # the caller asked to be hidden
             if trusted:
                 # The carrier is told who it is, and to keep it to itself.
-                assert out.get("P-Asserted-Identity").startswith("<sip:5550001@")
+                assert out.get("P-Asserted-Identity").startswith("<sip:+445550001@")
                 assert out.get("Privacy") == "id"
             else:
                 assert "P-Asserted-Identity" not in out and "Privacy" not in out

@@ -60,7 +60,7 @@ async def test_an_agent_call_goes_out_to_the_server_the_trunk_domain_names(tmp_p
                 assert (await register_agent(alice, "1001", "agent1001"))[1].status == 200
                 await _agent_calls(alice, "1001", "95551234")
                 out = await _next_request(carrier, "INVITE")
-                assert out.uri_text == "sip:5551234@carrier.test"  # the carrier's own domain
+                assert out.uri_text == "sip:+445551234@carrier.test"  # the carrier's own domain
                 assert out.top_via.transport == "UDP"
                 assert dns.queries == [
                     ("carrier.test", "NAPTR"),
@@ -87,7 +87,7 @@ async def test_when_the_first_srv_target_answers_503_the_call_lands_on_the_secon
                 first.send(bytes(make_response(tried, 503, to_tag="full")), sip_address(node))
                 assert (await _next_request(first, "ACK")).cseq.method == "ACK"
                 landed = await _next_request(second, "INVITE")
-                assert landed.uri_text == "sip:5551234@carrier.test"
+                assert landed.uri_text == "sip:+445551234@carrier.test"
                 assert landed.call_id != tried.call_id  # a new leg, not a resend
                 answer = make_response(landed, 200, to_tag="up", headers=[
                     ("Contact", f"<sip:5551234@127.0.0.1:{second.address[1]}>"),
