@@ -1168,6 +1168,14 @@ class Calls:
         except DialogError as exc:
             self._answer(req, exc.status, exc.reason)
             return
+        body = req.body
+        if body and call.target is not None:
+            # A new offer keeps to the trunks' codecs, as the first one did.
+            body = self._offer_to(call, call.target, body)
+            if body is None:
+                self._answer(req, 488, "Not Acceptable Here (no codec of the offer is allowed "
+                             "by the trunk)")  # fmt: skip
+                return
         if req.body:
             if from_a:
                 call.a_sdp = req.body
@@ -1182,7 +1190,7 @@ class Calls:
         out = there.create_request(
             req.method,
             headers=headers,
-            body=self._anchor(call, req.body, toward_a=not from_a),
+            body=self._anchor(call, body, toward_a=not from_a),
             content_type=req.content_type if req.body else None,
         )
         out.add("Via", self._via(flow), first=True)

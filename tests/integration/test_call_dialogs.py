@@ -514,3 +514,35 @@ async def test_a_call_that_comes_back_to_the_node_is_a_loop(tmp_path):
             mirror.send(bytes(forwarded), sip_address(node))  # back where it came from
             looped = await _next_response(mirror, 482)
             assert looped.call_id == forwarded.call_id
+
+
+async def test_a_new_offer_keeps_to_the_trunks_codecs(tmp_path):
+    async with UdpPhone(("127.0.0.1", 9)) as carrier:
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"'
+        }
+        async with (
+            running_node(tmp_path, changes=changes) as node,
+            UdpPhone(sip_address(node), host="127.0.0.2") as alice,
+        ):
+            await _registered(node, (alice, "1001"))
+            both = _sdp("alice", "127.0.0.2", 40100).replace("RTP/AVP 0", "RTP/AVP 9 0")
+            await _agent_calls(alice, "1001", "95551234", both)
+            out = await _next_request(carrier, "INVITE")
+            assert b"RTP/AVP 0\r\n" in out.body  # G.722 is not among the demo trunk's codecs
+            carrier.send(_ok(out, carrier, "c1", _sdp("carrier", "127.0.0.1", 40120)),
+                         sip_address(node))  # fmt: skip
+            answered = await _next_response(alice, 200)
+            alice.send(_in_dialog(alice, "ACK", answered, cseq=2))
+            assert await _next_request(carrier, "ACK")
+            # Alice offers G.722 alone: refused here, the carrier never sees it.
+            g722 = _sdp("alice", "127.0.0.2", 40100).replace("RTP/AVP 0", "RTP/AVP 9")
+            alice.send(_in_dialog(alice, "INVITE", answered, cseq=3, sdp=g722))
+            refused = await _next_response(alice, 488)
+            assert "codec" in refused.reason
+            assert await carrier.silence(0.3)
+            # G.722 and PCMA: the carrier is offered PCMA only.
+            alice.send(_in_dialog(alice, "INVITE", answered, cseq=4,
+                                  sdp=g722.replace("RTP/AVP 9", "RTP/AVP 9 8")))  # fmt: skip
+            reoffer = await _next_request(carrier, "INVITE")
+            assert b"RTP/AVP 8\r\n" in reoffer.body
