@@ -23,6 +23,7 @@ from aiohttp import web
 
 from . import __version__
 from .call.b2bua import Calls
+from .call.carrier import CarrierRegistrations
 from .call.dispatch import Dispatcher
 from .call.routing import Router
 from .call.trunks import TrunkMonitor
@@ -36,6 +37,7 @@ from .registrar.gate import Gate
 from .registrar.guard import GUARDED, Guard
 from .registrar.qualify import Qualifier
 from .registrar.service import Registrar, flow_of
+from .registrar.trunk_contacts import TrunkContacts
 from .sip.flow import Flow
 from .sip.message import Request, Response
 from .sip.stack import SipStack
@@ -84,6 +86,8 @@ class Node:
         self.guard: Guard | None = None
         self.calls: Calls | None = None
         self.trunks: TrunkMonitor | None = None
+        self.carriers: CarrierRegistrations | None = None  # we register to carriers
+        self.trunk_contacts: TrunkContacts | None = None  # trunks that register to us
         self._listening: dict[str, tuple[str, int]] = {}  # transport -> bound address
         self._tasks: set[asyncio.Task[Any]] = set()
         sip = config.sip
@@ -113,6 +117,7 @@ class Node:
             "sip_listeners": self.sip_listeners,
             "sip_stats": dict(self.stack.stats),
             "transport_stats": dict(self.transports.stats) if self.transports else {},
+            "trunk_registrations": self.carriers.status() if self.carriers else {},
         }
 
     async def start(self) -> None:
@@ -132,6 +137,8 @@ class Node:
         await self._listen_http()
         if self.trunks is not None:  # pings need the listeners up
             self._spawn(self.trunks.run(), "trunk keepalive")
+        if self.carriers is not None:  # so does our Contact
+            self._spawn(self.carriers.run(), "carrier registration")
         self.ready = True
         log.info("node %s ready", cfg.node.name)
 
@@ -187,14 +194,21 @@ class Node:
             eager=state.backend == "memory",
         )
         self.dispatcher.handle("REGISTER", self.registrar.handle)
-        self.guard = Guard(cfg, accounts, auth, state.locations)
+        # Trunk registration: to carriers (register = true) and from trunks
+        # that register to us (inbound_register); both tell the guard and
+        # routing where those trunks are.
+        self.carriers = CarrierRegistrations(cfg, self._request_to, self._sent_by_flow)
+        self.trunk_contacts = TrunkContacts(accounts)
+        self.guard = Guard(
+            cfg, accounts, auth, state.locations, carrier_for=self.carriers.carrier_for
+        )
         for method in GUARDED:
             # Screened here (trunk by address, agent by digest), then the
             # call layer. REFER and MESSAGE outside a call: not served yet.
             self.dispatcher.handle(method, self._guarded, advertise=method == "INVITE")
         self.trunks = TrunkMonitor(cfg, self._request_to, self._sent_by_flow, SERVER)
         self.calls = Calls(
-            Router(cfg, state.locations, self.trunks.is_up),
+            Router(cfg, state.locations, self.trunks.is_up, self.trunk_contacts.binding),
             self._send_request_to,
             self._respond,
             self._send_stateless,
@@ -284,6 +298,8 @@ class Node:
         task.add_done_callback(self._tasks.discard)
 
     def _registered(self, aor: str, bindings: list[Binding]) -> None:
+        if self.trunk_contacts is not None:
+            self.trunk_contacts.learn(aor, bindings)
         tenant_id, _, ext = aor.partition("/")
         tenant = self.config.tenants.get(tenant_id)
         agent = tenant.agents.get(ext) if tenant is not None else None
@@ -382,6 +398,9 @@ class Node:
 
     async def stop(self) -> None:
         self.ready = False
+        if self.carriers is not None and self.endpoint is not None:
+            # Unregister while the transports are still there to carry it.
+            await self.carriers.stop()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
