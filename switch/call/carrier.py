@@ -21,7 +21,7 @@ from typing import Any
 
 from ..config import Config, HostPort, Trunk
 from ..sip.flow import Flow
-from ..sip.message import Request, Response
+from ..sip.message import Request, Response, make_response
 from .registration import Account, Registration
 
 log = logging.getLogger("switch.call")
@@ -44,7 +44,6 @@ class CarrierRegistrations:
         }
         self.registrations: dict[tuple[str, str], Registration] = {}
         self._flows: dict[tuple[str, str], Flow] = {}
-        self._changed = asyncio.Event()
 
     def carrier_for(self, ip: str) -> tuple[str, str, str] | None:
         """(tenant, trunk, contact user) of the carrier we registered with at `ip`."""
@@ -104,13 +103,21 @@ class CarrierRegistrations:
         req: Request | None = reg.start(loop.time())
         while True:
             while req is not None:
-                resp = await self._send(req, flow)
-                req = reg.on_response(resp, loop.time())
+                req = reg.on_response(await self._exchange(req, flow), loop.time())
             deadline = reg.next_deadline()
             if deadline is None:
                 return  # stopped
             await asyncio.sleep(max(0.0, deadline - loop.time()))
             req = reg.handle_timer(loop.time())
+
+    async def _exchange(self, req: Request, flow: Flow) -> Response:
+        try:
+            return await self._send(req, flow)
+        except Exception:
+            # A bug or a transport failure: the registration retries later,
+            # as after a 503, instead of its task ending for good.
+            log.exception("REGISTER to %s failed", flow)
+            return make_response(req, 503, "Service Unavailable (sending failed)")
 
     async def stop(self) -> None:
         """Unregister from every carrier (bounded in time); call before transports close."""
@@ -124,8 +131,7 @@ class CarrierRegistrations:
         try:
             async with asyncio.timeout(STOP_TIMEOUT):
                 while req is not None:
-                    resp = await self._send(req, flow)
-                    req = reg.on_response(resp, loop.time())
+                    req = reg.on_response(await self._exchange(req, flow), loop.time())
         except TimeoutError:
             log.warning("trunk %s/%s: no answer to the unregister; stopping anyway", *key)
 

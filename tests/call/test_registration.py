@@ -233,3 +233,37 @@ def test_stop_without_a_registration_sends_nothing() -> None:
     reg = Registration(ACCOUNT, "UDP", SENT_BY)
     reg.start(T0)
     assert reg.stop(T0 + 1) is None and reg.state == "stopped"
+
+
+def test_a_stale_nonce_is_answered_again_once() -> None:
+    carrier = Carrier()
+    reg = Registration(ACCOUNT, "UDP", SENT_BY)
+    first = reg.start(T0)
+    second = reg.on_response(carrier.challenge(first, T0), T0)
+    assert second is not None
+    # The carrier says our (correct) answer used a stale nonce: a new one.
+    values = carrier.digest.challenge_values(T0 + 1, stale=True)
+    stale = make_response(
+        second, 401, to_tag="c1", headers=[("WWW-Authenticate", v) for v in values]
+    )
+    third = reg.on_response(stale, T0 + 1)
+    assert third is not None and carrier.verified(third, T0 + 1)
+    # Another stale one in the same attempt is not believed.
+    values = carrier.digest.challenge_values(T0 + 2, stale=True)
+    again = make_response(
+        third, 401, to_tag="c1", headers=[("WWW-Authenticate", v) for v in values]
+    )
+    assert reg.on_response(again, T0 + 2) is None and reg.state == "failed"
+
+
+def test_a_200_without_our_contact_is_not_a_registration() -> None:
+    carrier = Carrier()
+    reg = Registration(ACCOUNT, "UDP", SENT_BY)
+    first = reg.start(T0)
+    second = reg.on_response(carrier.challenge(first, T0), T0)
+    assert second is not None
+    other = make_response(
+        second, 200, to_tag="c1", headers=[("Contact", "<sip:someone@198.51.100.9>;expires=60")]
+    )
+    reg.on_response(other, T0)
+    assert reg.state == "failed" and reg.status(T0)["registered"] is False

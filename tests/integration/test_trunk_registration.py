@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
+
+import aiohttp
+import pytest
 
 from switch.sip.digest import DigestAuthenticator, compute_ha1, parse_credentials
 from switch.sip.message import Request, Response, make_response
@@ -94,20 +98,26 @@ class Registrar:
 
 
 @needs_sipp
-async def test_the_node_registers_to_a_sipp_carrier_refreshes_and_unregisters(tmp_path):
-    port = free_port()
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_the_node_registers_to_a_sipp_carrier_refreshes_and_unregisters(tmp_path, transport):
+    port = free_port(socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)
+    changes = registering_to(port) | {'transport = "udp" ': f'transport = "{transport}" '}
     carrier = asyncio.create_task(
         run_sipp(
             "carrier_registrar.xml", ("127.0.0.1", 9), port=port, timeout=20,
+            transport="u1" if transport == "udp" else "t1",
             extra=["-key", "user", "acct", "-key", "pass", "s3cret", "-key", "expires", "4"],
         )
     )  # fmt: skip
     await asyncio.sleep(0.3)  # the registrar listens before the node starts
-    async with running_node(tmp_path, changes=registering_to(port)) as node:
+    async with running_node(tmp_path, changes=changes) as node:
         assert node.carriers is not None
         await wait_for(lambda: node.status()["trunk_registrations"][KEY]["registered"])
         reg = node.carriers.registrations[("demo", "demo-trunk")]
         assert reg.granted == 4
+        async with aiohttp.ClientSession() as http, http.get(f"{node.http_url}/healthz") as resp:
+            health = await resp.json()
+        assert health["trunk_registrations"][KEY]["registered"] is True
         first_until = reg.registered_until
         # Refreshed at 3/4 of the 4 s granted, before it runs out.
         await wait_for(lambda: reg.registered_until != first_until, timeout=5)
