@@ -131,7 +131,7 @@ class Registration:
             return None
         if resp.status in (401, 407):
             if self._take_challenge(resp):
-                return self._register(now)
+                return self._register()
             return self._failed(resp, now)
         if resp.status == 423:
             minimum = _int(resp.get("Min-Expires"))
@@ -142,7 +142,7 @@ class Registration:
                     minimum,
                 )
                 self.expires = minimum
-                return self._register(now)
+                return self._register()
         return self._failed(resp, now)
 
     def stop(self, now: float) -> Request | None:
@@ -173,9 +173,9 @@ class Registration:
         self.state = "registering"
         self._challenges = 0
         self._deadline = None
-        return self._register(now)
+        return self._register()
 
-    def _register(self, now: float) -> Request:
+    def _register(self) -> Request:
         return self._request(self.expires)
 
     def _request(self, expires: int) -> Request:
@@ -288,7 +288,8 @@ class Registration:
         why = self._why or _ADVICE.get(resp.status) or "the carrier's answer"
         self._why = None
         wait = min(
-            self.account.retry * 2 ** (self.failures - 1), max(MAX_BACKOFF, self.account.retry)
+            self.account.retry * 2 ** min(self.failures - 1, 20),
+            max(MAX_BACKOFF, self.account.retry),
         )
         retry_after = _int((resp.get("Retry-After") or "").split(";")[0].split("(")[0])
         if retry_after is not None and retry_after > wait:
