@@ -329,6 +329,8 @@ class Node:
         except Exception:
             log.exception("cannot remove the bindings of closed connection %d", conn_id)
             return
+        if self.trunk_contacts is not None:
+            self.trunk_contacts.forget(removed)
         for binding in removed:
             log.info(
                 "unregistered: aor=%s contact=%s reason=connection_closed",

@@ -9,6 +9,8 @@ from the node it registered on (as its flow, for TCP, is).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..store.location import Binding
 from .accounts import Accounts
 
@@ -26,6 +28,14 @@ class TrunkContacts:
         key = self._trunks.get(aor)
         if key is not None:
             self._bindings[key] = list(bindings)
+
+    def forget(self, removed: Iterable[Binding]) -> None:
+        """Bindings gone without a REGISTER (their connection closed)."""
+        for gone in removed:
+            key = self._trunks.get(gone.aor)
+            if key is not None:
+                kept = [b for b in self._bindings.get(key, ()) if b.key != gone.key]
+                self._bindings[key] = kept
 
     def binding(self, tenant: str, trunk: str, now: float) -> Binding | None:
         """The trunk's most recent live binding, or None when it is not registered."""

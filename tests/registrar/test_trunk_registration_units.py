@@ -98,5 +98,7 @@ def test_trunk_contacts_follow_the_registrar_and_expire(tmp_path: Path) -> None:
     assert contacts.binding("default", "pbx", 100.0) == new  # the latest registration
     assert contacts.binding("default", "pbx", 400.0) == old  # the other has expired
     assert contacts.binding("default", "pbx", 600.0) is None
+    contacts.forget([new])  # its connection closed
+    assert contacts.binding("default", "pbx", 100.0) == old
     contacts.learn("default/pbx1", [])  # unregistered
     assert contacts.binding("default", "pbx", 100.0) is None
