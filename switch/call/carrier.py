@@ -45,13 +45,18 @@ class CarrierRegistrations:
         self.registrations: dict[tuple[str, str], Registration] = {}
         self._flows: dict[tuple[str, str], Flow] = {}
 
-    def carrier_for(self, ip: str) -> tuple[str, str, str] | None:
-        """(tenant, trunk, contact user) of the carrier we registered with at `ip`."""
-        for key, flow in self._flows.items():
-            if flow.remote[0] == ip:
-                trunk = self._trunks[key]
-                return (*key, trunk.our_contact_user)
-        return None
+    def carrier_for(self, ip: str, user: str | None = None) -> tuple[str, str, str] | None:
+        """(tenant, trunk, contact user) of the carrier we registered with at `ip`.
+
+        With several accounts at one carrier, the one whose contact user the
+        Request-URI names (`user`); else the first.
+        """
+        found = [
+            (*key, self._trunks[key].our_contact_user)
+            for key, flow in self._flows.items()
+            if flow.remote[0] == ip
+        ]
+        return next((f for f in found if f[2] == user), found[0] if found else None)
 
     def status(self) -> dict[str, Any]:
         now = asyncio.get_running_loop().time()

@@ -63,7 +63,9 @@ class Guard:
         auth: Authenticator,
         locations: LocationStore,
         clock: Callable[[], float] = time.time,
-        carrier_for: Callable[[str], tuple[str, str, str] | None] = lambda ip: None,
+        carrier_for: Callable[[str, str | None], tuple[str, str, str] | None] = (
+            lambda ip, user: None
+        ),
     ) -> None:
         self.accounts = accounts
         # (tenant, trunk, contact user) of a carrier we registered with, by its address.
@@ -110,7 +112,11 @@ class Guard:
     async def check(self, req: Request, flow: Flow) -> Caller | Denied:
         """The caller, or the response to give instead (407, 403, 400)."""
         ip = flow.remote[0]
-        carrier = self.carrier_for(ip)
+        try:
+            uri_user = getattr(req.uri, "user", None)
+        except ParseError:
+            uri_user = None
+        carrier = self.carrier_for(ip, uri_user)
         if carrier is not None:
             return _carrier_call(req, *carrier)
         trunk = self.trunk_for(ip)

@@ -50,7 +50,9 @@ async def test_calls_to_our_contact_user_take_the_did_from_to(tmp_path: Path) ->
     locations = MemoryLocationStore()
     guard = Guard(
         config, accounts, None, locations,  # type: ignore[arg-type]
-        carrier_for=lambda ip: ("default", "carrier", "inbound") if ip == "198.51.100.1" else None,
+        carrier_for=lambda ip, user: (
+            ("default", "carrier", "inbound") if ip == "198.51.100.1" else None
+        ),
     )  # fmt: skip
     # From the registrar's address, to our contact user: the number is in To.
     to_contact = invite("sip:inbound@192.0.2.10:5060", "sip:+15550100@carrier.example")
