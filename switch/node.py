@@ -197,7 +197,7 @@ class Node:
         # Trunk registration: to carriers (register = true) and from trunks
         # that register to us (inbound_register); both tell the guard and
         # routing where those trunks are.
-        self.carriers = CarrierRegistrations(cfg, self._request_to, self._sent_by_flow)
+        self.carriers = CarrierRegistrations(cfg, self._request_to, self._sent_by_flow, SERVER)
         self.trunk_contacts = TrunkContacts(accounts)
         self.guard = Guard(
             cfg, accounts, auth, state.locations, carrier_for=self.carriers.carrier_for

@@ -33,9 +33,12 @@ STOP_TIMEOUT = 2.0
 
 
 class CarrierRegistrations:
-    def __init__(self, config: Config, send: Send, sent_by: Callable[[Flow], str]) -> None:
+    def __init__(
+        self, config: Config, send: Send, sent_by: Callable[[Flow], str], server: str = "switch"
+    ) -> None:
         self._send = send
         self._sent_by = sent_by
+        self.server = server
         self._trunks: dict[tuple[str, str], Trunk] = {
             (tenant.id, name): trunk
             for tenant in config.tenants.values()
@@ -102,6 +105,7 @@ class CarrierRegistrations:
             ),
             flow.via_transport,
             self._sent_by(flow),
+            self.server,
         )
         self.registrations[key] = reg
         self._flows[key] = flow

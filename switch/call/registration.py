@@ -75,8 +75,11 @@ class Registration:
     any -> unregistering -> stopped (stop())
     """
 
-    def __init__(self, account: Account, via_transport: str, sent_by: str) -> None:
+    def __init__(
+        self, account: Account, via_transport: str, sent_by: str, user_agent: str = "switch"
+    ) -> None:
         self.account = account
+        self.user_agent = user_agent
         self.via_transport = via_transport  # "UDP", "TCP", "TLS"
         self.sent_by = sent_by  # our host:port as the carrier sees it
         self.state = "idle"
@@ -196,6 +199,7 @@ class Registration:
             ("CSeq", f"{self._cseq} REGISTER"),
             ("Contact", f"<sip:{acc.contact_user}@{self.sent_by}{transport}>"),
             ("Expires", str(expires)),
+            ("User-Agent", self.user_agent),
         ]
         if self._challenge is not None:
             # Also on refreshes: the carrier's nonce may still be good, which

@@ -73,6 +73,7 @@ def test_register_answers_the_challenge_and_refreshes_at_a_margin() -> None:
     assert first.get("To") == "<sip:acct@sip.carrier.example>"
     assert first.get("Contact") == f"<sip:acct@{SENT_BY}>"
     assert first.get("Expires") == "600" and "authorization" not in first
+    assert first.get("User-Agent") == "switch"
     assert reg.next_deadline() is None  # waiting for the answer
 
     second = reg.on_response(carrier.challenge(first, T0), T0)

@@ -134,6 +134,7 @@ async def test_423_is_answered_with_min_expires_and_refresh_follows_the_grant(tm
             registrar.node_address = sip_address(node)
             first = await next_register(phone)
             assert first.get("Expires") == "30"
+            assert (first.get("User-Agent") or "").startswith("switch/")
             registrar.challenge(first)
             second = await next_register(phone)
             assert registrar.valid(second)
