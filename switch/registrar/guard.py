@@ -164,28 +164,34 @@ class Guard:
         return Caller(outcome.tenant, "agent", outcome.username)
 
     async def _registered_trunk(self, req: Request, flow: Flow) -> Caller | Denied | None:
-        """The trunk registered from the request's address, after its digest; None if none."""
+        """The trunk registered from the request's address, after its digest; None if none.
+
+        Several PBXs of a tenant may sit behind one address (one NAT): the
+        authenticated user says which of them is calling.
+        """
         now = self._clock()
         ip = flow.remote[0]
+        here: dict[str, tuple[str, str]] = {}  # username -> (tenant, trunk)
         for aor, (tenant, name, username) in self._registering.items():
-            bindings = await self.locations.get(aor, now)
-            if not any(b.source[0] == ip for b in bindings):
-                continue
-            outcome = await self.auth.authenticate(req, flow, tenant, tenant)
-            if isinstance(outcome, Denied):
-                return outcome
-            if outcome.username != username:
-                log.warning(
-                    "%s refused: ip=%s user=%s tenant=%s trunk=%s reason=not_the_trunks_account",
-                    req.method,
-                    ip,
-                    log_value(outcome.username),
-                    tenant,
-                    name,
-                )
-                return Denied(403, "Forbidden (the authenticated user is not this trunk's)")
-            return Caller(tenant, "trunk", name)
-        return None
+            if any(b.source[0] == ip for b in await self.locations.get(aor, now)):
+                here[username] = (tenant, name)
+        if not here:
+            return None
+        tenant = next(iter(here.values()))[0]
+        outcome = await self.auth.authenticate(req, flow, tenant, tenant)
+        if isinstance(outcome, Denied):
+            return outcome
+        found = here.get(outcome.username)
+        if found is None or found[0] != tenant:
+            log.warning(
+                "%s refused: ip=%s user=%s tenant=%s reason=not_a_trunk_registered_here",
+                req.method,
+                ip,
+                log_value(outcome.username),
+                tenant,
+            )
+            return Denied(403, "Forbidden (the authenticated user is not a trunk registered here)")
+        return Caller(tenant, "trunk", found[1])
 
 
 def _carrier_call(req: Request, tenant: str, trunk: str, contact_user: str) -> Caller:

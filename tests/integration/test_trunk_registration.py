@@ -378,3 +378,39 @@ async def _agent_invite(phone: UdpPhone, dialled: str, call_id: str) -> None:
     assert challenge.status == 407
     creds = authorization(challenge, "1001", "agent1001", f"sip:{dialled}@demo.invalid", "INVITE")
     phone.send(text(2, (f"Proxy-Authorization: {creds}",)))
+
+
+async def test_two_pbx_trunks_behind_one_address_are_told_apart_by_their_digest(tmp_path):
+    two = dict(PBX)
+    key = "# Queues: callers wait here until an agent is free."
+    two[key] = two[key].replace(
+        "[tenants.demo.outbound.to-pbx]",
+        "[tenants.demo.trunks.second-pbx]\n"
+        'inbound_register = { username = "pbx2", password = "pbx2-secret" }\n\n'
+        "[tenants.demo.outbound.to-pbx]",
+    )
+    async with (
+        running_node(tmp_path, changes=two) as node,
+        UdpPhone(sip_address(node), host="127.0.0.5") as pbx,
+        UdpPhone(sip_address(node), host="127.0.0.5") as pbx2,
+        UdpPhone(sip_address(node), host="127.0.0.3") as alice,
+    ):
+        assert (await register_agent(alice, "1001", "agent1001"))[1].status == 200
+        assert (await register_pbx(pbx)).status == 200
+        contact = f"<sip:pbx2@{pbx2.address[0]}:{pbx2.address[1]}>"
+        first = await pbx2.request(
+            register("pbx2", "demo.invalid", contact, pbx2.via, call_id="r2", cseq=1)
+        )
+        auth = authorization(first, "pbx2", "pbx2-secret", "sip:demo.invalid")
+        ok = await pbx2.request(
+            register("pbx2", "demo.invalid", contact, pbx2.via, call_id="r2", cseq=2,
+                     extra=(f"Authorization: {auth}",))
+        )  # fmt: skip
+        assert ok.status == 200
+        challenge = await pbx2.request(pbx_invite(pbx2, "100", 1))
+        creds = authorization(challenge, "pbx2", "pbx2-secret", "sip:100@demo.invalid", "INVITE")
+        pbx2.send(pbx_invite(pbx2, "100", 2, (f"Proxy-Authorization: {creds}",)))
+        await _next(alice, "INVITE")
+        assert node.calls is not None
+        assert node.calls.trunk_calls[("demo", "second-pbx")] == 1
+        assert node.calls.trunk_calls[("demo", "customer-pbx")] == 0
