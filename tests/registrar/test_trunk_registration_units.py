@@ -104,3 +104,24 @@ def test_trunk_contacts_follow_the_registrar_and_expire(tmp_path: Path) -> None:
     assert contacts.binding("default", "pbx", 100.0) == old
     contacts.learn("default/pbx1", [])  # unregistered
     assert contacts.binding("default", "pbx", 100.0) is None
+
+
+def test_a_pbx_account_names_its_tenant_among_several(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+            [tenants.a]
+            name = "A"
+            [tenants.a.trunks.pbx]
+            inbound_register = { username = "pbx1", password = "p" }
+            [tenants.b]
+            name = "B"
+            [tenants.b.agents."1001"]
+            password = "x"
+            """,
+        )
+    )
+    accounts = Accounts(config)
+    assert accounts.tenant_for("pbx1", "anything.example") == "a"
+    assert accounts.tenant_for("1001", "anything.example") == "b"
