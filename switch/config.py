@@ -59,6 +59,7 @@ __all__ = [
     "DnsConfig",
     "HostPort",
     "HttpConfig",
+    "InboundRegister",
     "Ivr",
     "NodeConfig",
     "Numbers",
@@ -639,6 +640,14 @@ class Agent(_Model):
     ring_timeout: int = Field(0, ge=0)
 
 
+class InboundRegister(_Model):
+    """Credentials a trunk without a fixed address (a customer's PBX) registers
+    to us with; its calls then come from where it registered."""
+
+    username: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
+    password: str = Field(min_length=1)
+
+
 # Pydantic warns that the field "register" shadows ABCMeta.register, a class-level
 # method nobody calls on a Trunk; the file's key is "register", so the field is too.
 with warnings.catch_warnings():
@@ -656,7 +665,15 @@ with warnings.catch_warnings():
         )
         username: str | None = None
         password: str | None = None
+        # Outbound registration: we register to the carrier (its registrar).
         register: bool = False
+        auth_username: str | None = None  # when the carrier's differs from username
+        registrar: RemoteHost | None = None  # default: outbound_host
+        register_expires: int = Field(3600, ge=10)  # asked for; the carrier's grant wins
+        register_retry: int = Field(60, ge=1)  # seconds before retrying a failure; doubles
+        contact_user: str | None = Field(None, pattern=r"^[A-Za-z0-9_.+-]+$")  # default: username
+        # Inbound registration: the trunk registers to us (a PBX without a fixed IP).
+        inbound_register: InboundRegister | None = None
         # Seconds between OPTIONS pings of outbound_host; a trunk that stops
         # answering is skipped by routing until it answers again. 0 = never.
         keepalive: int = Field(30, ge=0)
@@ -681,12 +698,22 @@ with warnings.catch_warnings():
         @model_validator(mode="after")
         def _usable(self) -> Trunk:
             problems: list[tuple[tuple[str, ...], str]] = []
-            if not self.inbound_from and self.outbound_host is None:
+            ways = (self.inbound_from, self.outbound_host, self.register, self.inbound_register)
+            if not any(ways):
                 problems.append(
                     (
                         (),
                         "a trunk needs inbound_from (to accept calls), "
-                        "outbound_host (to place calls) or both",
+                        "outbound_host (to place calls) or both; or register = true (we "
+                        "register to the carrier) or inbound_register (it registers to us)",
+                    )
+                )
+            if self.inbound_from and self.inbound_register is not None:
+                problems.append(
+                    (
+                        ("inbound_register",),
+                        "a trunk is known either by its address (inbound_from) or by its "
+                        "registration (inbound_register), not both: remove one",
                     )
                 )
             if all(codec == "telephone-event" for codec in self.codecs):
@@ -700,13 +727,20 @@ with warnings.catch_warnings():
                     ((absent,), f"required because {present} is set (they go together)")
                 )
             if self.register:
-                needed = [
-                    k for k in ("outbound_host", "username", "password") if getattr(self, k) is None
-                ]
+                needed = [k for k in ("username", "password") if getattr(self, k) is None]
+                if self.outbound_host is None and self.registrar is None:
+                    needed.insert(0, "outbound_host")
                 if needed:
                     problems.append(
                         (("register",), f"register = true also needs {', '.join(needed)}")
                     )
+            else:
+                for key in (
+                    "auth_username", "registrar", "register_expires", "register_retry",
+                    "contact_user",
+                ):  # fmt: skip
+                    if key in self.model_fields_set:
+                        problems.append(((key,), "only used with register = true"))
             if problems:
                 raise _Problems(problems)
             # A host name without a port is located by DNS (RFC 3263): its
@@ -719,7 +753,20 @@ with warnings.catch_warnings():
             if host is not None and host.port == 0 and not by_dns:
                 port = 5061 if self.transport == "tls" else 5060
                 self._set("outbound_host", HostPort(host.host, port))
+            if self.registrar is not None and self.registrar.port == 0:
+                port = 5061 if self.transport == "tls" else 5060
+                self._set("registrar", HostPort(self.registrar.host, port))
             return self
+
+        @property
+        def registrar_host(self) -> HostPort | None:
+            """Where outbound REGISTERs go (with register = true)."""
+            return self.registrar or self.outbound_host
+
+        @property
+        def our_contact_user(self) -> str:
+            """The user of the Contact we register: the carrier calls it."""
+            return self.contact_user or self.username or "s"
 
 
 class Queue(_Model):
@@ -1382,6 +1429,27 @@ def _check_numbers(
             )
 
 
+def _check_trunk_accounts(
+    source: _TenantSource, objects: dict[str, dict[str, Any]], report: _Report
+) -> None:
+    """A trunk that registers to us is an account of its tenant, beside the
+    agents: its username must name nothing else there."""
+    taken = {ext: source.path("agents", ext) for ext in objects["agents"]}
+    for name, trunk in objects["trunks"].items():
+        if trunk.inbound_register is None:
+            continue
+        username = trunk.inbound_register.username
+        path = (*source.path("trunks", name), "inbound_register", "username")
+        if username in taken:
+            report.add(
+                path,
+                f"{_show(username)} is also {_dotted(taken[username])}; "
+                "a trunk's username must differ from every agent's and trunk's of its tenant",
+            )
+        else:
+            taken[username] = path
+
+
 def _overlaps(a: HostPort, b: HostPort) -> bool:
     if a.port == 0 or a.port != b.port:
         return False
@@ -1438,6 +1506,7 @@ def _build(
         _check_references(tenant_id, tenant_source, objects, report)
         if settings is not None:
             _check_numbers(tenant_id, settings.numbers, tenant_source, objects, report)
+        _check_trunk_accounts(tenant_source, objects, report)
         # The carrier hands us a number, not a tenant: a number has one owner.
         for number, (path, _) in tenant_source.objects["dids"].items():
             if number in owners:

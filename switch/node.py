@@ -24,6 +24,7 @@ from aiohttp import web
 
 from . import __version__
 from .call.b2bua import Calls
+from .call.carrier import CarrierRegistrations
 from .call.dispatch import Dispatcher
 from .call.routing import Router
 from .call.trunks import TrunkMonitor
@@ -37,6 +38,7 @@ from .registrar.gate import Gate
 from .registrar.guard import GUARDED, Guard
 from .registrar.qualify import Qualifier
 from .registrar.service import Registrar, flow_of
+from .registrar.trunk_contacts import TrunkContacts
 from .sip.flow import Flow
 from .sip.locate import Hop
 from .sip.message import Request, Response
@@ -94,6 +96,8 @@ class Node:
             dns.timeout,
             dns.negative_ttl,
         )
+        self.carriers: CarrierRegistrations | None = None  # we register to carriers
+        self.trunk_contacts: TrunkContacts | None = None  # trunks that register to us
         self._listening: dict[str, tuple[str, int]] = {}  # transport -> bound address
         self._tasks: set[asyncio.Task[Any]] = set()
         sip = config.sip
@@ -123,6 +127,7 @@ class Node:
             "sip_listeners": self.sip_listeners,
             "sip_stats": dict(self.stack.stats),
             "transport_stats": dict(self.transports.stats) if self.transports else {},
+            "trunk_registrations": self.carriers.status() if self.carriers else {},
         }
 
     async def start(self) -> None:
@@ -142,6 +147,8 @@ class Node:
         await self._listen_http()
         if self.trunks is not None:  # pings need the listeners up
             self._spawn(self.trunks.run(), "trunk keepalive")
+        if self.carriers is not None:  # so does our Contact
+            self._spawn(self.carriers.run(), "carrier registration")
         self.ready = True
         log.info("node %s ready", cfg.node.name)
 
@@ -197,7 +204,14 @@ class Node:
             eager=state.backend == "memory",
         )
         self.dispatcher.handle("REGISTER", self.registrar.handle)
-        self.guard = Guard(cfg, accounts, auth, state.locations)
+        # Trunk registration: to carriers (register = true) and from trunks
+        # that register to us (inbound_register); both tell the guard and
+        # routing where those trunks are.
+        self.carriers = CarrierRegistrations(cfg, self._request_to, self._sent_by_flow, SERVER)
+        self.trunk_contacts = TrunkContacts(accounts)
+        self.guard = Guard(
+            cfg, accounts, auth, state.locations, carrier_for=self.carriers.carrier_for
+        )
         for method in GUARDED:
             # Screened here (trunk by address, agent by digest), then the
             # call layer. REFER and MESSAGE outside a call: not served yet.
@@ -206,7 +220,13 @@ class Node:
             cfg, self._request_to, self._sent_by_flow, SERVER, locate=self._locate
         )
         self.calls = Calls(
-            Router(cfg, state.locations, self.trunks.is_up, self._locate),
+            Router(
+                cfg,
+                state.locations,
+                self.trunks.is_up,
+                locate=self._locate,
+                trunk_binding=self.trunk_contacts.binding,
+            ),
             self._send_request_to,
             self._respond,
             self._send_stateless,
@@ -320,6 +340,8 @@ class Node:
         task.add_done_callback(self._tasks.discard)
 
     def _registered(self, aor: str, bindings: list[Binding]) -> None:
+        if self.trunk_contacts is not None:
+            self.trunk_contacts.learn(aor, bindings)
         tenant_id, _, ext = aor.partition("/")
         tenant = self.config.tenants.get(tenant_id)
         agent = tenant.agents.get(ext) if tenant is not None else None
@@ -349,6 +371,8 @@ class Node:
         except Exception:
             log.exception("cannot remove the bindings of closed connection %d", conn_id)
             return
+        if self.trunk_contacts is not None:
+            self.trunk_contacts.forget(removed)
         for binding in removed:
             log.info(
                 "unregistered: aor=%s contact=%s reason=connection_closed",
@@ -418,6 +442,9 @@ class Node:
 
     async def stop(self) -> None:
         self.ready = False
+        if self.carriers is not None and self.endpoint is not None:
+            # Unregister while the transports are still there to carry it.
+            await self.carriers.stop()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

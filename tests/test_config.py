@@ -499,7 +499,8 @@ def test_trunk_rules(tmp_path: Path) -> None:
     )
     assert errors_of(path) == [
         f"{path}: trunks.a: a trunk needs inbound_from (to accept calls), outbound_host "
-        "(to place calls) or both",
+        "(to place calls) or both; or register = true (we register to the carrier) or "
+        "inbound_register (it registers to us)",
         f"{path}: trunks.b.register: register = true also needs outbound_host, password",
         # A missing key sorts after the keys its table does have.
         f"{path}: trunks.b.password: required because username is set (they go together)",

@@ -204,7 +204,8 @@ class Calls:
         """A new INVITE from a caller the guard let through."""
         req = event.request
         try:
-            dialled = req.uri.user if hasattr(req.uri, "user") else None
+            # caller.did: a carrier we register to puts the number in To.
+            dialled = caller.did or (req.uri.user if hasattr(req.uri, "user") else None)
         except ParseError:
             dialled = None
         if not dialled:

@@ -28,9 +28,11 @@ from ..config import Config, OutboundRoute, Tenant
 from ..numbers import NumberClass, classify, clean, format_number, to_e164
 from ..registrar.guard import Caller
 from ..registrar.service import flow_of
+from ..sip.errors import ParseError
 from ..sip.flow import Flow
 from ..sip.locate import Hop, LocateError
-from ..store.location import LocationStore
+from ..sip.uri import SipURI, parse_uri
+from ..store.location import Binding, LocationStore
 
 log = logging.getLogger("switch.call")
 
@@ -72,6 +74,7 @@ class Router:
         locations: LocationStore,
         trunk_up: Callable[[str, str], bool] = lambda tenant, trunk: True,
         locate: Locate | None = None,
+        trunk_binding: Callable[[str, str, float], Binding | None] = lambda t, n, now: None,
     ) -> None:
         self.config = config
         self.locations = locations
@@ -79,6 +82,8 @@ class Router:
         self.trunk_up = trunk_up  # from the keepalive: down trunks are tried last
         # Per tenant, each DID as E.164 -> the DID as written in the config.
         self._dids = {tenant.id: _did_index(tenant) for tenant in config.tenants.values()}
+        # Where a trunk that registers to us (inbound_register) registered from.
+        self.trunk_binding = trunk_binding
 
     async def route(self, caller: Caller, dialled: str) -> Target | Rejection:
         tenant = self.config.tenants.get(caller.tenant)
@@ -221,6 +226,9 @@ class Router:
         )
 
     async def _via_trunk(self, tenant: Tenant, name: str, number: str) -> Target | Rejection:
+        registered = self._to_registered_trunk(tenant, name, number)
+        if registered is not None:
+            return registered
         trunk = tenant.trunks.get(name)
         if trunk is None or trunk.outbound_host is None:
             return Rejection(503, f"Service Unavailable (trunk {name!r} places no calls)")
@@ -265,6 +273,28 @@ class Router:
             Target(uri, Flow(hop.transport, (hop.address, hop.port)), "trunk", name) for hop in hops
         ]
         return dataclasses.replace(targets[0], fallbacks=tuple(targets[1:]))
+
+    def _to_registered_trunk(
+        self, tenant: Tenant, name: str, number: str
+    ) -> Target | Rejection | None:
+        """A trunk that registers to us is called at its registered contact, with
+        the number as the user part; None for other trunks."""
+        trunk = tenant.trunks.get(name)
+        if trunk is None or trunk.inbound_register is None:
+            return None
+        binding = self.trunk_binding(tenant.id, name, time.time())
+        if binding is None:
+            if trunk.outbound_host is not None:
+                return None  # its fixed address, as for any trunk
+            return Rejection(480, f"Temporarily Unavailable (trunk {name} is not registered)")
+        try:
+            contact = parse_uri(binding.contact)
+        except ParseError:
+            contact = None
+        if not isinstance(contact, SipURI):
+            return Rejection(502, f"Bad Gateway (trunk {name} registered an unusable Contact)")
+        uri = str(contact.replace(user=number, headers=None))
+        return Target(uri, flow_of(binding), "trunk", name)
 
     async def _agent(self, tenant: Tenant, ext: str) -> Target | Rejection:
         bindings = await self.locations.get(f"{tenant.id}/{ext}", time.time())

@@ -37,6 +37,19 @@ class Accounts:
                 self._static[(tenant.id, ext)] = {
                     alg: compute_ha1(ext, tenant.id, agent.password, alg) for alg in ALGORITHMS
                 }
+        # Trunks that register to us (inbound_register) are accounts of their
+        # tenant too, in the same realm: they REGISTER and are challenged like agents.
+        self.trunk_accounts: dict[tuple[str, str], str] = {}  # (tenant, username) -> trunk
+        for tenant in config.tenants.values():
+            for name, trunk in tenant.trunks.items():
+                account = trunk.inbound_register
+                if account is None:
+                    continue
+                self.trunk_accounts[(tenant.id, account.username)] = name
+                self._static[(tenant.id, account.username)] = {
+                    alg: compute_ha1(account.username, tenant.id, account.password, alg)
+                    for alg in ALGORITHMS
+                }
         self._cache: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
         # Extensions known per tenant, for finding the tenant of a request.
         self._owners: dict[str, set[str]] = {}
