@@ -753,7 +753,11 @@ with warnings.catch_warnings():
             if host is not None and host.port == 0 and not by_dns:
                 port = 5061 if self.transport == "tls" else 5060
                 self._set("outbound_host", HostPort(host.host, port))
-            if self.registrar is not None and self.registrar.port == 0:
+            if (
+                self.registrar is not None
+                and self.registrar.port == 0
+                and _is_ip(self.registrar.host)
+            ):
                 port = 5061 if self.transport == "tls" else 5060
                 self._set("registrar", HostPort(self.registrar.host, port))
             return self

@@ -207,7 +207,9 @@ class Node:
         # Trunk registration: to carriers (register = true) and from trunks
         # that register to us (inbound_register); both tell the guard and
         # routing where those trunks are.
-        self.carriers = CarrierRegistrations(cfg, self._request_to, self._sent_by_flow, SERVER)
+        self.carriers = CarrierRegistrations(
+            cfg, self._request_to, self._sent_by_flow, SERVER, locate=self._locate
+        )
         self.trunk_contacts = TrunkContacts(accounts)
         self.guard = Guard(
             cfg, accounts, auth, state.locations, carrier_for=self.carriers.carrier_for

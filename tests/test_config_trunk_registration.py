@@ -38,7 +38,8 @@ def test_registration_settings_and_their_defaults(tmp_path: Path) -> None:
     assert carrier.our_contact_user == "acct" and carrier.auth_username is None
     elsewhere = trunks["elsewhere"]
     assert elsewhere.outbound_host is None  # receives calls only
-    assert elsewhere.registrar_host == HostPort("reg.carrier.example", 5061)
+    # A name without a port: DNS (SRV for _sips._tcp) says where, RFC 3263.
+    assert elsewhere.registrar_host == HostPort("reg.carrier.example", 0)
     assert elsewhere.our_contact_user == "inbound" and elsewhere.auth_username == "auth2"
     pbx = trunks["pbx"]
     assert pbx.inbound_register is not None and pbx.inbound_register.username == "pbx1"

@@ -15,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..config import Config, HostPort, Trunk
 from ..sip.flow import Flow
+from ..sip.locate import LocateError
 from ..sip.message import Request, Response, make_response
 from .registration import Account, Registration
+from .routing import Locate
 
 log = logging.getLogger("switch.call")
 
@@ -34,9 +35,15 @@ STOP_TIMEOUT = 2.0
 
 class CarrierRegistrations:
     def __init__(
-        self, config: Config, send: Send, sent_by: Callable[[Flow], str], server: str = "switch"
+        self,
+        config: Config,
+        send: Send,
+        sent_by: Callable[[Flow], str],
+        server: str = "switch",
+        locate: Locate | None = None,
     ) -> None:
         self._send = send
+        self._locate = locate  # DNS (RFC 3263) for registrars given by name
         self._sent_by = sent_by
         self.server = server
         self._trunks: dict[tuple[str, str], Trunk] = {
@@ -82,22 +89,21 @@ class CarrierRegistrations:
         assert target is not None and trunk.username is not None and trunk.password is not None
         while True:
             try:
-                address = await _resolve(target, trunk.transport)
+                flow = await self._flow_to(target, trunk.transport)
                 break
-            except OSError as exc:
+            except LocateError as exc:
                 log.warning(
-                    "trunk %s/%s: cannot resolve registrar %s (%s); check registrar or "
-                    "outbound_host; retrying in %d s",
+                    "trunk %s/%s: cannot locate registrar %s (%s); check registrar or "
+                    "outbound_host, and [dns]; retrying in %d s",
                     *key, target.host, exc, trunk.register_retry,
                 )  # fmt: skip
                 await asyncio.sleep(trunk.register_retry)
-        flow = Flow(trunk.transport, (address, target.port))
         reg = Registration(
             Account(
                 trunk="/".join(key),
                 username=trunk.username,
                 password=trunk.password,
-                domain=_domain(target, trunk.transport),
+                domain=_domain(target, flow.transport),
                 contact_user=trunk.our_contact_user,
                 expires=trunk.register_expires,
                 retry=float(trunk.register_retry),
@@ -118,6 +124,21 @@ class CarrierRegistrations:
                 return  # stopped
             await asyncio.sleep(max(0.0, deadline - loop.time()))
             req = reg.handle_timer(loop.time())
+
+    async def _flow_to(self, target: HostPort, transport: str | None) -> Flow:
+        """Where REGISTERs go: the address as written, or the first server DNS names."""
+        try:
+            ipaddress.ip_address(target.host)
+        except ValueError:
+            pass
+        else:
+            return Flow(transport or "udp", (target.host, target.port))
+        if self._locate is None:
+            raise LocateError("this node has no DNS resolver")
+        hops = await self._locate(target.host, target.port, transport)
+        if not hops:
+            raise LocateError(f"{target.host} has no servers")
+        return Flow(hops[0].transport, (hops[0].address, hops[0].port))
 
     async def _exchange(self, req: Request, flow: Flow) -> Response:
         try:
@@ -146,22 +167,9 @@ class CarrierRegistrations:
 
 
 def _domain(target: HostPort, transport: str) -> str:
+    # A name without a port (port 0) is located by DNS and written without one.
     """The registrar as it goes in the Request-URI and our AOR: its port only when unusual."""
     default = 5061 if transport == "tls" else 5060
-    if target.port != default:
+    if target.port and target.port != default:
         return str(target)
     return f"[{target.host}]" if ":" in target.host else target.host
-
-
-async def _resolve(target: HostPort, transport: str) -> str:
-    try:
-        ipaddress.ip_address(target.host)
-    except ValueError:
-        pass
-    else:
-        return target.host
-    kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
-    infos = await asyncio.get_running_loop().getaddrinfo(target.host, target.port, type=kind)
-    if not infos:
-        raise OSError(f"no address for {target.host}")
-    return str(infos[0][4][0])

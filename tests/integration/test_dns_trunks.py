@@ -163,3 +163,27 @@ async def test_keepalive_pings_a_trunk_by_name_and_marks_an_unresolvable_one_dow
                 finally:
                     answering.cancel()
                 await until(False, "lost")  # its name does not resolve
+
+
+async def test_a_carrier_given_by_domain_is_registered_to_at_its_srv_server(tmp_path):
+    async with (
+        UdpPhone(("127.0.0.1", 9)) as registrar,
+        DnsServer(_srv_zone((10, registrar.address[1]))) as dns,
+    ):
+        account = 'username = "acct"\npassword = "secret"\nregister = true'
+        old = '# username = "account"         # the carrier account (From/To of the REGISTER)'
+        changes = _changes(dns, "carrier.test", **{old: account})
+        async with running_node(tmp_path, changes=changes) as node:
+            register = await _next_request(registrar, "REGISTER")
+            # The carrier's domain in the Request-URI; its SRV server got it.
+            assert register.uri_text == "sip:carrier.test"
+            assert register.to.uri.user == "acct"
+            contact = f"{register.get('Contact')};expires=600"
+            registrar.send(bytes(make_response(register, 200, headers=[("Contact", contact)])),
+                           sip_address(node))  # fmt: skip
+            for _ in range(50):
+                state = node.status()["trunk_registrations"]["demo/demo-trunk"]
+                if state.get("registered"):
+                    break
+                await asyncio.sleep(0.05)
+            assert state["registered"] is True
