@@ -38,7 +38,6 @@ from .registrar.gate import Gate
 from .registrar.guard import GUARDED, Guard
 from .registrar.qualify import Qualifier
 from .registrar.service import Registrar, flow_of
-from .registrar.trunk_contacts import TrunkContacts
 from .sip.flow import Flow
 from .sip.locate import Hop
 from .sip.message import Request, Response
@@ -97,7 +96,6 @@ class Node:
             dns.negative_ttl,
         )
         self.carriers: CarrierRegistrations | None = None  # we register to carriers
-        self.trunk_contacts: TrunkContacts | None = None  # trunks that register to us
         self._listening: dict[str, tuple[str, int]] = {}  # transport -> bound address
         self._tasks: set[asyncio.Task[Any]] = set()
         sip = config.sip
@@ -210,7 +208,6 @@ class Node:
         self.carriers = CarrierRegistrations(
             cfg, self._request_to, self._sent_by_flow, SERVER, locate=self._locate
         )
-        self.trunk_contacts = TrunkContacts(accounts)
         self.guard = Guard(
             cfg, accounts, auth, state.locations, carrier_for=self.carriers.carrier_for
         )
@@ -227,7 +224,6 @@ class Node:
                 state.locations,
                 self.trunks.is_up,
                 locate=self._locate,
-                trunk_binding=self.trunk_contacts.binding,
             ),
             self._send_request_to,
             self._respond,
@@ -342,8 +338,6 @@ class Node:
         task.add_done_callback(self._tasks.discard)
 
     def _registered(self, aor: str, bindings: list[Binding]) -> None:
-        if self.trunk_contacts is not None:
-            self.trunk_contacts.learn(aor, bindings)
         tenant_id, _, ext = aor.partition("/")
         tenant = self.config.tenants.get(tenant_id)
         agent = tenant.agents.get(ext) if tenant is not None else None
@@ -373,8 +367,6 @@ class Node:
         except Exception:
             log.exception("cannot remove the bindings of closed connection %d", conn_id)
             return
-        if self.trunk_contacts is not None:
-            self.trunk_contacts.forget(removed)
         for binding in removed:
             log.info(
                 "unregistered: aor=%s contact=%s reason=connection_closed",

@@ -32,7 +32,7 @@ from ..sip.errors import ParseError
 from ..sip.flow import Flow
 from ..sip.locate import Hop, LocateError
 from ..sip.uri import SipURI, parse_uri
-from ..store.location import Binding, LocationStore
+from ..store.location import LocationStore
 
 log = logging.getLogger("switch.call")
 
@@ -74,7 +74,6 @@ class Router:
         locations: LocationStore,
         trunk_up: Callable[[str, str], bool] = lambda tenant, trunk: True,
         locate: Locate | None = None,
-        trunk_binding: Callable[[str, str, float], Binding | None] = lambda t, n, now: None,
     ) -> None:
         self.config = config
         self.locations = locations
@@ -82,8 +81,6 @@ class Router:
         self.trunk_up = trunk_up  # from the keepalive: down trunks are tried last
         # Per tenant, each DID as E.164 -> the DID as written in the config.
         self._dids = {tenant.id: _did_index(tenant) for tenant in config.tenants.values()}
-        # Where a trunk that registers to us (inbound_register) registered from.
-        self.trunk_binding = trunk_binding
 
     async def route(self, caller: Caller, dialled: str) -> Target | Rejection:
         tenant = self.config.tenants.get(caller.tenant)
@@ -226,7 +223,7 @@ class Router:
         )
 
     async def _via_trunk(self, tenant: Tenant, name: str, number: str) -> Target | Rejection:
-        registered = self._to_registered_trunk(tenant, name, number)
+        registered = await self._to_registered_trunk(tenant, name, number)
         if registered is not None:
             return registered
         trunk = tenant.trunks.get(name)
@@ -274,15 +271,17 @@ class Router:
         ]
         return dataclasses.replace(targets[0], fallbacks=tuple(targets[1:]))
 
-    def _to_registered_trunk(
+    async def _to_registered_trunk(
         self, tenant: Tenant, name: str, number: str
     ) -> Target | Rejection | None:
-        """A trunk that registers to us is called at its registered contact, with
-        the number as the user part; None for other trunks."""
+        """A trunk that registers to us is called at its latest registered
+        contact, with the number as the user part; None for other trunks."""
         trunk = tenant.trunks.get(name)
         if trunk is None or trunk.inbound_register is None:
             return None
-        binding = self.trunk_binding(tenant.id, name, time.time())
+        aor = f"{tenant.id}/{trunk.inbound_register.username}"
+        bindings = await self.locations.get(aor, time.time())
+        binding = max(bindings, key=lambda b: b.registered_at, default=None)
         if binding is None:
             if trunk.outbound_host is not None:
                 return None  # its fixed address, as for any trunk

@@ -7,11 +7,10 @@ from pathlib import Path
 from switch.config import load_config
 from switch.registrar.accounts import Accounts
 from switch.registrar.guard import Caller, Guard
-from switch.registrar.trunk_contacts import TrunkContacts
 from switch.sip.digest import compute_ha1
 from switch.sip.flow import Flow
 from switch.sip.message import parse_message
-from switch.store.location import Binding, MemoryLocationStore
+from switch.store.location import MemoryLocationStore
 from tests.test_config import write
 
 CONFIG = """
@@ -82,28 +81,6 @@ async def test_the_pbx_account_has_the_tenant_realm(tmp_path: Path) -> None:
     ha1s = await accounts.ha1s("default", "pbx1")
     assert ha1s is not None
     assert ha1s["MD5"] == compute_ha1("pbx1", "default", "pbx-secret", "MD5")
-
-
-def test_trunk_contacts_follow_the_registrar_and_expire(tmp_path: Path) -> None:
-    contacts = TrunkContacts(Accounts(load_config(write(tmp_path, CONFIG))))
-
-    def binding(contact: str, expires_at: float, registered_at: float) -> Binding:
-        return Binding(
-            "default/pbx1", contact, expires_at, "cid", 1, registered_at=registered_at,
-            source=("198.51.100.20", 5060),
-        )  # fmt: skip
-
-    assert contacts.binding("default", "pbx", 100.0) is None
-    old, new = binding("sip:pbx1@a", 500.0, 10.0), binding("sip:pbx1@b", 300.0, 20.0)
-    contacts.learn("default/pbx1", [old, new])
-    contacts.learn("default/1001", [binding("sip:1001@c", 900.0, 30.0)])  # an agent: not kept
-    assert contacts.binding("default", "pbx", 100.0) == new  # the latest registration
-    assert contacts.binding("default", "pbx", 400.0) == old  # the other has expired
-    assert contacts.binding("default", "pbx", 600.0) is None
-    contacts.forget([new])  # its connection closed
-    assert contacts.binding("default", "pbx", 100.0) == old
-    contacts.learn("default/pbx1", [])  # unregistered
-    assert contacts.binding("default", "pbx", 100.0) is None
 
 
 def test_a_pbx_account_names_its_tenant_among_several(tmp_path: Path) -> None:
