@@ -26,18 +26,16 @@ from . import __version__
 from .call.b2bua import Calls
 from .call.carrier import CarrierRegistrations
 from .call.dispatch import Dispatcher
-from .call.routing import Router
 from .call.trunks import TrunkMonitor
+from .call.wiring import SipPort, build_calls
 from .config import Config, HostPort
 from .endpoint import Endpoint
-from .media.relay import PortPool
-from .registrar.accounts import Accounts
-from .registrar.auth import Authenticator, Denied
-from .registrar.bindings import Policy
+from .registrar.auth import Denied
 from .registrar.gate import Gate
 from .registrar.guard import GUARDED, Guard
 from .registrar.qualify import Qualifier
 from .registrar.service import Registrar, flow_of
+from .registrar.wiring import build_registrar
 from .sip.flow import Flow
 from .sip.locate import Hop
 from .sip.message import Request, Response
@@ -171,87 +169,48 @@ class Node:
             raise StartError(f"records: {exc}") from None
 
     async def _start_services(self) -> None:
-        """The registrar, the guard, the call layer and their background tasks."""
-        assert self.state is not None and self.endpoint is not None
-        cfg, reg, state = self.config, self.config.registrar, self.state
-        accounts = Accounts(cfg, self.directory)
-        await accounts.load_directory()
-        self.gate = Gate(state.bans, reg.scanners)
-        await self.gate.sync()
-        self.stack.screen = self.gate.screen
-        auth = Authenticator(
-            accounts,
-            await state.shared_secret("digest-nonce"),
-            state.bans,
-            algorithms=reg.auth_algorithms,
-            nonce_ttl=reg.nonce_ttl,
-            on_ban=self.gate.add,
-        )
-        policy = Policy(reg.min_expires, reg.default_expires, reg.max_expires, reg.max_contacts)
-        self.registrar = Registrar(
-            accounts,
-            auth,
-            state.locations,
-            policy,
-            cfg.node.name,
-            lambda req, status, reason, headers: self.dispatcher.reply(
-                req, status, reason, headers
-            ),
+        """The registrar, the guard, the call layer, and how requests reach them."""
+        assert self.state is not None
+        cfg, state = self.config, self.state
+        reg = await build_registrar(
+            cfg,
+            state,
+            self.directory,
+            reply=self.dispatcher.reply,
+            send_to_binding=self._send_request,
+            sent_by_binding=self._sent_by,
             on_registered=self._registered,
             server=SERVER,
-            eager=state.backend == "memory",
         )
+        self.gate, self.registrar, self.qualifier = reg.gate, reg.registrar, reg.qualifier
+        self.stack.screen = self.gate.screen
+        self.stack.stateless = self.registrar.stateless_challenge
+        sip = SipPort(
+            self._send_request_to,
+            self._request_to,
+            self._send_stateless,
+            self._respond,
+            self._sent_by_flow,
+            self._locate,
+            SERVER,
+        )
+        parts = build_calls(cfg, state, reg.accounts, reg.auth, sip)
+        self.carriers, self.guard, self.trunks, self.calls = (
+            parts.carriers, parts.guard, parts.trunks, parts.calls
+        )  # fmt: skip
         self.dispatcher.handle("REGISTER", self.registrar.handle)
-        # Trunk registration: to carriers (register = true) and from trunks
-        # that register to us (inbound_register); both tell the guard and
-        # routing where those trunks are.
-        self.carriers = CarrierRegistrations(
-            cfg, self._request_to, self._sent_by_flow, SERVER, locate=self._locate
-        )
-        self.guard = Guard(
-            cfg, accounts, auth, state.locations, carrier_for=self.carriers.carrier_for
-        )
         for method in GUARDED:
             # Screened here (trunk by address, agent by digest), then the
             # call layer. REFER and MESSAGE outside a call: not served yet.
             self.dispatcher.handle(method, self._guarded, advertise=method == "INVITE")
-        self.trunks = TrunkMonitor(
-            cfg, self._request_to, self._sent_by_flow, SERVER, locate=self._locate
-        )
-        self.calls = Calls(
-            Router(
-                cfg,
-                state.locations,
-                self.trunks.is_up,
-                locate=self._locate,
-            ),
-            self._send_request_to,
-            self._respond,
-            self._send_stateless,
-            self._sent_by_flow,
-            SERVER,
-            media=PortPool(cfg.sip.listen.host, cfg.media.rtp_port_min, cfg.media.rtp_port_max),
-            media_address=cfg.media.address or cfg.sip.public_address or cfg.sip.listen.host,
-            session_expires=cfg.calls.session_expires,
-            min_se=cfg.calls.min_se,
-            redirects=cfg.calls.redirects,
-        )
         self.dispatcher.handle("BYE", self.calls.in_dialog)
         for method in ("UPDATE", "INFO"):
             self.dispatcher.handle(method, self._in_dialog_only)
-        if cfg.media.timeout:
-            self._spawn(self.calls.reap_forever(cfg.media.timeout), "dead calls")
         self.dispatcher.on_ack = self.calls.ack
         self.dispatcher.on_cancel = self.calls.cancel
         self.dispatcher.on_other = self._other_event
-        self.stack.stateless = self.registrar.stateless_challenge
-        self.qualifier = Qualifier(
-            state.locations,
-            self._send_request,
-            self._sent_by,
-            SERVER,
-            interval=reg.qualify_interval,
-        )
+        if cfg.media.timeout:
+            self._spawn(self.calls.reap_forever(cfg.media.timeout), "dead calls")
         self._spawn(self.gate.run(), "ban list refresh")
         self._spawn(self.qualifier.run(), "qualify")
 
