@@ -116,10 +116,11 @@ class RtpPort(RelayPort):
         super().__init__()
         self.reception = Reception()  # the stream from this leg's endpoint
         self.sending = Sending()  # the stream to this leg's endpoint
+        self._count = self.reception.update
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
         # The fast path: every relayed packet comes through here, so it is
-        # written for speed (locals, no calls on the usual way through).
+        # written for speed (locals, one call on the usual way through).
         now = _monotonic()
         if self.remote != addr:
             self.remote = (addr[0], addr[1])
@@ -127,15 +128,16 @@ class RtpPort(RelayPort):
         self.received += 1
         self.last_received = now
         out = self.peer
-        if len(data) >= 12 and data[0] >> 6 == 2:
+        # RTP is version 2; RTCP multiplexed on this port (RFC 5761) has a
+        # packet type of 192-223 where RTP has its marker and payload type.
+        if len(data) >= 12 and data[0] >> 6 == 2 and not 191 < data[1] < 224:
             flags, seq, ts, ssrc = _RTP_HEADER.unpack_from(data)
-            reception = self.reception
-            jumped = reception.update(ssrc, seq, ts, flags & 0x7F, now)
+            jumped = self._count(ssrc, seq, ts, flags & 0x7F, now)
             if out is None or out.remote is None or out.transport is None:
                 return
             sending = out.sending
             if ssrc != sending.source or jumped:
-                sending.switch(ssrc, seq, ts, reception.rate, now)
+                sending.switch(ssrc, seq, ts, self.reception.rate, now)
             if sending.rewriting:
                 data = sending.rewrite(data, seq, ts)
             sending.last = data
@@ -144,7 +146,7 @@ class RtpPort(RelayPort):
             sending.octets += len(data) - 12
         elif out is None or out.remote is None or out.transport is None:
             return
-        # Not RTP (a STUN or keepalive packet, say): passed on as it came.
+        # Not RTP (STUN, a keepalive, multiplexed RTCP): passed on as it came.
         out.transport.sendto(data, out.remote)
         out.sent += 1
 

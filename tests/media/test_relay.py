@@ -409,3 +409,24 @@ def test_clock_rates_come_from_the_first_audio_stream():
     )
     assert clock_rates(sdp) == {111: 48000, 9: 8000, 0: 8000, 101: 8000}
     assert clock_rates(b"not sdp") == {}
+
+
+async def test_what_is_not_rtp_on_the_rtp_port_passes_as_it_came():
+    session = await PortPool("127.0.0.1", 34900, 35000).session()
+    alice, bob = _udp(), _udp()
+    try:
+        session.a.expect(alice.getsockname())
+        session.b.expect(bob.getsockname())
+        alice.sendto(_rtp(1, 160, 0xA11CE), ("127.0.0.1", session.a.port))
+        await _recv(bob)
+        muxed_rtcp = build_compound([ReceiverReport(0xA11CE)])  # RFC 5761
+        for other in (muxed_rtcp, b"\0\1\0\0 a STUN request", b"\r\n\r\n"):
+            alice.sendto(other, ("127.0.0.1", session.a.port))
+            assert (await _recv(bob))[0] == other
+        alice.sendto(_rtp(2, 320, 0xA11CE), ("127.0.0.1", session.a.port))
+        assert (await _recv(bob))[0] == _rtp(2, 320, 0xA11CE)  # still untouched
+        assert session.a.rtp.reception.packets == 2 and session.b.rtp.sending.switches == 0
+    finally:
+        session.close()
+        alice.close()
+        bob.close()
