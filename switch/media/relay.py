@@ -58,6 +58,7 @@ _monotonic = time.monotonic
 # A far side that has sent no RTCP for this long (or since the leg began)
 # sends none: the node reports to this side in its place.
 FAR_SILENT = 2.5 * MIN_INTERVAL
+REPORT_TICK = 0.25  # seconds between looks at which legs are due an RTCP report
 
 
 class RelayPort(asyncio.DatagramProtocol):
@@ -170,15 +171,8 @@ class RtcpPort(RelayPort):
         self.far_report: ReportBlock | None = None  # its word on the stream it receives
         self.rtt: float | None = None  # seconds, between the node and the endpoint
         self._sent_srs: dict[int, float] = {}  # SRs sent to it: NTP middle bits -> when
-        self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self._schedule(initial=True)
-
-    def _schedule(self, initial: bool = False) -> None:
-        delay = report_interval(random.random(), initial)
-        self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
+        # When the next report is due (monotonic); `PortPool`'s ticker calls `tick`.
+        self.due = self.started + report_interval(random.random(), initial=True)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
         now = time.monotonic()
@@ -275,17 +269,13 @@ class RtcpPort(RelayPort):
         if isinstance(first, SenderReport):
             self._sent_sr(first.info.ntp, now)
 
-    def _tick(self) -> None:
-        if self.closed:
-            return
-        self._schedule()
-        now = time.monotonic()
+    def tick(self, now: float) -> None:
+        """A report is due: send one if the node speaks for the far side."""
+        self.due = now + report_interval(random.random())
         if self.generating(now):
             self.send_report(now)
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
         # RFC 3550 §6.6: the endpoint hears that the stream it got has ended.
         self.send_report(time.monotonic(), bye=True)
         super().close()
@@ -392,6 +382,10 @@ class PortPool:
         self._next = self.low
         self.sessions = 0
         self.cname = f"switch@{host}"  # RFC 3550 §6.5.1: user@host of the reports' sender
+        # One timer for the RTCP of every leg rather than one per leg: a
+        # node with its calls on hold then wakes REPORT_TICK times a second.
+        self._rtcp: set[RtcpPort] = set()
+        self._ticker: asyncio.TimerHandle | None = None
 
     async def leg(self) -> LegMedia:
         loop = asyncio.get_running_loop()
@@ -413,8 +407,25 @@ class PortPool:
             except OSError:
                 rtp.close()
                 continue
+            self._rtcp.add(rtcp)  # type: ignore[arg-type]
+            if self._ticker is None:
+                self._ticker = loop.call_later(REPORT_TICK, self._tick)
             return LegMedia(rtp, rtcp)  # type: ignore[arg-type]
         raise OSError(errno.EADDRINUSE, f"no free RTP port pair in {self.low}-{self.high}")
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for port in list(self._rtcp):
+            if port.closed:
+                self._rtcp.discard(port)
+            elif now >= port.due:
+                try:
+                    port.tick(now)
+                except Exception:  # one leg's bug must not silence every other leg
+                    log.exception("RTCP report to %s failed", port.remote)
+        self._ticker = None
+        if self._rtcp:
+            self._ticker = asyncio.get_running_loop().call_later(REPORT_TICK, self._tick)
 
     async def session(self) -> MediaSession:
         a = await self.leg()

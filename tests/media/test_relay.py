@@ -153,6 +153,7 @@ async def _nothing(sock: socket.socket, wait: float = 0.2) -> None:
 def quick_rtcp(monkeypatch):
     """Reports every 50 ms, and a far side silent for 0.3 s counts as sending none."""
     monkeypatch.setattr(relay, "report_interval", lambda rand, initial=False: 0.05)
+    monkeypatch.setattr(relay, "REPORT_TICK", 0.05)
     monkeypatch.setattr(relay, "FAR_SILENT", 0.3)
 
 
@@ -430,3 +431,27 @@ async def test_what_is_not_rtp_on_the_rtp_port_passes_as_it_came():
         session.close()
         alice.close()
         bob.close()
+
+
+async def test_a_side_whose_far_side_reports_gets_those_reports_only(quick_rtcp, monkeypatch):
+    monkeypatch.setattr(relay, "FAR_SILENT", 1.0)  # far beyond the checks below
+    session = await PortPool("127.0.0.1", 35000, 35100).session()
+    alice_rtcp, bob_rtcp = _udp(), _udp()
+    try:
+        session.a.rtcp.expect(alice_rtcp.getsockname())
+        session.b.rtcp.expect(bob_rtcp.getsockname())
+        sent = []
+        for i in range(10):  # Alice reports every 50 ms; Bob never does
+            sent.append(build_compound([ReceiverReport(0xA11CE), SourceDescription.cname(i, "a")]))
+            alice_rtcp.sendto(sent[-1], ("127.0.0.1", session.a.rtcp.port))
+            await asyncio.sleep(0.05)
+        assert await _drain(bob_rtcp, 10) == sent
+        await _nothing(bob_rtcp)
+        assert session.b.rtcp.generated == 0 and session.b.rtcp.relayed == 10
+        # Alice hears from the node once Bob has been silent for FAR_SILENT.
+        packets = parse_compound((await _recv(alice_rtcp))[0])
+        assert isinstance(packets[0], ReceiverReport) and session.a.rtcp.generated >= 1
+    finally:
+        session.close()
+        alice_rtcp.close()
+        bob_rtcp.close()
