@@ -27,6 +27,7 @@ import errno
 import logging
 import random
 import secrets
+import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from .rtcp import (
     report_interval,
     round_trip,
 )
-from .rtp import HEADER as _RTP_HEADER
+from .rtp import FIXED_HEADER as _RTP_HEADER
 from .rtp import Reception, Sending
 
 log = logging.getLogger("switch.media")
@@ -117,7 +118,7 @@ class RtpPort(RelayPort):
         super().__init__()
         self.reception = Reception()  # the stream from this leg's endpoint
         self.sending = Sending()  # the stream to this leg's endpoint
-        self._count = self.reception.update
+        self._count = self.reception.update  # bound once: the fast path calls it
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
         # The fast path: every relayed packet comes through here, so it is
@@ -129,10 +130,13 @@ class RtpPort(RelayPort):
         self.received += 1
         self.last_received = now
         out = self.peer
+        try:
+            first, flags, seq, ts, ssrc = _RTP_HEADER.unpack_from(data)
+        except struct.error:  # shorter than RTP's 12 bytes
+            first = flags = 0
         # RTP is version 2; RTCP multiplexed on this port (RFC 5761) has a
         # packet type of 192-223 where RTP has its marker and payload type.
-        if len(data) >= 12 and data[0] >> 6 == 2 and not 191 < data[1] < 224:
-            flags, seq, ts, ssrc = _RTP_HEADER.unpack_from(data)
+        if first >> 6 == 2 and not 191 < flags < 224:
             jumped = self._count(ssrc, seq, ts, flags & 0x7F, now)
             if out is None or out.remote is None or out.transport is None:
                 return
@@ -147,7 +151,8 @@ class RtpPort(RelayPort):
             sending.octets += len(data) - 12
         elif out is None or out.remote is None or out.transport is None:
             return
-        # Not RTP (STUN, a keepalive, multiplexed RTCP): passed on as it came.
+        # (What is not RTP, such as STUN, a keepalive or multiplexed RTCP,
+        # passes on as it came.)
         out.transport.sendto(data, out.remote)
         out.sent += 1
 

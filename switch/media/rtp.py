@@ -45,6 +45,8 @@ STATIC_CLOCK_RATES: dict[int, int] = {
 
 # Marker bit and payload type, sequence number, timestamp, SSRC.
 HEADER = struct.Struct("!xBHII")
+# The same with the first byte (version, padding, extension, CSRC count).
+FIXED_HEADER = struct.Struct("!BBHII")
 _REWRITE = struct.Struct("!HII")
 
 
