@@ -65,6 +65,8 @@ REPORT_TICK = 0.25  # seconds between looks at which legs are due an RTCP report
 class RelayPort(asyncio.DatagramProtocol):
     """One UDP socket of one leg; what it receives goes out of its peer."""
 
+    __slots__ = ("last_received", "latched", "peer", "received", "remote", "sent", "transport")
+
     def __init__(self) -> None:
         self.transport: asyncio.DatagramTransport | None = None
         self.peer: RelayPort | None = None
@@ -112,6 +114,7 @@ class RtpPort(RelayPort):
     """A leg's RTP socket: keeps statistics on what its endpoint sends, and
     keeps what it sends to its endpoint one continuous stream."""
 
+    __slots__ = ("_count", "reception", "sending")
     peer: RtpPort | None
 
     def __init__(self) -> None:
@@ -161,6 +164,10 @@ class RtcpPort(RelayPort):
     """A leg's RTCP socket: reads what its endpoint reports, and passes the far
     side's reports on, or reports to its endpoint itself (see `generating`)."""
 
+    __slots__ = (
+        "_sent_srs", "cname", "due", "far_report", "generated", "last_report", "last_sr",
+        "malformed", "own_ssrc", "relayed", "rtp", "rtt", "started",
+    )  # fmt: skip
     peer: RtcpPort | None
 
     def __init__(self, cname: str = "switch") -> None:
