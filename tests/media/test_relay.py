@@ -455,3 +455,29 @@ async def test_a_side_whose_far_side_reports_gets_those_reports_only(quick_rtcp,
         session.close()
         alice_rtcp.close()
         bob_rtcp.close()
+
+
+async def test_the_sdps_clock_rates_time_a_legs_stream():
+    session = await PortPool("127.0.0.1", 35100, 35200).session()
+    alice, bob = _udp(), _udp()
+    try:
+        session.a.expect(alice.getsockname())
+        session.b.expect(bob.getsockname())
+        opus = struct.pack("!BBHII", 0x80, 111, 1, 960, 0xA11CE) + b"o" * 60
+        alice.sendto(opus, ("127.0.0.1", session.a.port))
+        await _recv(bob)
+        assert session.a.rtp.reception.rate == 8000  # nobody said what 111 is: the usual guess
+        # The answer names it: Opus, 48 kHz, from the next packet on.
+        session.a.expect(
+            alice.getsockname(),
+            clock_rates(
+                OFFER.replace(b"RTP/AVP 0 8 101", b"RTP/AVP 111 101\r\na=rtpmap:111 opus/48000/2")
+            ),
+        )
+        alice.sendto(opus, ("127.0.0.1", session.a.port))
+        await _recv(bob)
+        assert session.a.rtp.reception.rate == 48000
+    finally:
+        session.close()
+        alice.close()
+        bob.close()
