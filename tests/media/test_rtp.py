@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from switch.media.rtp import (
     HEADER,
     MAX_DROPOUT,
+    MAX_MISORDER,
     Reception,
     Sending,
     clock_rate,
@@ -180,3 +181,22 @@ def test_a_new_ssrc_starts_new_statistics():
     assert rx.lost > 0
     rx.update(0x99, 5000, 0, 0, 200.0)
     assert (rx.ssrc, rx.expected, rx.lost, rx.packets) == (0x99, 1, 0, 1)
+
+
+@given(
+    start=st.integers(0, 0xFFFF),
+    steps=st.lists(st.integers(-(MAX_MISORDER - 1), 300), min_size=1, max_size=400),
+)
+def test_reception_counts_like_the_extended_sequence_numbers_say(start, steps):
+    # Extended sequence numbers: mostly forward (gaps are losses), some late
+    # packets and duplicates (steps <= 0, never further back than A.1 allows).
+    sequence, highest = [start], start
+    for step in steps:
+        sequence.append(highest + step)
+        highest = max(highest, sequence[-1])
+    rx = Reception()
+    for i, ext in enumerate(sequence):
+        assert rx.update(7, ext & 0xFFFF, ext * 160, 0, 10.0 + i * 0.02) is False
+    assert rx.extended_max == highest & 0xFFFFFFFF
+    assert rx.expected == highest - start + 1
+    assert rx.lost == rx.expected - len(sequence)
