@@ -26,6 +26,12 @@ window:
   per second per stream asked for. A generator that fell behind makes the
   figure a lower bound, and the note says so.
 
+The load generator sends no RTCP, like many phones: once a side has been
+silent for switch.media.relay.FAR_SILENT (12.5 s, inside the window), the
+node sends RTCP reports to each side itself, and their cost is in the figure.
+Every relayed packet also updates the leg's reception statistics (RFC 3550
+A.1, A.8).
+
 On loopback the kernel's delivery of a datagram is charged to its sender:
 the node's system time includes delivering what it relays to the phones'
 sockets, as a NIC driver's transmit work would be.

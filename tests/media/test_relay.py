@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
+import time
 
 import pytest
 
-from switch.media.relay import PortPool, anchor
+from switch.media import relay
+from switch.media.relay import MediaSession, PortPool, anchor, clock_rates
+from switch.media.rtcp import (
+    Bye,
+    ReceiverReport,
+    ReportBlock,
+    SenderInfo,
+    SenderReport,
+    SourceDescription,
+    build_compound,
+    ntp_middle,
+    ntp_timestamp,
+    parse_compound,
+)
+from switch.media.rtp import HEADER, ts_distance
 from switch.sip.sdp import parse_sdp
 
 OFFER = (
@@ -115,3 +131,353 @@ async def test_a_bind_error_without_errno_moves_on_too(monkeypatch):
     finally:
         leg.rtp.close()
         leg.rtcp.close()
+
+
+# -- rewriting and RTCP ------------------------------------------------------------------
+
+
+def _rtp(seq: int, ts: int, ssrc: int, payload: bytes = b"\xd5" * 160) -> bytes:
+    return struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + payload
+
+
+async def _drain(sock: socket.socket, count: int) -> list[bytes]:
+    return [(await _recv(sock))[0] for _ in range(count)]
+
+
+async def _nothing(sock: socket.socket, wait: float = 0.2) -> None:
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.get_running_loop().sock_recvfrom(sock, 2048), wait)
+
+
+@pytest.fixture
+def quick_rtcp(monkeypatch):
+    """Reports every 50 ms, and a far side silent for 0.3 s counts as sending none."""
+    monkeypatch.setattr(relay, "report_interval", lambda rand, initial=False: 0.05)
+    monkeypatch.setattr(relay, "REPORT_TICK", 0.05)
+    monkeypatch.setattr(relay, "FAR_SILENT", 0.3)
+
+
+async def test_a_receiver_sees_one_stream_when_its_source_changes():
+    session = await PortPool("127.0.0.1", 34000, 34100).session()
+    alice, bob, carol = _udp(), _udp(), _udp()
+    try:
+        session.a.expect(alice.getsockname())
+        session.b.expect(bob.getsockname())
+        sent = [_rtp(65530 + i, 0xFFFFFF00 + 160 * i, 0xA11CE) for i in range(8)]
+        for packet in sent:
+            alice.sendto(packet, ("127.0.0.1", session.a.port))
+        assert await _drain(bob, 8) == sent  # one source: untouched, byte for byte
+        last_sent = time.monotonic()
+        await asyncio.sleep(0.2)
+        # Alice is transferred away: Carol takes her port, with her own SSRC and numbers.
+        switched = time.monotonic()
+        for i in range(3):
+            carol.sendto(
+                _rtp(7000 + i, 90000 + 160 * i, 0xCA201, b"carol"), ("127.0.0.1", session.a.port)
+            )
+        got = [(*HEADER.unpack_from(p), p[12:]) for p in await _drain(bob, 3)]
+        flags, seq, ts, ssrc, payload = got[0]
+        assert ssrc == 0xA11CE and payload == b"carol"
+        assert seq == (65530 + 8) & 0xFFFF  # the one after Alice's last, wrapped
+        gap = ts_distance(ts, 0xFFFFFF00 + 160 * 7)
+        assert (switched - last_sent) * 8000 * 0.9 <= gap <= (time.monotonic() - last_sent) * 8000
+        assert flags & 0x80  # the marker tells Bob's jitter buffer to resync
+        assert [g[1] for g in got] == [seq, seq + 1, seq + 2]
+        assert [g[2] - ts for g in got] == [0, 160, 320] and not got[1][0] & 0x80
+        assert session.b.rtp.sending.switches == 1
+        # Bob's answers go to Carol now (latched), untouched: her first source.
+        bob.sendto(_rtp(1, 160, 0xB0B), ("127.0.0.1", session.b.port))
+        assert (await _recv(carol))[0] == _rtp(1, 160, 0xB0B)
+    finally:
+        session.close()
+        for sock in (alice, bob, carol):
+            sock.close()
+
+
+async def test_re_pairing_two_calls_legs_keeps_each_stream_continuous():
+    # Attended transfer: the customer (first call, leg a) joins the colleague
+    # (second call, leg b); the agent between them leaves both calls.
+    pool = PortPool("127.0.0.1", 34100, 34200)
+    first, second = await pool.session(), await pool.session()
+    customer, agent1, agent2, colleague = _udp(), _udp(), _udp(), _udp()
+    try:
+        first.a.expect(customer.getsockname())
+        first.b.expect(agent1.getsockname())
+        second.a.expect(agent2.getsockname())
+        second.b.expect(colleague.getsockname())
+        for seq in range(3):
+            agent1.sendto(_rtp(seq, seq * 160, 0xA6E), ("127.0.0.1", first.b.port))
+        await _drain(customer, 3)
+        # The colleague's phone happens to use the agent's SSRC: only the
+        # re-pairing itself says the source changed.
+        for seq in range(3):
+            colleague.sendto(_rtp(500 + seq, 0, 0xA6E), ("127.0.0.1", second.b.port))
+        await _drain(agent2, 3)
+        joined = MediaSession(first.a, second.b)
+        first.b.close()
+        second.a.close()
+        colleague.sendto(_rtp(503, 480, 0xA6E), ("127.0.0.1", second.b.port))
+        flags, seq, _, ssrc = HEADER.unpack_from((await _recv(customer))[0])
+        assert (seq, ssrc) == (3, 0xA6E) and flags & 0x80
+        customer.sendto(_rtp(42, 0, 0xC057), ("127.0.0.1", first.a.port))
+        assert (await _recv(colleague))[0] == _rtp(42, 0, 0xC057)  # its first source
+        joined.close()
+    finally:
+        for sock in (customer, agent1, agent2, colleague):
+            sock.close()
+
+
+async def test_the_call_layer_can_say_the_source_changed():
+    session = await PortPool("127.0.0.1", 34200, 34300).session()
+    alice, bob = _udp(), _udp()
+    try:
+        session.a.expect(alice.getsockname())
+        session.b.expect(bob.getsockname())
+        alice.sendto(_rtp(10, 1600, 1), ("127.0.0.1", session.a.port))
+        await _recv(bob)
+        session.b.source_changed()  # e.g. a re-INVITE that restarted Alice's stream
+        alice.sendto(_rtp(11, 1760, 1), ("127.0.0.1", session.a.port))
+        flags, seq, _, _ = HEADER.unpack_from((await _recv(bob))[0])
+        assert seq == 11 and flags & 0x80 and session.b.rtp.sending.switches == 1
+    finally:
+        session.close()
+        alice.close()
+        bob.close()
+
+
+async def test_a_sequence_jump_is_smoothed_over():
+    session = await PortPool("127.0.0.1", 34300, 34400).session()
+    alice, bob = _udp(), _udp()
+    try:
+        session.a.expect(alice.getsockname())
+        session.b.expect(bob.getsockname())
+        for seq in (100, 101, 30000, 30001):  # Alice's phone restarted its stream
+            alice.sendto(_rtp(seq, seq * 160, 1), ("127.0.0.1", session.a.port))
+        seqs = [HEADER.unpack_from(p)[1] for p in await _drain(bob, 4)]
+        assert seqs == [100, 101, 102, 103]
+    finally:
+        session.close()
+        alice.close()
+        bob.close()
+
+
+async def test_rtcp_is_relayed_as_it_came_while_the_streams_are_untouched():
+    session = await PortPool("127.0.0.1", 34400, 34500).session()
+    alice, bob, alice_rtcp, bob_rtcp = _udp(), _udp(), _udp(), _udp()
+    try:
+        session.a.expect(alice.getsockname())
+        session.b.expect(bob.getsockname())
+        session.a.rtcp.expect(alice_rtcp.getsockname())
+        session.b.rtcp.expect(bob_rtcp.getsockname())
+        ntp = ntp_timestamp(time.time())
+        report = build_compound(
+            [
+                SenderReport(0xA11CE, SenderInfo(ntp, 1600, 10, 1600)),
+                SourceDescription.cname(0xA11CE, "alice@example.com"),
+            ]
+        )
+        alice_rtcp.sendto(report, ("127.0.0.1", session.a.rtcp.port))
+        assert (await _recv(bob_rtcp))[0] == report
+        assert session.b.rtcp.relayed == 1 and session.a.rtcp.last_sr[0] == ntp_middle(ntp)
+        # Bob answers at once with an RR on Alice's SR: the node learns its
+        # round trip to Bob from the echo.
+        block = ReportBlock(0xA11CE, 0, 0, 10, 0, ntp_middle(ntp), 0)
+        bob_rtcp.sendto(
+            build_compound([ReceiverReport(0xB0B, (block,))]), ("127.0.0.1", session.b.rtcp.port)
+        )
+        await _recv(alice_rtcp)
+        assert 0 <= session.b.quality().rtt < 1
+    finally:
+        session.close()
+        for sock in (alice, bob, alice_rtcp, bob_rtcp):
+            sock.close()
+
+
+async def test_malformed_rtcp_is_counted_and_dropped_and_the_relay_goes_on():
+    session = await PortPool("127.0.0.1", 34500, 34600).session()
+    alice_rtcp, bob_rtcp = _udp(), _udp()
+    try:
+        session.b.rtcp.expect(bob_rtcp.getsockname())
+        for junk in (b"", b"\x80", b"\x80\xc9\x00\x09\0\0\0\1", b"GET / HTTP/1.0\r\n\r\n"):
+            alice_rtcp.sendto(junk, ("127.0.0.1", session.a.rtcp.port))
+        await _nothing(bob_rtcp)
+        assert session.a.rtcp.malformed == 4 and session.a.quality().rtcp_malformed == 4
+        good = build_compound([ReceiverReport(1)])
+        alice_rtcp.sendto(good, ("127.0.0.1", session.a.rtcp.port))
+        assert (await _recv(bob_rtcp))[0] == good
+    finally:
+        session.close()
+        alice_rtcp.close()
+        bob_rtcp.close()
+
+
+async def test_the_node_reports_to_a_side_whose_far_side_sends_no_rtcp(quick_rtcp):
+    session = await PortPool("127.0.0.1", 34600, 34700).session()
+    alice, bob, alice_rtcp = _udp(), _udp(), _udp()
+    try:
+        session.a.expect(alice.getsockname())
+        session.b.expect(bob.getsockname())
+        session.a.rtcp.expect(alice_rtcp.getsockname())
+        # Alice sends 50 packets of which 10 are lost on the way (never sent);
+        # Bob sends 30, all relayed to Alice. Neither sends RTCP.
+        for seq in range(50):
+            if seq % 5 != 2:
+                alice.sendto(_rtp(seq, seq * 160, 0xA11CE), ("127.0.0.1", session.a.port))
+        for seq in range(30):
+            bob.sendto(_rtp(seq, seq * 160, 0xB0B, b"x" * 160), ("127.0.0.1", session.b.port))
+        await _drain(bob, 40)
+        await _drain(alice, 30)
+        sr, sdes = parse_compound((await _recv(alice_rtcp))[0])
+        # An SR for the stream Alice gets (Bob's SSRC: the node speaks for it) ...
+        assert isinstance(sr, SenderReport) and sr.ssrc == 0xB0B
+        assert (sr.info.packets, sr.info.octets) == (30, 30 * 160)
+        assert abs(ntp_timestamp(time.time()) - sr.info.ntp) >> 32 < 2
+        assert ts_distance(sr.info.rtp_ts, 29 * 160) >= 0
+        # ... with what the node received from Alice: 10 of 50 lost.
+        (block,) = sr.blocks
+        assert (block.ssrc, block.highest_seq, block.cumulative_lost) == (0xA11CE, 49, 10)
+        assert block.fraction_lost == 10 * 256 // 50
+        assert sdes.chunks == ((0xB0B, ((1, b"switch@127.0.0.1"),)),)
+        quality = session.a.quality()
+        assert (quality.packets_received, quality.packets_lost, quality.packets_sent) == (
+            40,
+            10,
+            30,
+        )
+        # Alice's RR echoes the SR: the node has its round trip to her.
+        echo = ReportBlock(0xB0B, 0, 0, 29, 0, ntp_middle(sr.info.ntp), 0)
+        alice_rtcp.sendto(
+            build_compound([ReceiverReport(0xA11CE, (echo,))]), ("127.0.0.1", session.a.rtcp.port)
+        )
+        await asyncio.sleep(0.05)
+        assert session.a.quality().rtt is not None and session.a.quality().rtt < 1
+        assert session.a.quality().reported_fraction_lost == 0
+        assert session.a.rtcp.generated >= 1
+    finally:
+        session.close()
+        for sock in (alice, bob, alice_rtcp):
+            sock.close()
+
+
+async def test_after_a_rewrite_the_far_sides_rtcp_is_not_passed_on(quick_rtcp):
+    session = await PortPool("127.0.0.1", 34700, 34800).session()
+    alice, bob, carol, alice_rtcp, bob_rtcp = _udp(), _udp(), _udp(), _udp(), _udp()
+    try:
+        session.a.expect(alice.getsockname())
+        session.b.expect(bob.getsockname())
+        session.a.rtcp.expect(alice_rtcp.getsockname())
+        session.b.rtcp.expect(bob_rtcp.getsockname())
+        alice.sendto(_rtp(1, 160, 0xA11CE), ("127.0.0.1", session.a.port))
+        await _recv(bob)
+        carol.sendto(_rtp(900, 0, 0xCA201), ("127.0.0.1", session.a.port))  # Bob now hears Carol
+        await _recv(bob)
+        # Carol's reports name an SSRC Bob never heard of: the node reports instead.
+        carol_sr = build_compound([SenderReport(0xCA201, SenderInfo(0, 0, 1, 160))])
+        alice_rtcp.sendto(carol_sr, ("127.0.0.1", session.a.rtcp.port))
+        for _ in range(3):
+            packets = parse_compound((await _recv(bob_rtcp))[0])
+            assert packets[0].ssrc == 0xA11CE  # the stream Bob knows, from the node
+        assert session.b.rtcp.relayed == 0
+    finally:
+        session.close()
+        for sock in (alice, bob, carol, alice_rtcp, bob_rtcp):
+            sock.close()
+
+
+async def test_a_leg_that_ends_says_bye_in_rtcp():
+    session = await PortPool("127.0.0.1", 34800, 34900).session()
+    alice, bob, bob_rtcp = _udp(), _udp(), _udp()
+    try:
+        session.a.expect(alice.getsockname())
+        session.b.expect(bob.getsockname())
+        session.b.rtcp.expect(bob_rtcp.getsockname())
+        alice.sendto(_rtp(1, 160, 0xA11CE), ("127.0.0.1", session.a.port))
+        await _recv(bob)
+        session.close()
+        packets = parse_compound((await _recv(bob_rtcp))[0])
+        assert isinstance(packets[0], SenderReport) and packets[-1] == Bye((0xA11CE,))
+    finally:
+        session.close()
+        for sock in (alice, bob, bob_rtcp):
+            sock.close()
+
+
+def test_clock_rates_come_from_the_first_audio_stream():
+    sdp = OFFER.replace(
+        b"m=audio 4000 RTP/AVP 0 8 101\r\n",
+        b"m=audio 4000 RTP/AVP 111 9 0 101\r\na=rtpmap:111 opus/48000/2\r\n"
+        b"a=rtpmap:9 G722/16000\r\n",
+    )
+    assert clock_rates(sdp) == {111: 48000, 9: 8000, 0: 8000, 101: 8000}
+    assert clock_rates(b"not sdp") == {}
+
+
+async def test_what_is_not_rtp_on_the_rtp_port_passes_as_it_came():
+    session = await PortPool("127.0.0.1", 34900, 35000).session()
+    alice, bob = _udp(), _udp()
+    try:
+        session.a.expect(alice.getsockname())
+        session.b.expect(bob.getsockname())
+        alice.sendto(_rtp(1, 160, 0xA11CE), ("127.0.0.1", session.a.port))
+        await _recv(bob)
+        muxed_rtcp = build_compound([ReceiverReport(0xA11CE)])  # RFC 5761
+        for other in (muxed_rtcp, b"\0\1\0\0 a STUN request", b"\r\n\r\n"):
+            alice.sendto(other, ("127.0.0.1", session.a.port))
+            assert (await _recv(bob))[0] == other
+        alice.sendto(_rtp(2, 320, 0xA11CE), ("127.0.0.1", session.a.port))
+        assert (await _recv(bob))[0] == _rtp(2, 320, 0xA11CE)  # still untouched
+        assert session.a.rtp.reception.packets == 2 and session.b.rtp.sending.switches == 0
+    finally:
+        session.close()
+        alice.close()
+        bob.close()
+
+
+async def test_a_side_whose_far_side_reports_gets_those_reports_only(quick_rtcp, monkeypatch):
+    monkeypatch.setattr(relay, "FAR_SILENT", 1.0)  # far beyond the checks below
+    session = await PortPool("127.0.0.1", 35000, 35100).session()
+    alice_rtcp, bob_rtcp = _udp(), _udp()
+    try:
+        session.a.rtcp.expect(alice_rtcp.getsockname())
+        session.b.rtcp.expect(bob_rtcp.getsockname())
+        sent = []
+        for i in range(10):  # Alice reports every 50 ms; Bob never does
+            sent.append(build_compound([ReceiverReport(0xA11CE), SourceDescription.cname(i, "a")]))
+            alice_rtcp.sendto(sent[-1], ("127.0.0.1", session.a.rtcp.port))
+            await asyncio.sleep(0.05)
+        assert await _drain(bob_rtcp, 10) == sent
+        await _nothing(bob_rtcp)
+        assert session.b.rtcp.generated == 0 and session.b.rtcp.relayed == 10
+        # Alice hears from the node once Bob has been silent for FAR_SILENT.
+        packets = parse_compound((await _recv(alice_rtcp))[0])
+        assert isinstance(packets[0], ReceiverReport) and session.a.rtcp.generated >= 1
+    finally:
+        session.close()
+        alice_rtcp.close()
+        bob_rtcp.close()
+
+
+async def test_the_sdps_clock_rates_time_a_legs_stream():
+    session = await PortPool("127.0.0.1", 35100, 35200).session()
+    alice, bob = _udp(), _udp()
+    try:
+        session.a.expect(alice.getsockname())
+        session.b.expect(bob.getsockname())
+        opus = struct.pack("!BBHII", 0x80, 111, 1, 960, 0xA11CE) + b"o" * 60
+        alice.sendto(opus, ("127.0.0.1", session.a.port))
+        await _recv(bob)
+        assert session.a.rtp.reception.rate == 8000  # nobody said what 111 is: the usual guess
+        # The answer names it: Opus, 48 kHz, from the next packet on.
+        session.a.expect(
+            alice.getsockname(),
+            clock_rates(
+                OFFER.replace(b"RTP/AVP 0 8 101", b"RTP/AVP 111 101\r\na=rtpmap:111 opus/48000/2")
+            ),
+        )
+        alice.sendto(opus, ("127.0.0.1", session.a.port))
+        await _recv(bob)
+        assert session.a.rtp.reception.rate == 48000
+    finally:
+        session.close()
+        alice.close()
+        bob.close()
