@@ -31,7 +31,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..media.relay import LegMedia, MediaSession, PortPool, anchor
+from ..media.relay import LegMedia, LegQuality, MediaSession, PortPool, anchor, clock_rates
 from ..registrar.guard import Caller
 from ..sip import session_timer
 from ..sip.address import parse_address
@@ -124,6 +124,8 @@ class Call:
     cancelled: bool = False
     hangup: Hangup | None = None
     legs: list[LegEnd] = field(default_factory=list)  # how each leg ended, in order
+    # Loss, jitter and round-trip time of each leg's media ("a", "b") at the end.
+    quality: dict[str, LegQuality] = field(default_factory=dict)
     # Leg B's setup or ring timeout ("setup"/"ring"), and INVITEs given up
     # for want of an answer -> whether they were CANCELled (issue #4).
     b_timer: asyncio.TimerHandle | None = None
@@ -431,7 +433,7 @@ class Calls:
         mine, theirs = (media.a, media.b) if toward_a else (media.b, media.a)
         anchored, remote = anchor(body, self.media_address, mine.port)
         if remote is not None:
-            theirs.expect(remote)
+            theirs.expect(remote, clock_rates(body))
         return anchored
 
     # -- leg B's responses --------------------------------------------------------------
@@ -1015,7 +1017,7 @@ class Calls:
             _, remote = anchor(resp.body, self.media_address, leg.port)
             leg.rtp.latched = leg.rtcp.latched = False  # the new party's packets from now on
             if remote is not None:
-                leg.expect(remote)
+                leg.expect(remote, clock_rates(resp.body))
         self._notify(call, from_a, f"{resp.status} {resp.reason}", final=True)
         call.transfer = None
         if from_a:
@@ -1562,6 +1564,8 @@ class Calls:
         self._stop_b_timer(call)
         if call.ended_at is None:
             call.ended_at = time.time()
+            if call.media is not None:
+                call.quality = {"a": call.media.a.quality(), "b": call.media.b.quality()}
             if self.on_end is not None:
                 try:
                     self.on_end(call)

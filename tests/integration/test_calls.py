@@ -398,6 +398,9 @@ async def test_audio_crosses_the_relay_unchanged(tmp_path):
             'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"'
         }
         async with running_node(tmp_path, changes=changes) as node:
+            assert node.calls is not None
+            ended: list[Call] = []
+            node.calls.on_end = ended.append
             media_port = free_port(socket.SOCK_DGRAM)
             caller = asyncio.ensure_future(
                 run_sipp(
@@ -427,6 +430,11 @@ async def test_audio_crosses_the_relay_unchanged(tmp_path):
             assert result.ok, result.output
             assert len(received) == len(expected)  # no loss through the relay
             assert received == expected  # and not a byte changed
+            # The record of the call says how its media went, leg by leg.
+            quality = ended[0].quality
+            assert quality["a"].packets_received == len(expected)
+            assert quality["a"].packets_lost == 0
+            assert quality["b"].packets_sent == len(expected)
 
 
 async def test_a_trunk_that_requires_100rel_gets_its_prack(tmp_path):
