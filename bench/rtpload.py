@@ -389,8 +389,9 @@ class Phones:
 
 
 def _number(index: int) -> str:
-    """The caller's number of call `index`."""
-    return f"555{index:07d}"
+    """The caller's number of call `index`: E.164 in the demo tenant's plan
+    (+44), so the node passes it on in From exactly as sent."""
+    return f"+44555{index:07d}"
 
 
 def _udp(port: int) -> socket.socket:
