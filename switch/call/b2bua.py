@@ -15,23 +15,24 @@ re-points a relay leg, and nobody else has to be re-INVITEd.
 A transfer moves legs: after one by the caller's side, "leg A" is the new
 party (a dialog we made), so code that needs the caller's INVITE uses
 `a_invite` only before the answer, and `a_dialog`/`a_flow`/`a_key` after.
+
+`Calls` is this module plus three parts mixed in, one concern each:
+`attempts` (trunk codecs, setup and ring timeouts), `transfer` (REFER,
+Replaces) and `refresh` (session timers, our own re-INVITEs). The data of a
+call is in `model`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import itertools
 import logging
 import secrets
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..media.relay import LegMedia, LegQuality, MediaSession, PortPool, anchor, clock_rates
+from ..media.relay import PortPool, anchor, clock_rates
 from ..registrar.guard import Caller
 from ..sip import session_timer
 from ..sip.address import parse_address
@@ -40,8 +41,6 @@ from ..sip.errors import ParseError
 from ..sip.flow import Flow
 from ..sip.headers import quote
 from ..sip.message import Request, Response, make_response
-from ..sip.offer_answer import restrict_codecs
-from ..sip.sdp import SdpError, SessionDescription, parse_sdp
 from ..sip.session_timer import SessionTimer, TooSmall
 from ..sip.transaction import (
     AckReceived,
@@ -58,106 +57,17 @@ from ..sip.transaction import (
     new_branch,
 )
 from ..sip.uri import parse_uri
+from .attempts import Attempts
 from .caller_id import Identity, presented
+from .model import Call, Hangup, LegEnd, PendingAck
+from .refresh import SessionRefresh, allows_update
 from .routing import Rejection, Router, Target
+from .transfer import Transfers
 
 log = logging.getLogger("switch.call")
 
-_ids = itertools.count(1)
 
-
-@dataclass(frozen=True, slots=True)
-class Hangup:
-    """How a call ended, for its record (issue #9)."""
-
-    by: str  # "caller", "callee" or "node"
-    status: int  # the SIP status it ended with (200 for a BYE; 0 when the node ended it)
-    reason: str  # the reason phrase, or what the node saw
-    reason_header: str | None = None  # the Reason header (RFC 3326) of the BYE or CANCEL
-
-
-@dataclass(frozen=True, slots=True)
-class LegEnd:
-    """How one leg of a call ended (one dialog, or one attempt that failed),
-    for the record: a call has one per leg, a transfer or failover adds more."""
-
-    leg: str  # "a" (the caller's side) or "b" (the callee's side)
-    party: str  # who was on it: "agent demo/1001", "trunk demo/carrier sip:+1555@host"
-    by: str  # "caller" or "callee" (that party ended it), or "node"
-    status: int  # the SIP status (200 for a BYE)
-    reason: str
-    reason_header: str | None = None  # the Reason header (RFC 3326), if one came
-    at: float = field(default_factory=time.time)
-
-
-@dataclass(eq=False)
-class Call:
-    caller: Caller
-    dialled: str
-    a_invite: Request
-    a_flow: Flow
-    a_txn: ServerTransaction
-    a_tag: str = field(default_factory=lambda: secrets.token_hex(6))
-    id: int = field(default_factory=lambda: next(_ids))
-    target: Target | None = None
-    b_invite: Request | None = None
-    b_txn: ClientTransaction | None = None
-    a_dialog: Dialog | None = None
-    b_dialog: Dialog | None = None
-    b_provisional: bool = False  # B answered something: a CANCEL may go
-    cancel_sent: bool = False
-    pending_offer: bool = False  # a re-INVITE or UPDATE is on its way (RFC 3261 §14.2)
-    offering: set[str] = field(default_factory=set)  # legs with a re-INVITE of ours pending
-    fallbacks: list[Target] = field(default_factory=list)  # trunks to try next
-    pracked: set[str] = field(default_factory=set)  # RSeq values acknowledged (RFC 3262)
-    a_sdp: bytes = b""  # the caller's latest SDP as it sent it (offered to a transfer target)
-    b_ack: bytes | None = None  # our ACK to B's 2xx, resent as is for retransmissions
-    b_sdp: bytes = b""  # the callee's latest SDP as it sent it (offered to a transfer target)
-    # (Call-ID, our tag) of each leg's dialog: how in-dialog requests find the call.
-    a_key: tuple[str, str] = ("", "")
-    b_key: tuple[str, str] = ("", "")
-    transfer: Request | None = None  # the REFER being carried out
-    media: MediaSession | None = None  # the RTP relay, when the offer came with the INVITE
-    offer_b: bytes | None = None  # A's offer as leg B sees it (anchored in the node)
-    trunks: list[tuple[str, str]] = field(default_factory=list)  # counted against max_calls
-    state: str = "routing"  # routing, calling, answered, ended
-    cancelled: bool = False
-    hangup: Hangup | None = None
-    legs: list[LegEnd] = field(default_factory=list)  # how each leg ended, in order
-    # Loss, jitter and round-trip time of each leg's media ("a", "b") at the end.
-    quality: dict[str, LegQuality] = field(default_factory=dict)
-    # Leg B's setup or ring timeout ("setup"/"ring"), and INVITEs given up
-    # for want of an answer -> whether they were CANCELled (issue #4).
-    b_timer: asyncio.TimerHandle | None = None
-    b_timer_kind: str = ""
-    abandoned: dict[ClientTransaction, bool] = field(default_factory=dict)
-    started_at: float = field(default_factory=time.time)
-    answered_at: float | None = None
-    ended_at: float | None = None
-    # Session timers (RFC 4028), one per leg: the timer, whether we are its
-    # refresher, and the pending refresh or expiry of each leg ("a", "b").
-    timer: dict[str, tuple[SessionTimer, bool]] = field(default_factory=dict)
-    timer_handles: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
-    b_expires: int = 0  # the Session-Expires leg B's INVITE asks for
-    allows_update: dict[str, bool] = field(default_factory=dict)  # per leg: UPDATE in Allow
-    # A late offer (an INVITE or re-INVITE without SDP): the ACK that carries
-    # our answer waits for the other side's ACK with its answer.
-    ack_wait: PendingAck | None = None
-    redirects: int = 0  # 3xx followed so far
-    a_trunk: tuple[str, str] | None = None  # the trunk on leg A's side, if any
-
-
-@dataclass(frozen=True, slots=True)
-class PendingAck:
-    """An ACK we owe a leg until the other leg's ACK brings the SDP answer."""
-
-    dialog: Dialog
-    cseq: int
-    flow: Flow
-    to_a: bool  # the ACK goes to leg A
-
-
-class Calls:
+class Calls(Attempts, Transfers, SessionRefresh):
     """The call layer's TU: new INVITEs, in-dialog requests, CANCEL and B's responses."""
 
     def __init__(
@@ -576,7 +486,7 @@ class Calls:
                 headers += session_timer.response_headers(a_timer, a)
                 self._set_timer(call, "a", a_timer, a_timer.refresher == "uas")
             self._set_timer(call, "b", b_timer, b_timer.refresher == "uac")
-        call.allows_update = {"a": _allows_update(a), "b": _allows_update(resp)}
+        call.allows_update = {"a": allows_update(a), "b": allows_update(resp)}
         answer = make_response(
             a, resp.status, resp.reason, to_tag=call.a_tag, headers=headers,
             body=self._anchor(call, resp.body, toward_a=True),
@@ -644,116 +554,6 @@ class Calls:
             self._dial(call, call.fallbacks.pop(0))
             return
         self._end_a(call, status, reason, who="callee")
-
-    # -- codecs, setup and ring timeouts per trunk (issue #4) ----------------------------
-
-    def _offer_to(self, call: Call, target: Target, body: bytes) -> bytes | None:
-        """`body` with only the codecs of the trunks on the way (None: none left)."""
-        tenant = self.router.config.tenants[call.caller.tenant]
-        names = [call.caller.name] if call.caller.kind == "trunk" else []
-        names += [target.name] if target.kind == "trunk" else []
-        trunks = [tenant.trunks[n] for n in names if n in tenant.trunks]
-        if not body or not trunks:
-            return body
-        try:
-            sdp = parse_sdp(body)
-        except SdpError:
-            return body  # not ours to judge: the far end says what is wrong
-        restricted: SessionDescription | None = sdp
-        for trunk in trunks:
-            restricted = restrict_codecs(restricted, trunk.codecs)
-            if restricted is None:
-                return None
-        return body if restricted is sdp else restricted.to_bytes()
-
-    def _codec_targets(self, call: Call, target: Target) -> Target | Rejection:
-        """`target` without the trunks that take no codec of A's offer (488 if none is left)."""
-        body = call.a_invite.body
-        candidates = (target, *target.fallbacks)
-        fitting = [t for t in candidates if self._offer_to(call, t, body) is not None]
-        if not fitting:
-            trunks = [call.caller.name] if call.caller.kind == "trunk" else []
-            trunks += [t.name for t in candidates if t.kind == "trunk"]
-            names = ", ".join(dict.fromkeys(trunks))
-            reason = f"Not Acceptable Here (no codec of the offer is allowed by {names})"
-            return Rejection(488, reason)
-        return dataclasses.replace(fitting[0], fallbacks=tuple(fitting[1:]))
-
-    def _arm_b_timer(self, call: Call, kind: str, seconds: float) -> None:
-        self._stop_b_timer(call)
-        if seconds > 0 and call.state == "calling" and call.b_txn is not None:
-            handler = self._no_response if kind == "setup" else self._no_answer
-            loop = asyncio.get_running_loop()
-            call.b_timer = loop.call_later(seconds, handler, call, call.b_txn)
-            call.b_timer_kind = kind
-
-    def _stop_b_timer(self, call: Call) -> None:
-        if call.b_timer is not None:
-            call.b_timer.cancel()
-        call.b_timer, call.b_timer_kind = None, ""
-
-    def _b_timers(self, call: Call, event: Event) -> None:
-        """Any answer stops the setup timeout; ringing starts the ring timeout."""
-        if not isinstance(event, ResponseReceived) or event.transaction is not call.b_txn:
-            return
-        status = event.response.status
-        if status >= 200 or call.b_timer_kind == "setup":
-            self._stop_b_timer(call)  # the trunk is there
-        ring = call.target.ring_timeout if call.target is not None else 0
-        if 100 < status < 200 and ring and not call.b_timer_kind:
-            self._arm_b_timer(call, "ring", ring)
-
-    def _no_response(self, call: Call, txn: ClientTransaction) -> None:
-        """Not even a 100 Trying: the trunk is gone; the route's next one gets the call."""
-        call.b_timer, call.b_timer_kind = None, ""
-        target = call.target
-        if txn is not call.b_txn or call.state != "calling" or call.cancelled or target is None:
-            return
-        log.warning("call %d: trunk %s sent nothing in %g s", call.id, target.name,
-                    target.setup_timeout)  # fmt: skip
-        call.abandoned[txn] = False  # CANCELled once it answers (RFC 3261 §9.1)
-        self._leg_end(call, "b", "node", 408, f"no response in {target.setup_timeout:g} s")
-        self._by_leg.pop(call.b_key, None)
-        self._release_trunk(call, target)
-        if call.fallbacks:
-            self._dial(call, call.fallbacks.pop(0))
-        else:
-            reason = f"Request Timeout (trunk {target.name} does not answer)"
-            self._end_a(call, 408, reason, who="node")
-
-    def _no_answer(self, call: Call, txn: ClientTransaction) -> None:
-        """Rung too long: CANCEL, and the caller gets 480 (Asterisk's NOANSWER)."""
-        call.b_timer, call.b_timer_kind = None, ""
-        target = call.target
-        if txn is not call.b_txn or call.state != "calling" or call.cancelled or target is None:
-            return
-        call.cancelled = True
-        self._cancel_b(call)
-        self._leg_end(call, "b", "node", 487, f"no answer within {target.ring_timeout:g} s")
-        reason = f"Temporarily Unavailable (no answer within {target.ring_timeout:g} s)"
-        self._end_a(call, 480, reason, who="node")
-
-    def _abandoned(self, call: Call, event: Event) -> None:
-        """Late news of an INVITE given up on: CANCEL it, or hang up what it set up."""
-        txn = event.transaction  # type: ignore[union-attr]
-        if isinstance(event, ResponseReceived):
-            resp = event.response
-            if resp.status < 200:
-                if not call.abandoned[txn]:
-                    call.abandoned[txn] = True
-                    self._send_cancel(txn.request, txn.flow)
-                return
-            if resp.status < 300:
-                try:
-                    dialog = Dialog.from_uac_response(txn.request, resp)
-                except Exception:
-                    log.warning("call %d: a late answer cannot be hung up", call.id)
-                else:
-                    ack = dialog.create_ack(txn.request.cseq.number)
-                    ack.add("Via", self._via(txn.flow), first=True)
-                    self._send_stateless(bytes(ack), txn.flow)
-                    self._bye(dialog, txn.flow)
-        del call.abandoned[txn]
 
     # -- from leg A -------------------------------------------------------------------
 
@@ -919,240 +719,6 @@ class Calls:
             return
         self._send_response(reply)
 
-    # -- blind transfer (RFC 3515) ------------------------------------------------------
-
-    def _transfer(self, call: Call, refer: Request, from_a: bool) -> None:
-        """One side hands the other to someone else (an agent, usually).
-
-        The node takes the transfer on itself, as a B2BUA does: 202, a new leg
-        to the Refer-To target with the remaining party's SDP on the same relay
-        port (the remaining party's media path does not change), NOTIFYs of
-        how it goes, and when the target answers, BYE to the transferor.
-        """
-        dialog = call.a_dialog if from_a else call.b_dialog
-        if call.state != "answered" or dialog is None or call.target is None:
-            self._answer(refer, 501, "Not Implemented (transfer before the answer)")
-            return
-        if call.transfer is not None:
-            self._answer(refer, 491, "Request Pending")
-            return
-        try:
-            dialog.receive_request(refer)
-            refer_to = refer.get("Refer-To") or ""
-            dialled = parse_address(refer_to).uri.user  # type: ignore[union-attr]
-        except (DialogError, ParseError, AttributeError):
-            dialled = None
-        if not dialled:
-            self._answer(refer, 400, "Bad Request (Refer-To names no number)")
-            return
-        replaces = _replaces(refer.get("Refer-To") or "")
-        if replaces is not None:
-            self._attended(call, refer, from_a, replaces)
-            return
-        self._answer(refer, 202, "Accepted")
-        call.transfer = refer
-        self._notify(call, from_a, "100 Trying", final=False)
-        target = call.target
-        referrer = call.caller if from_a else Caller(call.caller.tenant, target.kind, target.name)
-        task = asyncio.get_running_loop().create_task(
-            self._transfer_to(call, from_a, referrer, dialled)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _transfer_to(self, call: Call, from_a: bool, referrer: Caller, dialled: str) -> None:
-        new = await self.router.route(referrer, dialled)
-        if call.state != "answered":
-            return
-        if isinstance(new, Rejection):
-            self._transfer_failed(call, from_a, new.status, new.reason)
-            return
-        # The new party gets the SDP of the one who stays, on the relay port
-        # the transferor had; it sees the one who stays as its caller.
-        staying_sdp = call.b_sdp if from_a else call.a_sdp
-        caller_id = call.target.name if from_a and call.target else None
-        invite = self._b_invite(call, new, call.a_invite.max_forwards, caller_id)
-        # RFC 3892: the new party learns who sent the call its way (the
-        # transferor as the node knows it: nothing of the REFER's own text).
-        invite.add(
-            "Referred-By", f"<sip:{self._number_of(call, from_a)}@{self._sent_by(new.flow)}>"
-        )
-        media = call.media
-        if media is not None and staying_sdp:
-            port = (media.a if from_a else media.b).port
-            invite.set_body(anchor(staying_sdp, self.media_address, port)[0], "application/sdp")
-        self._by_leg[(invite.call_id, invite.from_.tag or "")] = call
-        self._send_request(
-            invite, new.flow, lambda event: self._on_transfer(call, from_a, new, invite, event)
-        )
-        log.info("call %d: transferred by %s to %s", call.id, referrer.name, new.uri)
-
-    def _on_transfer(
-        self, call: Call, from_a: bool, new: Target, invite: Request, event: Event
-    ) -> None:
-        key = (invite.call_id, invite.from_.tag or "")
-        if isinstance(event, TransactionTimeout | TransportError):
-            self._by_leg.pop(key, None)
-            self._transfer_failed(call, from_a, 408, "Request Timeout")
-            return
-        if not isinstance(event, ResponseReceived) or event.response.status < 200:
-            return
-        resp = event.response
-        if resp.status >= 300:
-            self._by_leg.pop(key, None)
-            self._transfer_failed(call, from_a, resp.status, resp.reason)
-            return
-        dialog = Dialog.from_uac_response(invite, resp)
-        ack = dialog.create_ack(invite.cseq.number)
-        ack.add("Via", self._via(new.flow), first=True)
-        ack_bytes = bytes(ack)
-        self._send_stateless(ack_bytes, new.flow)
-        if call.state != "answered":  # the other party hung up meanwhile
-            self._by_leg.pop(key, None)
-            self._bye(dialog, new.flow)
-            return
-        media = call.media
-        if media is not None and resp.body:
-            leg = media.a if from_a else media.b
-            _, remote = anchor(resp.body, self.media_address, leg.port)
-            leg.rtp.latched = leg.rtcp.latched = False  # the new party's packets from now on
-            if remote is not None:
-                leg.expect(remote, clock_rates(resp.body))
-        self._notify(call, from_a, f"{resp.status} {resp.reason}", final=True)
-        call.transfer = None
-        if from_a:
-            # The new party takes the caller's place.
-            assert call.a_dialog is not None
-            self._bye(call.a_dialog, call.a_flow)
-            self._leg_end(call, "a", "caller", 200, "transferred (blind)")
-            self._by_leg.pop(call.a_key, None)
-            if call.a_trunk is not None:
-                self._release_key(call, call.a_trunk)
-            left_sdp = call.a_sdp
-            call.a_dialog, call.a_flow, call.a_key = dialog, new.flow, key
-            call.a_sdp = resp.body
-            call.a_trunk = (call.caller.tenant, new.name) if new.kind == "trunk" else None
-        else:
-            old_dialog, old_target = call.b_dialog, call.target
-            assert old_dialog is not None and old_target is not None
-            self._bye(old_dialog, old_target.flow)
-            self._leg_end(call, "b", "callee", 200, "transferred (blind)")
-            self._by_leg.pop(call.b_key, None)
-            self._release_trunk(call, old_target)
-            left_sdp = call.b_sdp
-            call.b_dialog, call.target, call.b_invite, call.b_key = dialog, new, invite, key
-            call.b_sdp, call.b_ack = resp.body, ack_bytes
-        if new.kind == "trunk":
-            self._take_trunk(call, new.name)
-        side = "a" if from_a else "b"
-        call.allows_update[side] = _allows_update(resp)
-        if self.session_expires:
-            timer = session_timer.from_response(resp, call.b_expires or self.session_expires)
-            self._set_timer(call, side, timer, timer.refresher == "uac")
-        if _codecs(resp.body) != _codecs(left_sdp):
-            # The new party speaks another codec than the one who left: the
-            # one who stays gets the new party's SDP as a new offer.
-            self._refresh(call, "b" if from_a else "a", offer=True)
-
-    def _attended(
-        self, call: Call, refer: Request, from_a: bool, replaces: tuple[str, str, str]
-    ) -> None:
-        """Attended transfer (RFC 3891): join this call's other party to the
-        party of the transferor's second call, and let the transferor go.
-
-        The transferor may be the caller or the callee of either call (an
-        agent who took a customer's call or dialled out to one, then called
-        or was called by a colleague). Both calls' media are anchored here,
-        so joining them is re-pairing two relay legs: nobody is re-INVITEd.
-        """
-        call_id, to_tag, from_tag = replaces
-        other = self._by_leg.get((call_id, to_tag))
-        in_other = "a" if other is not None and other.a_key == (call_id, to_tag) else "b"
-        dialog = None if other is None else (other.a_dialog if in_other == "a" else other.b_dialog)
-        if (
-            other is None
-            or other is call
-            or other.state != "answered"
-            or dialog is None
-            or dialog.id.remote_tag != from_tag
-        ):
-            self._answer(refer, 481, "Call/Transaction Does Not Exist (the call Replaces names)")
-            return
-        if call.media is None or other.media is None or other.transfer is not None:
-            self._answer(refer, 488, "Not Acceptable Here (those calls cannot be joined)")
-            return
-        self._answer(refer, 202, "Accepted")
-        self._notify(call, from_a, "200 OK", final=True)
-        mine = "a" if from_a else "b"
-        leaving, leaving_other = _side(call, mine), _side(other, in_other)
-        by = "caller" if from_a else "callee"
-        self._leg_end(call, mine, by, 200, "transferred (attended)")
-        self._leg_end(other, in_other, "caller" if in_other == "a" else "callee", 200,
-                      "transferred (attended)")  # fmt: skip
-        moving = _side(other, "b" if in_other == "a" else "a")
-        # The transferor leaves both calls.
-        for party, owner in ((leaving, call), (leaving_other, other)):
-            if party.dialog is not None:
-                self._bye(party.dialog, party.flow)
-            self._by_leg.pop(party.key, None)
-            if party.trunk is not None:
-                self._release_key(owner, party.trunk)
-            party.relay.rtp.close()
-            party.relay.rtcp.close()
-        # The other call's remaining party takes the transferor's place here.
-        if moving.trunk is not None and moving.trunk in other.trunks:
-            other.trunks.remove(moving.trunk)
-            call.trunks.append(moving.trunk)
-        _put_side(call, mine, moving)
-        self._by_leg[moving.key] = call
-        call.media = (
-            MediaSession(moving.relay, call.media.b)
-            if mine == "a"
-            else MediaSession(call.media.a, moving.relay)
-        )
-        other.media = None
-        call.allows_update[mine] = moving.allows_update
-        handle = call.timer_handles.pop(mine, None)
-        if handle is not None:
-            handle.cancel()
-        call.timer.pop(mine, None)
-        if moving.timer is not None:
-            self._set_timer(call, mine, *moving.timer)
-        # The other call is over; its remaining leg lives on in this one.
-        if in_other == "a":
-            other.b_dialog, other.b_key = None, ("", "")
-        else:
-            other.a_dialog, other.a_key = None, ("", "")
-        other.hangup = Hangup("caller" if in_other == "a" else "callee", 200,
-                              "transferred (attended)")  # fmt: skip
-        other.state = "ended"
-        self._forget(other)
-        log.info("call %d: joined with call %d (attended transfer)", call.id, other.id)
-
-    def _transfer_failed(self, call: Call, from_a: bool, status: int, reason: str) -> None:
-        log.info("call %d: transfer failed: %d %s", call.id, status, reason)
-        self._notify(call, from_a, f"{status} {reason}", final=True)
-        call.transfer = None
-
-    def _notify(self, call: Call, from_a: bool, sipfrag: str, final: bool) -> None:
-        """Tell the transferor how its REFER goes (RFC 3515 §2.4.5)."""
-        if from_a:
-            dialog, flow = call.a_dialog, call.a_flow
-        else:
-            dialog, flow = call.b_dialog, (call.target.flow if call.target else None)
-        if dialog is None or flow is None:
-            return
-        state = "terminated;reason=noresource" if final else "active;expires=60"
-        body = f"SIP/2.0 {sipfrag}\r\n".encode()
-        notify = dialog.create_request(
-            "NOTIFY",
-            headers=[("Event", "refer"), ("Subscription-State", state)],
-            body=body,
-            content_type="message/sipfrag;version=2.0",
-        )
-        notify.add("Via", self._via(flow), first=True)
-        self._send_request(notify, flow, lambda event: None)
-
     # -- re-INVITE and UPDATE: hold, resume, codec changes -------------------------------
 
     def _relay_offer(self, call: Call, req: Request, from_a: bool) -> None:
@@ -1260,185 +826,6 @@ class Calls:
         call = self._by_leg.get((resp.call_id, resp.from_.tag or ""))
         if call is not None and call.b_dialog is not None and 200 <= resp.status < 300:
             self._ack_b(call, call.b_dialog)
-
-    # -- session timers (RFC 4028), one per leg ----------------------------------------------
-
-    def _refresh_received(self, call: Call, req: Request, from_a: bool) -> None:
-        """An UPDATE without SDP: a session refresh, answered here (the other
-        leg has its own timer and needs nothing)."""
-        here = call.a_dialog if from_a else call.b_dialog
-        if call.state != "answered" or here is None:
-            self._answer(req, 481, "Call/Transaction Does Not Exist (UPDATE before the answer)")
-            return
-        try:
-            here.receive_request(req)
-        except DialogError as exc:
-            self._answer(req, exc.status, exc.reason)
-            return
-        headers: list[tuple[str, object]] = [("Server", self.server)]
-        if self.session_expires:
-            verdict = session_timer.answer(req, self.session_expires, self.min_se)
-            if isinstance(verdict, TooSmall):
-                self._send_response(make_response(
-                    req, 422, "Session Interval Too Small",
-                    headers=[*headers, ("Min-SE", str(verdict.min_se))],
-                ))  # fmt: skip
-                return
-            headers += self._refreshed_by_them(call, req, "a" if from_a else "b")
-        self._send_response(make_response(req, 200, "OK", headers=headers))
-
-    def _refreshed_by_them(self, call: Call, req: Request, side: str) -> list[tuple[str, object]]:
-        """A refresh from `side` succeeded: its timer starts again. Returns
-        the headers of our 2xx that state the timer."""
-        timer = session_timer.answer(req, self.session_expires, self.min_se)
-        if isinstance(timer, TooSmall):  # checked before: keep the timer we have
-            return []
-        # In a refresh, "uas" (us) or "uac" (them) is relative to this request.
-        self._set_timer(call, side, timer, timer.refresher == "uas")
-        return list(session_timer.response_headers(timer, req))
-
-    def _set_timer(self, call: Call, side: str, timer: SessionTimer, we_refresh: bool) -> None:
-        call.timer[side] = (timer, we_refresh)
-        handle = call.timer_handles.pop(side, None)
-        if handle is not None:
-            handle.cancel()
-        if call.state != "answered":
-            return
-        loop = asyncio.get_running_loop()
-        if we_refresh:
-            due, action = timer.refresh_after(), self._refresh
-        else:
-            due, action = timer.expire_after(), self._expired
-        call.timer_handles[side] = loop.call_later(due, action, call, side)
-
-    def _expired(self, call: Call, side: str) -> None:
-        call.timer_handles.pop(side, None)
-        if call.state == "answered":
-            who = "caller" if side == "a" else "callee"
-            log.warning("call %d: session timer expired: no refresh from the %s", call.id, who)
-            self._hang_up(call, f"session timer expired (no refresh from the {who})")
-
-    def _refresh(self, call: Call, side: str, offer: bool = False) -> None:
-        """Refresh leg `side`: UPDATE where the peer allows it, else re-INVITE
-        with the SDP it has already (RFC 4028 §7.4, §9). `offer`: a re-INVITE
-        because what the leg has changed (the other party after a transfer)."""
-        if not offer:
-            call.timer_handles.pop(side, None)
-        dialog = call.a_dialog if side == "a" else call.b_dialog
-        flow = call.a_flow if side == "a" else (call.target.flow if call.target else None)
-        timer = call.timer[side][0] if side in call.timer else None
-        if call.state != "answered" or dialog is None or flow is None:
-            return
-        if timer is None and not offer:
-            return
-        if (
-            call.pending_offer
-            or side in call.offering
-            or call.ack_wait is not None
-            or call.transfer is not None
-        ):
-            # Another offer is under way (it refreshes as well): look again soon.
-            handle = asyncio.get_running_loop().call_later(2.0, self._refresh, call, side, offer)
-            if not offer:
-                call.timer_handles[side] = handle
-            return
-        headers: list[tuple[str, object]] = []
-        if timer is not None:
-            headers = [
-                ("Session-Expires", f"{timer.interval};refresher=uac"),
-                ("Min-SE", str(self.min_se)),
-                ("Supported", "timer"),
-            ]
-        if call.allows_update.get(side) and not offer:
-            req = dialog.create_request("UPDATE", headers=headers)
-        else:
-            sdp = self._sdp_of_leg(call, side)
-            req = dialog.create_request(
-                "INVITE", headers=headers, body=sdp, content_type="application/sdp" if sdp else None
-            )
-            call.offering.add(side)
-        req.add("Via", self._via(flow), first=True)
-        self._send_request(
-            req, flow, lambda ev: self._refresh_answered(call, side, req, dialog, flow, ev, offer)
-        )
-
-    def _sdp_of_leg(self, call: Call, side: str) -> bytes:
-        """The SDP leg `side` has from us: the other side's, anchored on our port."""
-        theirs = call.b_sdp if side == "a" else call.a_sdp
-        media = call.media
-        if media is None or not theirs:
-            return theirs
-        return anchor(theirs, self.media_address, (media.a if side == "a" else media.b).port)[0]
-
-    def _refresh_answered(
-        self,
-        call: Call,
-        side: str,
-        req: Request,
-        dialog: Dialog,
-        flow: Flow,
-        event: Event,
-        offer: bool,
-    ) -> None:
-        if isinstance(event, ResponseReceived):
-            resp = event.response
-            if resp.status < 200:
-                return
-            if req.method == "INVITE":
-                call.offering.discard(side)
-            status = resp.status
-            if status < 300:
-                dialog.receive_response(resp)
-                if req.method == "INVITE":
-                    ack = dialog.create_ack(req.cseq.number)
-                    ack.add("Via", self._via(flow), first=True)
-                    self._send_stateless(bytes(ack), flow)
-                if resp.body and call.state == "answered":
-                    # Its answer: where it now sends media from, and what.
-                    self._anchor(call, resp.body, toward_a=side == "b")
-                    if side == "a":
-                        call.a_sdp = resp.body
-                    else:
-                        call.b_sdp = resp.body
-                if side in call.timer:
-                    timer = session_timer.from_response(resp, call.timer[side][0].interval)
-                    self._set_timer(call, side, timer, timer.refresher == "uac")
-                return
-        elif isinstance(event, TransactionTimeout | TransportError):
-            if req.method == "INVITE":
-                call.offering.discard(side)
-            status = 408
-        else:
-            return
-        if call.state != "answered":
-            return
-        if status in (408, 481):
-            # RFC 4028 §10: the far end is gone.
-            who = "caller" if side == "a" else "callee"
-            log.warning("call %d: session refresh to the %s failed (%d)", call.id, who, status)
-            self._hang_up(call, f"session refresh failed ({status} from the {who})")
-            return
-        if status == 491:
-            # Glare (RFC 3261 §14.1): try again after a random wait, longer
-            # on the leg whose Call-ID we chose.
-            wait = secrets.SystemRandom().uniform(*((2.1, 4.0) if side == "b" else (0.0, 2.0)))
-            handle = asyncio.get_running_loop().call_later(wait, self._refresh, call, side, offer)
-            if not offer:
-                call.timer_handles[side] = handle
-            return
-        if side not in call.timer:
-            return  # a new offer refused: the leg keeps what it had
-        timer = call.timer[side][0]
-        if status == 422:
-            timer = SessionTimer(max(timer.interval, session_timer.min_se(resp)), "uac")
-            call.timer[side] = (timer, True)
-            self._refresh(call, side)
-            return
-        if status in (405, 501) and req.method == "UPDATE":
-            call.allows_update[side] = False  # it said it allows UPDATE, but does not
-            self._refresh(call, side)
-            return
-        self._set_timer(call, side, timer, True)  # refused for another reason: try again later
 
     # -- dead calls --------------------------------------------------------------------------
 
@@ -1595,80 +982,3 @@ class Calls:
             if call.media is not None:
                 call.media.close()
                 call.media = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Side:
-    """One side of an answered call, as an attended transfer moves it."""
-
-    dialog: Dialog | None
-    flow: Flow
-    key: tuple[str, str]
-    sdp: bytes
-    relay: LegMedia
-    trunk: tuple[str, str] | None
-    target: Target  # how to reach it, as leg B would
-    invite: Request | None  # our INVITE, when we made this dialog
-    ack: bytes | None
-    allows_update: bool
-    timer: tuple[SessionTimer, bool] | None
-
-
-def _side(call: Call, side: str) -> _Side:
-    assert call.media is not None
-    if side == "a":
-        caller = call.caller
-        target = Target("", call.a_flow, caller.kind, caller.name)
-        return _Side(
-            call.a_dialog, call.a_flow, call.a_key, call.a_sdp, call.media.a, call.a_trunk,
-            target, None, None, call.allows_update.get("a", False), call.timer.get("a"),
-        )  # fmt: skip
-    assert call.target is not None
-    target = call.target
-    trunk = (call.caller.tenant, target.name) if target.kind == "trunk" else None
-    return _Side(
-        call.b_dialog, target.flow, call.b_key, call.b_sdp, call.media.b, trunk,
-        target, call.b_invite, call.b_ack, call.allows_update.get("b", False), call.timer.get("b"),
-    )  # fmt: skip
-
-
-def _put_side(call: Call, side: str, party: _Side) -> None:
-    if side == "a":
-        call.a_dialog, call.a_flow, call.a_key = party.dialog, party.flow, party.key
-        call.a_sdp, call.a_trunk = party.sdp, party.trunk
-    else:
-        call.b_dialog, call.target, call.b_key = party.dialog, party.target, party.key
-        call.b_sdp, call.b_invite, call.b_ack = party.sdp, party.invite, party.ack
-
-
-def _codecs(sdp: bytes) -> list[list[str]]:
-    """The formats of each m= line: what a change of party may change."""
-    try:
-        return [list(media.formats) for media in parse_sdp(sdp).media] if sdp else []
-    except SdpError:
-        return []
-
-
-def _allows_update(msg: Request | Response) -> bool:
-    """Whether `msg`'s Allow lists UPDATE (RFC 3311): then it takes our refreshes."""
-    return "UPDATE" in {method.strip().upper() for method in msg.get_all("Allow")}
-
-
-def _replaces(refer_to: str) -> tuple[str, str, str] | None:
-    """(Call-ID, to-tag, from-tag) of a Replaces header in a Refer-To URI, if any."""
-    try:
-        uri = parse_address(refer_to).uri
-    except ParseError:
-        return None
-    headers = getattr(uri, "headers", None)
-    if not headers:
-        return None
-    for header in headers.split("&"):
-        name, _, value = header.partition("=")
-        if name.strip().lower() != "replaces":
-            continue
-        call_id, *params = urllib.parse.unquote(value).split(";")
-        tags = dict(p.strip().partition("=")[::2] for p in params)
-        if call_id and "to-tag" in tags and "from-tag" in tags:
-            return call_id.strip(), tags["to-tag"], tags["from-tag"]
-    return None
