@@ -52,6 +52,38 @@ async def _registered(node, *phones: tuple[UdpPhone, str]) -> None:
         assert (await register_agent(phone, ext, f"agent{ext}"))[1].status == 200
 
 
+def _from_callee(
+    phone: UdpPhone, invite: Request, tag: str, method: str, extra: tuple[str, ...] = ()
+) -> str:
+    """A request of the callee of `invite` (its To tag `tag`) in that dialog."""
+    return "\r\n".join([
+        f"{method} {invite.contact[0].uri} SIP/2.0",
+        f"Via: {phone.via};branch=z9hG4bK-{tag}-{method.lower()};rport",
+        "Max-Forwards: 70",
+        f"From: {invite.get('To')};tag={tag}",
+        f"To: {invite.get('From')}",
+        f"Call-ID: {invite.call_id}",
+        f"CSeq: 1 {method}",
+        *extra,
+        "Content-Length: 0",
+        "",
+        "",
+    ])  # fmt: skip
+
+
+async def _transferor_leaves(phone: UdpPhone) -> set[str]:
+    """Answer the NOTIFYs and BYEs a transferor gets until two calls are
+    over for it: their Call-IDs."""
+    byes: set[str] = set()
+    while len(byes) < 2:
+        msg = await phone.receive()
+        if isinstance(msg, Request) and msg.method in ("BYE", "NOTIFY"):
+            phone.send(bytes(make_response(msg, 200)))
+            if msg.method == "BYE":
+                byes.add(msg.call_id)
+    return byes
+
+
 async def test_the_node_refreshes_legs_that_do_not_run_timers_and_ends_a_dead_one(tmp_path):
     async with (
         running_node(tmp_path) as node,
@@ -305,14 +337,7 @@ async def test_the_caller_transfers_the_callee_attended(tmp_path):
         refer_to = f"Refer-To: <sip:1003@demo.invalid?Replaces={replaces}>"
         alice.send(_in_dialog(alice, "REFER", answered1, cseq=3, extra=(refer_to,)))
         assert (await _next_response(alice, 202)).cseq.method == "REFER"
-        byes: set[str] = set()
-        while len(byes) < 2:
-            msg = await alice.receive()
-            if isinstance(msg, Request) and msg.method in ("BYE", "NOTIFY"):
-                alice.send(bytes(make_response(msg, 200)))
-                if msg.method == "BYE":
-                    byes.add(msg.call_id)
-        assert byes == {"call-1", "call-2"}  # Alice leaves both calls
+        assert await _transferor_leaves(alice) == {"call-1", "call-2"}  # Alice leaves both calls
 
         # Bob and Carol hear each other, nobody re-INVITEd, one call left.
         bob_audio.send(b"\x80\x00\x00\x01to-carol", relay_b)
@@ -325,20 +350,7 @@ async def test_the_caller_transfers_the_callee_attended(tmp_path):
                 continue
             raise AssertionError(bytes(msg))
         # Carol hangs up: Bob's leg gets the BYE.
-        bye = "\r\n".join(
-            [
-                f"BYE {invite2.contact[0].uri} SIP/2.0",
-                f"Via: {carol.via};branch=z9hG4bK-carol-bye;rport",
-                "Max-Forwards: 70",
-                f"From: {invite2.get('To')};tag=carol1",
-                f"To: {invite2.get('From')}",
-                f"Call-ID: {invite2.call_id}",
-                "CSeq: 1 BYE",
-                "Content-Length: 0",
-                "",
-                "",
-            ]
-        )
+        bye = _from_callee(carol, invite2, "carol1", "BYE")
         assert (await carol.request(bye)).status == 200
         assert (await _next_request(bob, "BYE")).call_id == invite1.call_id
         await asyncio.sleep(0.1)
@@ -412,14 +424,7 @@ async def test_the_caller_transfers_to_a_colleague_who_called_in(tmp_path):
         refer_to = f"Refer-To: <sip:1003@demo.invalid?Replaces={replaces}>"
         alice.send(_in_dialog(alice, "REFER", answered1, cseq=3, extra=(refer_to,)))
         assert (await _next_response(alice, 202)).cseq.method == "REFER"
-        byes: set[str] = set()
-        while len(byes) < 2:
-            msg = await alice.receive()
-            if isinstance(msg, Request) and msg.method in ("BYE", "NOTIFY"):
-                alice.send(bytes(make_response(msg, 200)))
-                if msg.method == "BYE":
-                    byes.add(msg.call_id)
-        assert byes == {answered1.call_id, to_alice.call_id}
+        assert await _transferor_leaves(alice) == {answered1.call_id, to_alice.call_id}
 
         bob_audio.send(b"\x80\x00\x00\x01to-carol", relay_b)
         assert await carol_audio.receive_bytes() == b"\x80\x00\x00\x01to-carol"
@@ -428,18 +433,7 @@ async def test_the_caller_transfers_to_a_colleague_who_called_in(tmp_path):
         assert await bob_audio.receive_bytes() == b"\x80\x00\x00\x01to-bob"
         assert len(node.calls) == 1
         # Bob hangs up: Carol gets the BYE in her own dialog.
-        bye = "\r\n".join([
-            f"BYE {invite1.contact[0].uri} SIP/2.0",
-            f"Via: {bob.via};branch=z9hG4bK-bob-bye;rport",
-            "Max-Forwards: 70",
-            f"From: {invite1.get('To')};tag=bob1",
-            f"To: {invite1.get('From')}",
-            f"Call-ID: {invite1.call_id}",
-            "CSeq: 1 BYE",
-            "Content-Length: 0",
-            "",
-            "",
-        ])  # fmt: skip
+        bye = _from_callee(bob, invite1, "bob1", "BYE")
         assert (await bob.request(bye)).status == 200
         assert (await _next_request(carol, "BYE")).call_id == "call-from-carol"
 
@@ -458,20 +452,7 @@ async def test_a_transfer_to_a_party_with_another_codec_reoffers_to_the_one_who_
         bob.send(_ok(invite, bob, "bob1", _sdp("bob", "127.0.0.1", 40102)))  # PCMU
         answered = await _next_response(alice, 200)
         alice.send(_in_dialog(alice, "ACK", answered, cseq=2))
-        refer = _in_dialog(bob, "REFER", answered, cseq=1)  # shape only; rebuilt below
-        refer = "\r\n".join([
-            f"REFER {invite.contact[0].uri} SIP/2.0",
-            f"Via: {bob.via};branch=z9hG4bK-bob-refer;rport",
-            "Max-Forwards: 70",
-            f"From: {invite.get('To')};tag=bob1",
-            f"To: {invite.get('From')}",
-            f"Call-ID: {invite.call_id}",
-            "CSeq: 1 REFER",
-            "Refer-To: <sip:1003@demo.invalid>",
-            "Content-Length: 0",
-            "",
-            "",
-        ])  # fmt: skip
+        refer = _from_callee(bob, invite, "bob1", "REFER", ("Refer-To: <sip:1003@demo.invalid>",))
         assert (await bob.request(refer)).status == 202
         to_carol = await _next_request(carol, "INVITE")
         carol_sdp = _sdp("carol", "127.0.0.1", 40104).replace("RTP/AVP 0", "RTP/AVP 8")  # PCMA

@@ -67,36 +67,30 @@ def _passed(*results: SippResult) -> None:
         assert result.ok, result.output
 
 
-async def test_the_caller_holds_and_resumes_with_reinvites(tmp_path):
-    # SIPp checks the directions both ways (sendonly -> recvonly, then
-    # sendrecv) and that every SDP names the node's relay, not the other end.
+@pytest.mark.parametrize(
+    ("caller_scenario", "callee_scenario"),
+    [
+        # The caller holds: SIPp checks the directions both ways (sendonly ->
+        # recvonly, then sendrecv) and that every SDP names the node's relay.
+        ("call_uac_hold.xml", "call_uas_hold.xml"),
+        # The same the other way: the re-INVITEs come from the far end's side.
+        ("call_uac_held.xml", "call_uas_holds.xml"),
+    ],
+    ids=["caller-holds", "callee-holds"],
+)
+async def test_hold_and_resume_with_reinvites(tmp_path, caller_scenario, callee_scenario):
     far_end = free_port(socket.SOCK_DGRAM)
     async with running_node(tmp_path, changes=_trunk_at(far_end)) as node:
         ended = _ended(node)
-        callee = await _far_end("call_uas_hold.xml", far_end)
+        callee = await _far_end(callee_scenario, far_end)
         caller = await run_sipp(
-            "call_uac_hold.xml", sip_address(node), timeout=TIMEOUT, extra=["-s", "400"]
+            caller_scenario, sip_address(node), timeout=TIMEOUT, extra=["-s", "400"]
         )
         _passed(caller, await callee)
         await _settle(node, ended, 1)
         [call] = ended
         assert call.hangup == Hangup("caller", 200, "BYE")
         assert call.answered_at is not None
-
-
-async def test_the_callee_holds_and_resumes_with_reinvites(tmp_path):
-    # The same the other way: the re-INVITEs come from the far end's side.
-    far_end = free_port(socket.SOCK_DGRAM)
-    async with running_node(tmp_path, changes=_trunk_at(far_end)) as node:
-        ended = _ended(node)
-        callee = await _far_end("call_uas_holds.xml", far_end)
-        caller = await run_sipp(
-            "call_uac_held.xml", sip_address(node), timeout=TIMEOUT, extra=["-s", "400"]
-        )
-        _passed(caller, await callee)
-        await _settle(node, ended, 1)
-        [call] = ended
-        assert call.hangup == Hangup("caller", 200, "BYE")
 
 
 async def _catch_rtp(audio: UdpPhone, into: list[tuple[float, bytes]]) -> None:
