@@ -120,35 +120,39 @@ class Calls(Attempts, Transfers, SessionRefresh):
             dialled = caller.did or (req.uri.user if hasattr(req.uri, "user") else None)
         except ParseError:
             dialled = None
-        if not dialled:
-            self._answer(req, 404, "Not Found (the Request-URI names no number)")
-            return
-        if (req.call_id, req.from_.tag or "") in self._by_leg:
-            # Our own leg B come back (a trunk or binding that points at us):
-            # its Call-ID and From tag are ours. Max-Forwards would end the
-            # loop too, but only after 70 calls' worth of ports.
-            self._answer(req, 482, "Loop Detected (this call came back to the node that sent it)")
-            return
-        if caller.kind == "trunk" and self._trunk_full(caller.tenant, caller.name):
-            self._answer(req, 503, "Service Unavailable (the trunk is at its call limit)")
-            return
-        if self.session_expires:
-            verdict = session_timer.answer(req, self.session_expires, self.min_se)
-            if isinstance(verdict, TooSmall):
-                self._answer(req, 422, "Session Interval Too Small",
-                             headers=[("Min-SE", str(verdict.min_se))])  # fmt: skip
-                return
-        call = Call(caller, dialled, req, event.flow, event.transaction, a_sdp=req.body)
+        call = Call(caller, dialled or "", req, event.flow, event.transaction, a_sdp=req.body)
         call.b_expires = self.session_expires
         self._by_invite[event.transaction] = call
+        # Refused at the door: still a call, with a record (who tried, why not).
+        refusal = self._refusal(call)
+        if refusal is not None:
+            status, reason, headers = refusal
+            self._end_a(call, status, reason, who="node", headers=headers)
+            return
         if caller.kind == "trunk":
             self._take_trunk(call, caller.name)
             call.a_trunk = (caller.tenant, caller.name)
         call.a_key = (req.call_id, call.a_tag)
         self._by_leg[call.a_key] = call
-        task = asyncio.get_running_loop().create_task(self._start(call))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._start(call))
+
+    def _refusal(self, call: Call) -> tuple[int, str, list[tuple[str, object]]] | None:
+        """Why a new INVITE is refused before routing, if it is."""
+        req, caller = call.a_invite, call.caller
+        if not call.dialled:
+            return 404, "Not Found (the Request-URI names no number)", []
+        if (req.call_id, req.from_.tag or "") in self._by_leg:
+            # Our own leg B come back (a trunk or binding that points at us):
+            # its Call-ID and From tag are ours. Max-Forwards would end the
+            # loop too, but only after 70 calls' worth of ports.
+            return 482, "Loop Detected (this call came back to the node that sent it)", []
+        if caller.kind == "trunk" and self._trunk_full(caller.tenant, caller.name):
+            return 503, "Service Unavailable (the trunk is at its call limit)", []
+        if self.session_expires:
+            verdict = session_timer.answer(req, self.session_expires, self.min_se)
+            if isinstance(verdict, TooSmall):
+                return 422, "Session Interval Too Small", [("Min-SE", str(verdict.min_se))]
+        return None
 
     async def _start(self, call: Call) -> None:
         try:

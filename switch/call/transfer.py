@@ -9,7 +9,6 @@ The transferor hears how it goes in NOTIFYs (message/sipfrag).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import urllib.parse
 from dataclasses import dataclass
@@ -73,11 +72,7 @@ class Transfers:
         self._notify(call, from_a, "100 Trying", final=False)
         target = call.target
         referrer = call.caller if from_a else Caller(call.caller.tenant, target.kind, target.name)
-        task = asyncio.get_running_loop().create_task(
-            self._transfer_to(call, from_a, referrer, dialled)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._transfer_to(call, from_a, referrer, dialled))
 
     async def _transfer_to(self, call: Call, from_a: bool, referrer: Caller, dialled: str) -> None:
         new = await self.router.route(referrer, dialled)

@@ -275,6 +275,9 @@ async def test_a_trunk_at_its_call_limit_gets_503(tmp_path):
             running_node(tmp_path, changes=changes) as node,
             UdpPhone(sip_address(node)) as trunk,
         ):
+            assert node.calls is not None
+            ended: list[Call] = []
+            node.calls.on_end = ended.append
             first = invite_text(trunk, "5551234", 1).replace("sip:200@", "sip:400@")
             trunk.send(first)
             ringing = await _next_request(carrier, "INVITE")  # forwarded out: one call up
@@ -287,6 +290,10 @@ async def test_a_trunk_at_its_call_limit_gets_503(tmp_path):
             refused = await trunk.request(second)
             assert refused.status == 503 and refused.get("Retry-After") == "5"
             assert node.calls.trunk_calls[("demo", "demo-trunk")] == 2
+            # The refused call has its record, for the capacity reports.
+            [record] = ended
+            assert record.hangup == Hangup("node", 503, refused.reason)
+            assert record.a_invite.call_id == "second-call" and record.target is None
 
 
 async def test_an_agent_dials_9_and_the_number_goes_out_through_the_trunk(tmp_path):
