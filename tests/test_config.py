@@ -582,3 +582,19 @@ def test_dns_section_errors_name_the_key(tmp_path: Path) -> None:
         f"{path}: dns.nameserver: unknown key (expected one of nameservers, negative_ttl, "
         "timeout); did you mean 'nameservers'?",
     ]
+
+
+def test_calls_section_defaults_and_errors(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[calls]\n"))
+    assert (config.calls.session_expires, config.calls.min_se) == (1800, 90)
+    assert config.calls.redirects == "report"
+    assert load_config(write(tmp_path, "[calls]\nsession_expires = 0\n")).calls.session_expires == 0
+    cases = {
+        "[calls]\nsession_expires = 60\n": "calls.session_expires: 60 is shorter than min_se "
+        "(90): raise it, or set 0 to turn session timers off",
+        "[calls]\nmin_se = 30\n": "calls.min_se: 30 is too small (must be at least 90)",
+        '[calls]\nredirects = "bounce"\n': "calls.redirects: 'bounce' is not one of report, follow",
+    }
+    for text, error in cases.items():
+        path = write(tmp_path, text)
+        assert errors_of(path) == [f"{path}: {error}"]
