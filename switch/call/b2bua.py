@@ -789,6 +789,13 @@ class Calls(Attempts, Transfers, SessionRefresh):
             resp = event.response
             if resp.status < 200:
                 return
+            if not call.pending_offer and out.method == "INVITE" and resp.status < 300:
+                # The 2xx again (our ACK was lost): ACK again, answer nothing.
+                if call.ack_wait is None or call.ack_wait.dialog is not there:
+                    ack = there.create_ack(out.cseq.number)
+                    ack.add("Via", self._via(flow), first=True)
+                    self._send_stateless(bytes(ack), flow)
+                return
             there.receive_response(resp)
             if out.method == "INVITE" and resp.status < 300:
                 if not out.body and resp.body:

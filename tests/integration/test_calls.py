@@ -166,7 +166,10 @@ async def test_an_agent_calls_another_agent_over_its_registration(tmp_path):
         on_hold = await _next_response(alice, 200)
         assert on_hold.cseq.method == "INVITE" and b"a=recvonly" in on_hold.body
         assert (await _next_request(bob, "ACK")).cseq.number == 2
+        bob.send(bytes(ok))  # his 200 again, as if our ACK were lost
+        assert (await _next_request(bob, "ACK")).cseq.number == 2  # ACKed again
         alice.send(_in_dialog(alice, "ACK", answered, cseq=3))
+        assert await alice.silence(0.2)  # and Alice is not answered twice
 
         # Alice hangs up: Bob gets the BYE in his own dialog.
         bye = _in_dialog(alice, "BYE", answered, cseq=4)
