@@ -345,10 +345,21 @@ class Calls(Attempts, Transfers, SessionRefresh):
         if media is None or not body:
             return body
         mine, theirs = (media.a, media.b) if toward_a else (media.b, media.a)
-        anchored, remote = anchor(body, self.media_address, mine.port)
+        origin = call.origins["a" if toward_a else "b"]
+        anchored, remote = anchor(body, self.media_address, mine.port, origin)
         if remote is not None:
             theirs.expect(remote, clock_rates(body))
         return anchored
+
+    def _expect(self, call: Call, body: bytes, side: str) -> None:
+        """Leg `side` sent `body`: where its media comes from now, and what."""
+        media = call.media
+        if media is None or not body:
+            return
+        leg = media.a if side == "a" else media.b
+        _, remote = anchor(body, self.media_address, leg.port)
+        if remote is not None:
+            leg.expect(remote, clock_rates(body))
 
     # -- leg B's responses --------------------------------------------------------------
 

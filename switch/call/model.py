@@ -11,7 +11,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from ..media.relay import LegQuality, MediaSession
+from ..media.relay import LegOrigin, LegQuality, MediaSession
 from ..registrar.guard import Caller
 from ..sip.dialog import Dialog
 from ..sip.flow import Flow
@@ -81,6 +81,10 @@ class Call:
     cancelled: bool = False
     hangup: Hangup | None = None
     legs: list[LegEnd] = field(default_factory=list)  # how each leg ended, in order
+    # The o= line each leg is shown ("a", "b"): its own session, whoever is behind.
+    origins: dict[str, LegOrigin] = field(
+        default_factory=lambda: {"a": LegOrigin(), "b": LegOrigin()}
+    )
     # Loss, jitter and round-trip time of each leg's media ("a", "b") at the end.
     quality: dict[str, LegQuality] = field(default_factory=dict)
     # Leg B's setup or ring timeout ("setup"/"ring"), and INVITEs given up

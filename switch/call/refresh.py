@@ -138,7 +138,8 @@ class SessionRefresh:
         media = call.media
         if media is None or not theirs:
             return theirs
-        return anchor(theirs, self.media_address, (media.a if side == "a" else media.b).port)[0]
+        port = (media.a if side == "a" else media.b).port
+        return anchor(theirs, self.media_address, port, call.origins[side])[0]
 
     def _refresh_answered(
         self,
@@ -165,7 +166,7 @@ class SessionRefresh:
                     self._send_stateless(bytes(ack), flow)
                 if resp.body and call.state == "answered":
                     # Its answer: where it now sends media from, and what.
-                    self._anchor(call, resp.body, toward_a=side == "b")
+                    self._expect(call, resp.body, side)
                     if side == "a":
                         call.a_sdp = resp.body
                     else:

@@ -13,7 +13,7 @@ import logging
 import urllib.parse
 from dataclasses import dataclass
 
-from ..media.relay import LegMedia, MediaSession, anchor, clock_rates
+from ..media.relay import LegMedia, LegOrigin, MediaSession, anchor, clock_rates
 from ..registrar.guard import Caller
 from ..sip import session_timer
 from ..sip.address import parse_address
@@ -92,17 +92,27 @@ class Transfers:
             "Referred-By", f"<sip:{self._number_of(call, from_a)}@{self._sent_by(new.flow)}>"
         )
         media = call.media
+        origin = LegOrigin()  # the new party's leg is a new session
         if media is not None and staying_sdp:
             port = (media.a if from_a else media.b).port
-            invite.set_body(anchor(staying_sdp, self.media_address, port)[0], "application/sdp")
+            body = anchor(staying_sdp, self.media_address, port, origin)[0]
+            invite.set_body(body, "application/sdp")
         self._by_leg[(invite.call_id, invite.from_.tag or "")] = call
         self._send_request(
-            invite, new.flow, lambda event: self._on_transfer(call, from_a, new, invite, event)
+            invite,
+            new.flow,
+            lambda event: self._on_transfer(call, from_a, new, invite, origin, event),
         )
         log.info("call %d: transferred by %s to %s", call.id, referrer.name, new.uri)
 
     def _on_transfer(
-        self, call: Call, from_a: bool, new: Target, invite: Request, event: Event
+        self,
+        call: Call,
+        from_a: bool,
+        new: Target,
+        invite: Request,
+        origin: LegOrigin,
+        event: Event,
     ) -> None:
         key = (invite.call_id, invite.from_.tag or "")
         if isinstance(event, TransactionTimeout | TransportError):
@@ -159,6 +169,7 @@ class Transfers:
         if new.kind == "trunk":
             self._take_trunk(call, new.name)
         side = "a" if from_a else "b"
+        call.origins[side] = origin
         call.allows_update[side] = allows_update(resp)
         if self.session_expires:
             timer = session_timer.from_response(resp, call.b_expires or self.session_expires)
@@ -283,6 +294,7 @@ class _Side:
     ack: bytes | None
     allows_update: bool
     timer: tuple[SessionTimer, bool] | None
+    origin: LegOrigin  # the o= line this party has been seeing
 
 
 def _side(call: Call, side: str) -> _Side:
@@ -293,6 +305,7 @@ def _side(call: Call, side: str) -> _Side:
         return _Side(
             call.a_dialog, call.a_flow, call.a_key, call.a_sdp, call.media.a, call.a_trunk,
             target, None, None, call.allows_update.get("a", False), call.timer.get("a"),
+            call.origins["a"],
         )  # fmt: skip
     assert call.target is not None
     target = call.target
@@ -300,10 +313,12 @@ def _side(call: Call, side: str) -> _Side:
     return _Side(
         call.b_dialog, target.flow, call.b_key, call.b_sdp, call.media.b, trunk,
         target, call.b_invite, call.b_ack, call.allows_update.get("b", False), call.timer.get("b"),
+        call.origins["b"],
     )  # fmt: skip
 
 
 def _put_side(call: Call, side: str, party: _Side) -> None:
+    call.origins[side] = party.origin
     if side == "a":
         call.a_dialog, call.a_flow, call.a_key = party.dialog, party.flow, party.key
         call.a_sdp, call.a_trunk = party.sdp, party.trunk

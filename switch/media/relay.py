@@ -466,12 +466,27 @@ def clock_rates(body: bytes) -> dict[int, int]:
     return {}
 
 
-def anchor(body: bytes, address: str, port: int) -> tuple[bytes, tuple[str, int] | None]:
+@dataclass(slots=True)
+class LegOrigin:
+    """The o= line the node presents to one leg (RFC 3264 §8): one session id
+    for the leg's whole life, the version up by one whenever what the leg is
+    sent changes. Whoever is on the other side (after a transfer, another
+    party with another o=), the leg sees one session."""
+
+    session_id: str = field(default_factory=lambda: str(secrets.randbelow(2**62)))
+    version: int = 1
+    last: bytes = b""  # what was sent last, to tell a change from a repeat
+
+
+def anchor(
+    body: bytes, address: str, port: int, origin: LegOrigin | None = None
+) -> tuple[bytes, tuple[str, int] | None]:
     """The SDP with its first audio stream moved to `address`:`port`, and where
     that stream was (None when the SDP names none, e.g. port 0 or no audio).
 
     Other streams (video) are refused by setting their port to 0: the relay
-    carries audio only, and a call center needs nothing else.
+    carries audio only, and a call center needs nothing else. With `origin`,
+    the o= line is the node's own for that leg.
     """
     try:
         sdp = parse_sdp(body)
@@ -494,4 +509,15 @@ def anchor(body: bytes, address: str, port: int) -> tuple[bytes, tuple[str, int]
         sdp.connection = Connection(address, addrtype=addrtype)
     sdp.origin.address = address
     sdp.origin.addrtype = addrtype
-    return sdp.to_bytes(), remote
+    if origin is None:
+        return sdp.to_bytes(), remote
+    sdp.origin.username, sdp.origin.sess_id = "switch", origin.session_id
+    sdp.origin.sess_version = origin.version
+    out = sdp.to_bytes()
+    if out != origin.last:
+        if origin.last:  # a change, not the first: the next version
+            origin.version += 1
+            sdp.origin.sess_version = origin.version
+            out = sdp.to_bytes()
+        origin.last = out
+    return out, remote

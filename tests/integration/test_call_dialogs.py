@@ -7,6 +7,7 @@ import asyncio
 
 from switch.call.b2bua import Call
 from switch.sip.message import Request, Response, make_response
+from switch.sip.sdp import parse_sdp
 from tests.integration.conftest import running_node, sip_address
 from tests.integration.test_calls import (
     _agent_calls,
@@ -462,6 +463,10 @@ async def test_a_transfer_to_a_party_with_another_codec_reoffers_to_the_one_who_
         assert reoffer.call_id == answered.call_id
         assert b"RTP/AVP 8" in reoffer.body
         assert _media_address(reoffer.body) == _media_address(answered.body)  # same port
+        # Alice sees one session: the node's o= line, its version one up.
+        before, after = parse_sdp(answered.body).origin, parse_sdp(reoffer.body).origin
+        assert (after.username, after.sess_id) == ("switch", before.sess_id)
+        assert after.sess_version == before.sess_version + 1
         alice.send(_ok(reoffer, alice, None, offer.replace("RTP/AVP 0 8", "RTP/AVP 8")))
         assert (await _next_request(alice, "ACK")).cseq.number == reoffer.cseq.number
 

@@ -183,7 +183,7 @@ async def test_an_agent_calls_another_agent_over_its_registration(tmp_path):
 
 def _sdp(user: str, host: str, port: int) -> str:
     return (
-        f"v=0\r\no={user} 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
+        f"v=0\r\no={user} 1 1 IN IP4 {host}\r\ns={user}\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
         f"m=audio {port} RTP/AVP 0\r\n"
     )
 
@@ -572,7 +572,7 @@ async def test_the_callee_transfers_the_caller_blind(tmp_path):
         to_carol = await _next_request(carol, "INVITE")
         # The caller's offer, on the same relay port Bob had: Alice's media path stays.
         assert _media_address(to_carol.body) == relay_b
-        assert b"o=alice" in to_carol.body
+        assert b"s=alice" in to_carol.body  # Alice's SDP (the o= line is the node's)
         # RFC 3892: Carol learns who sent the call her way (Bob, as the node knows him).
         assert (to_carol.get("Referred-By") or "").startswith("<sip:1002@127.0.0.1:")
         carol.send(bytes(make_response(to_carol, 200, to_tag="carol1", headers=[
@@ -651,7 +651,7 @@ async def test_the_caller_transfers_the_callee_blind(tmp_path):
         alice.send(bytes(make_response(trying, 200)))
         to_carol = await _next_request(carol, "INVITE")
         # Bob's SDP on the relay port Alice had: Bob's media path stays.
-        assert _media_address(to_carol.body) == relay_a and b"o=bob" in to_carol.body
+        assert _media_address(to_carol.body) == relay_a and b"s=bob" in to_carol.body
         assert to_carol.from_.uri.user == "1002"  # Carol sees who she is talking to
         carol.send(bytes(make_response(to_carol, 200, to_tag="carol1", headers=[
             ("Contact", f"<sip:1003@{carol.address[0]}:{carol.address[1]}>"),

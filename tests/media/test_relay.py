@@ -10,7 +10,7 @@ import time
 import pytest
 
 from switch.media import relay
-from switch.media.relay import MediaSession, PortPool, anchor, clock_rates
+from switch.media.relay import LegOrigin, MediaSession, PortPool, anchor, clock_rates
 from switch.media.rtcp import (
     Bye,
     ReceiverReport,
@@ -481,3 +481,21 @@ async def test_the_sdps_clock_rates_time_a_legs_stream():
         session.close()
         alice.close()
         bob.close()
+
+
+def test_each_leg_sees_one_origin_whose_version_follows_changes() -> None:
+    def origin_of(body: bytes) -> tuple[str, str, int]:
+        o = parse_sdp(body).origin
+        return o.username, o.sess_id, o.sess_version
+
+    leg = LegOrigin()
+    alice = b"v=0\r\no=alice 7 7 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n"
+    first, _ = anchor(alice + b"m=audio 4000 RTP/AVP 0\r\n", "198.51.100.1", 10000, leg)
+    assert origin_of(first) == ("switch", leg.session_id, 1)
+    again, _ = anchor(alice + b"m=audio 4000 RTP/AVP 0\r\n", "198.51.100.1", 10000, leg)
+    assert again == first  # the same SDP again (a refresh): the same version
+    # Another party behind the leg, another codec: the leg sees a new version
+    # of its one session, not a stranger's o= line (RFC 3264 §8).
+    carol = alice.replace(b"o=alice 7 7", b"o=carol 99 1")
+    changed, _ = anchor(carol + b"m=audio 4002 RTP/AVP 8\r\n", "198.51.100.1", 10000, leg)
+    assert origin_of(changed) == ("switch", leg.session_id, 2)
