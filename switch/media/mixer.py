@@ -294,7 +294,10 @@ class Mixer:
 
 
 def _checked_gain(gain: float) -> float:
-    gain = float(gain)
+    try:
+        gain = float(gain)
+    except (TypeError, ValueError):
+        raise MixerError(f"gain {gain!r} is not a number")
     if not math.isfinite(gain) or gain < 0:
         raise MixerError(f"gain {gain} is not a finite number >= 0")
     return gain

@@ -247,6 +247,7 @@ def test_a_mixer_at_48k_takes_960_sample_frames():
         (lambda m: m.join("sup", Role.LISTEN, to="agent"), "to= is for a whisper"),
         (lambda m: m.join("sup", gain=-1), "not a finite number"),
         (lambda m: m.set_gain("caller", float("nan")), "not a finite number"),
+        (lambda m: m.set_gain("caller", "loud"), "gain 'loud' is not a number"),
         (lambda m: m.set_hears("caller", "caller", 1.0), "cannot hear itself"),
         (lambda m: m.set_role("ghost", Role.BARGE), "'ghost' is not in this mixer"),
         (lambda m: Mixer(11025, 10), "whole number of samples"),
