@@ -87,8 +87,11 @@ def _convert_hint(name: str, rate: int = 8000, channels: int = 1) -> str:
     return f"convert it with sox {name} -r {rate} -c {channels} -b 16 -e signed-integer {target}"
 
 
-def parse_wav(data: bytes, name: str = "audio.wav") -> Audio:
-    """Read a WAV file's bytes; `name` is only for the error messages."""
+def parse_wav(data: bytes, name: str = "audio.wav", *, any_rate: bool = False) -> Audio:
+    """Read a WAV file's bytes; `name` is only for the error messages.
+
+    `any_rate`: accept any sample rate (for audio the node converts itself,
+    such as espeak-ng's 22.05 kHz), not only the ones it plays."""
     if len(data) < _RIFF.size or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         what = "empty" if not data else "not a WAV file (no RIFF/WAVE header)"
         raise WavError(f"{name} is {what}: {_convert_hint(name)}")
@@ -117,18 +120,21 @@ def parse_wav(data: bytes, name: str = "audio.wav") -> Audio:
                         f"the file holds {len(data) - body}; export it again"
                     )
                 end = len(data)
-            return _audio(fmt, subformat, data[body:end], name)
+            return _audio(fmt, subformat, data[body:end], name, any_rate)
         pos = body + size + (size & 1)  # chunks are padded to an even size
     if fmt is None:
         raise WavError(f"{name} has no fmt chunk: {_convert_hint(name)}")
     raise WavError(f"{name} has no data chunk (no audio): {_convert_hint(name)}")
 
 
-def _audio(fmt: tuple[int, ...], subformat: int | None, pcm: bytes, name: str) -> Audio:
+def _audio(
+    fmt: tuple[int, ...], subformat: int | None, pcm: bytes, name: str, any_rate: bool
+) -> Audio:
     tag, channels, rate, _byte_rate, _align, bits = fmt
     if tag == _FORMAT_EXTENSIBLE and subformat is not None:
         tag = subformat
-    if tag != _FORMAT_PCM or bits != 16 or rate not in SUPPORTED_RATES or channels not in (1, 2):
+    rate_ok = rate in SUPPORTED_RATES or (any_rate and rate > 0)
+    if tag != _FORMAT_PCM or bits != 16 or not rate_ok or channels not in (1, 2):
         kind = _FORMAT_NAMES.get(tag) if tag != _FORMAT_PCM else None
         if tag not in (_FORMAT_PCM, *_FORMAT_NAMES):
             kind = f"format {tag:#x}"

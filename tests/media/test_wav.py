@@ -179,3 +179,9 @@ def test_downsampling_removes_what_would_fold_back():
 def test_resampling_nothing():
     assert resample(b"", 8000, 16000) == b""
     assert resample(PCM, 8000, 8000) is PCM
+
+
+def test_any_rate_for_audio_the_node_converts_itself():
+    assert parse_wav(_wav(_fmt(rate=22050), PCM), any_rate=True) == Audio(PCM, 22050)
+    with pytest.raises(WavError, match="0 kHz"):
+        parse_wav(_wav(_fmt(rate=0), PCM), any_rate=True)
