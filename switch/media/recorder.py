@@ -13,7 +13,11 @@ Two parts:
   with silence so that the other does not wait for it forever. Timing
   jitter of up to 10 ms is taken as contiguous (no click of silence in the
   middle of a word); audio stamped before what a side has already
-  recorded is cut.
+  recorded is cut, and a frame stamped more than MAX_GAP (10 minutes) past
+  anything recorded is refused (its time is broken). The times come from
+  the node's clock (the relay's monotonic time of the frame, or an RTP
+  timestamp it has unwrapped against that clock), so gaps stay within the
+  call's duration.
 - `Recorder`: `Tracks` writing to a file, and its metadata.
 
 Pause and resume (an agent takes a card number): everything stamped from
@@ -48,6 +52,10 @@ AGENT = 1  # right channel
 CHANNEL_NAMES = ("caller", "agent")
 JITTER = 0.010  # seconds: a frame this close to where its side ended follows on
 MAX_SKEW = 1.0  # seconds one side may run ahead of a silent other
+# A frame stamped this many seconds past anything recorded has a broken
+# time (a source's timestamps jumped): it is refused, or its gap of silence
+# would take the memory of hours of audio.
+MAX_GAP = 600.0
 
 
 def interleave(left: bytes, right: bytes) -> bytes:
@@ -71,6 +79,7 @@ class Tracks:
         self.paused: list[tuple[int, int]] = []  # (from, to) samples
         self._floor = 0  # nothing before this sample is recorded (the last resume)
         self._pending = (bytearray(), bytearray())  # per channel, from `emitted` on
+        self.refused = 0  # frames refused for a time too far ahead (MAX_GAP)
 
     def _end(self, channel: int) -> int:
         return self.emitted + len(self._pending[channel]) // SAMPLE_WIDTH
@@ -83,6 +92,9 @@ class Tracks:
         buf = self._pending[channel]
         end = self._end(channel)
         start = round(t * self.rate)
+        if start - max(self._end(CALLER), self._end(AGENT), self._floor) > MAX_GAP * self.rate:
+            self.refused += 1
+            return b""
         if abs(start - end) <= JITTER * self.rate:
             start = end
         start_floor = max(end, self._floor)
@@ -96,7 +108,7 @@ class Tracks:
 
     def _emit(self, until: int | None = None) -> bytes:
         left, right = self._pending
-        ends = (self._end(CALLER), self._end(CALLER + 1))
+        ends = (self._end(CALLER), self._end(AGENT))
         if until is None:
             # The side that lags by more than max_skew is silent: fill it in.
             until = max(ends) - int(self.max_skew * self.rate)

@@ -21,6 +21,7 @@ linear interpolation, vectorised with numpy.
 
 from __future__ import annotations
 
+import shlex
 import struct
 import sys
 from dataclasses import dataclass
@@ -82,9 +83,13 @@ def _describe(rate: int, channels: int, bits: int, fmt: str | None = None) -> st
 
 
 def _convert_hint(name: str, rate: int = 8000, channels: int = 1) -> str:
-    stem = Path(name).stem or "audio"
-    target = f"{stem}-{rate // 1000}k.wav"
-    return f"convert it with sox {name} -r {rate} -c {channels} -b 16 -e signed-integer {target}"
+    """The sox command that makes `name` playable, ready to paste in a shell."""
+    path = Path(name)
+    target = path.with_name(f"{path.stem or 'audio'}-{rate // 1000}k.wav")
+    return (
+        f"convert it with sox {shlex.quote(name)} -r {rate} -c {channels} -b 16 "
+        f"-e signed-integer {shlex.quote(str(target))}"
+    )
 
 
 def parse_wav(data: bytes, name: str = "audio.wav", *, any_rate: bool = False) -> Audio:

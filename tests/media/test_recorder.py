@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from switch.media.recorder import AGENT, CALLER, Recorder, Tracks, interleave
 from switch.media.tones import Step, Tone, render
@@ -84,6 +86,31 @@ def test_gaps_become_silence_and_keep_the_channels_aligned():
     assert np.flatnonzero(agent).tolist() == [16000]
 
 
+@settings(max_examples=50, deadline=None)
+@given(
+    st.sets(st.integers(0, 99)),
+    st.sets(st.integers(0, 99)),
+    st.floats(0.1, 2.0),
+)
+def test_every_frame_lands_where_its_time_says_whatever_is_missing(left, right, skew):
+    """Any frames missing on either side, in any pattern: each frame fed is
+    at its own sample, everything else is silence, both channels as long."""
+    tracks = Tracks(RATE, max_skew=skew)
+    fed = sorted([(i, CALLER) for i in left] + [(i, AGENT) for i in right])
+    out = b""
+    for i, channel in fed:
+        value = 1000 * (channel + 1) + i
+        out += tracks.feed(channel, i * 0.02, np.full(FRAME, value, "<i2").tobytes())
+    out += tracks.finish(2.0)
+    for channel, frames in ((CALLER, left), (AGENT, right)):
+        samples = _channels(out)[channel]
+        assert len(samples) == 2 * RATE
+        expected = np.zeros(2 * RATE, "<i2")
+        for i in frames:
+            expected[i * FRAME : (i + 1) * FRAME] = 1000 * (channel + 1) + i
+        assert (samples == expected).all()
+
+
 def test_jitter_in_the_timestamps_does_not_cut_words():
     tracks = Tracks(RATE)
     out = b""
@@ -108,6 +135,18 @@ def test_audio_stamped_before_what_was_recorded_is_cut():
     assert caller[:FRAME].tolist() == [1000] * FRAME
     # The duplicate is dropped; the 15 ms-early frame keeps its last 5 ms.
     assert caller[FRAME:].tolist() == [5] * 40
+
+
+def test_a_frame_with_a_broken_time_is_refused():
+    tracks = Tracks(RATE)
+    frame = np.full(FRAME, 1000, "<i2").tobytes()
+    out = tracks.feed(CALLER, 0.0, frame)
+    assert tracks.feed(AGENT, 86400.0, frame) == b""  # a day later: a timestamp jump
+    assert tracks.refused == 1
+    out += tracks.feed(AGENT, 599.0, frame)  # ten minutes of silence is a call on hold
+    _, agent = _channels(out + tracks.finish())
+    assert len(agent) == 599 * RATE + FRAME and agent[-FRAME:].all() and not agent[:-FRAME].any()
+    assert tracks.refused == 1
 
 
 def test_a_silent_side_does_not_hold_the_other_back():

@@ -185,3 +185,12 @@ def test_any_rate_for_audio_the_node_converts_itself():
     assert parse_wav(_wav(_fmt(rate=22050), PCM), any_rate=True) == Audio(PCM, 22050)
     with pytest.raises(WavError, match="0 kHz"):
         parse_wav(_wav(_fmt(rate=0), PCM), any_rate=True)
+
+
+def test_the_advice_is_ready_to_paste_in_a_shell():
+    with pytest.raises(WavError) as err:
+        parse_wav(_wav(_fmt(rate=44100), PCM), "/srv/prompts/main menu.wav")
+    assert str(err.value).endswith(
+        "convert it with sox '/srv/prompts/main menu.wav' -r 8000 -c 1 -b 16 -e signed-integer "
+        "'/srv/prompts/main menu-8k.wav'"
+    )
