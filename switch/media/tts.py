@@ -119,7 +119,6 @@ class Speech:
         return audio
 
     async def _render(self, text: str, voice: str, rate: int, speed: int, path: Path) -> Audio:
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.renders += 1
         # -b 1: the input is UTF-8 (Mandarin); --stdout: the WAV on standard output.
         out, _ = await self._run(
@@ -132,7 +131,14 @@ class Speech:
         if not spoken.pcm:
             raise TtsError(f"espeak-ng said nothing for this text with voice {voice!r}")
         audio = Audio(resample(spoken.pcm, spoken.rate, rate), rate)
-        write_wav(path, audio)  # temporary file + rename
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            write_wav(path, audio)  # temporary file + rename
+        except OSError as exc:
+            raise TtsError(
+                f"cannot write the speech cache {self.cache_dir}: {exc.strerror or exc}; "
+                "check that node.data_dir is writable by the switch"
+            ) from exc
         return audio
 
     async def _run(self, *args: str, stdin: bytes | None = None) -> tuple[bytes, bytes]:

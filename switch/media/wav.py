@@ -21,9 +21,11 @@ linear interpolation, vectorised with numpy.
 
 from __future__ import annotations
 
+import os
 import shlex
 import struct
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,11 +198,17 @@ def wav_bytes(audio: Audio) -> bytes:
 
 def write_wav(path: str | Path, audio: Audio) -> None:
     """Write `audio` to `path` atomically: a temporary file, then a rename,
-    so that a reader never sees half a file under the final name."""
+    so that a reader never sees half a file under the final name (and two
+    writers of the same file, two nodes sharing a cache, never mix theirs)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(wav_bytes(audio))
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(wav_bytes(audio))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _swap(pcm: bytes) -> bytes:  # pragma: no cover (big-endian hosts only)

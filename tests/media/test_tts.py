@@ -16,7 +16,7 @@ from switch.media.wav import read_wav
 from tests.media.audio import rms, samples
 
 ESPEAK = shutil.which("espeak-ng")
-pytestmark = pytest.mark.skipif(
+needs_espeak = pytest.mark.skipif(
     ESPEAK is None, reason="needs espeak-ng (apt-get install espeak-ng)"
 )
 
@@ -47,6 +47,7 @@ def _is_speech(audio, rate: int) -> None:
     assert voice > 0.8 * spectrum.sum()
 
 
+@needs_espeak
 async def test_english_is_rendered_once_then_read_from_the_cache(tmp_path, logged_espeak):
     wrapper, log = logged_espeak
     speech = Speech(tmp_path / "tts", str(wrapper))
@@ -66,6 +67,7 @@ async def test_english_is_rendered_once_then_read_from_the_cache(tmp_path, logge
     assert _runs(log)[2:] == ["--version"]
 
 
+@needs_espeak
 async def test_mandarin_at_16_khz(tmp_path):
     speech = Speech(tmp_path)
     audio = await speech.say("您好，欢迎致电。请按一。", "cmn", 16000)  # noqa: RUF001 (Chinese text)
@@ -73,6 +75,7 @@ async def test_mandarin_at_16_khz(tmp_path):
     assert speech.renders == 1
 
 
+@needs_espeak
 async def test_the_cache_key_holds_voice_rate_speed_text_and_version(tmp_path):
     speech = Speech(tmp_path)
     base = await speech.cache_path("hello", "en", 8000)
@@ -88,6 +91,7 @@ async def test_the_cache_key_holds_voice_rate_speed_text_and_version(tmp_path):
     assert await speech.cache_path("hello", "en", 8000) != base
 
 
+@needs_espeak
 async def test_callers_asking_at_once_share_one_render(tmp_path):
     speech = Speech(tmp_path)
     results = await asyncio.gather(*(speech.say("Your call is important to us.") for _ in range(5)))
@@ -95,6 +99,7 @@ async def test_callers_asking_at_once_share_one_render(tmp_path):
     assert all(r == results[0] for r in results)
 
 
+@needs_espeak
 async def test_a_damaged_cache_file_is_rendered_again(tmp_path):
     speech = Speech(tmp_path)
     path = await speech.cache_path("Goodbye.")
@@ -113,6 +118,7 @@ async def test_espeak_missing_says_how_to_install_it(tmp_path, monkeypatch):
         await Speech(tmp_path).say("hello")
 
 
+@needs_espeak
 async def test_an_unknown_voice(tmp_path):
     with pytest.raises(TtsError, match=r"espeak-ng failed.*voice does not exist"):
         await Speech(tmp_path).say("hello", "nosuch")
@@ -136,6 +142,7 @@ async def test_bad_requests(tmp_path, args, match):
     assert speech.renders == 0
 
 
+@needs_espeak
 async def test_text_that_looks_like_options_is_only_spoken(tmp_path):
     audio = await Speech(tmp_path).say("--version -w /tmp/x.wav")
     _is_speech(audio, 8000)
@@ -143,3 +150,11 @@ async def test_text_that_looks_like_options_is_only_spoken(tmp_path):
 
 def test_the_cache_lives_in_the_data_directory(tmp_path):
     assert cache_dir(tmp_path) == tmp_path / "tts"
+
+
+@needs_espeak
+async def test_a_cache_that_cannot_be_written(tmp_path):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache directory should be")
+    with pytest.raises(TtsError, match=r"cannot write the speech cache .*blocked.*writable"):
+        await Speech(blocked / "tts").say("hello")

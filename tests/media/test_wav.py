@@ -194,3 +194,13 @@ def test_the_advice_is_ready_to_paste_in_a_shell():
         "convert it with sox '/srv/prompts/main menu.wav' -r 8000 -c 1 -b 16 -e signed-integer "
         "'/srv/prompts/main menu-8k.wav'"
     )
+
+
+def test_a_failed_write_leaves_neither_the_file_nor_its_temporary(tmp_path, monkeypatch):
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("switch.media.wav.os.replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_wav(tmp_path / "a.wav", Audio(PCM, 8000))
+    assert list(tmp_path.iterdir()) == []
