@@ -32,7 +32,9 @@ the same directory, synced, and renamed to its final name only when the
 call ends; its metadata (NAME.json: call id, tenant, start and end, paused
 intervals, channels) is written the same way and renamed last, so a
 recording is complete when its JSON exists. A crash midway leaves a
-".partial" file and nothing under the final names.
+".partial" file and nothing under the final names; `leftovers()` lists
+those, for the node to report (and the operator to keep or delete) when it
+starts again.
 """
 
 from __future__ import annotations
@@ -186,6 +188,8 @@ class Recorder:
         self.tracks = Tracks(rate, max_skew)
         self.closed = False
         self.partial = self.path.with_name(f".{self.path.name}.partial")
+        if self.path.exists():  # a recording is evidence: never overwrite one
+            raise FileExistsError(f"a recording {self.path} exists already: choose another name")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: BinaryIO = open(self.partial, "wb")  # noqa: SIM115 (open until close)
         self._file.write(header(rate, 2, 0))  # sizes are filled in at the end
@@ -267,3 +271,10 @@ class Recorder:
             ],
             "bytes": HEADER_SIZE + self._size,
         }
+
+
+def leftovers(directory: str | Path) -> list[Path]:
+    """The temporary files of recordings interrupted by a crash, under
+    `directory` (at any depth), oldest first."""
+    found = [p for p in Path(directory).rglob(".*.partial") if p.is_file()]
+    return sorted(found, key=lambda p: p.stat().st_mtime)

@@ -16,8 +16,8 @@ expects to hear:
 | eu (CEPT: de, fr, it, nl, es...) | 425 Hz, 1 s on, 4 s off | 425 Hz, 0.5 s on, 0.5 s off |
 | cn | 450 Hz, 1 s on, 4 s off | 450 Hz, 0.35 s on, 0.35 s off |
 
-Levels are in dBm0 per frequency (0 dBm0 is a sine of amplitude 22 827 in
-16-bit linear, ITU-T G.711's digital milliwatt 3.17 dB below full scale).
+Levels are in dBm0 per frequency: in G.711 a full-scale sine is +3.17
+dBm0, so 0 dBm0 is a sine of amplitude 32767 / 10^(3.17/20), about 22 753.
 Steps start and end with a 4 ms ramp: a tone switched on at full amplitude
 clicks.
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DBM0_AMPLITUDE = 22827.0  # 0 dBm0 in 16-bit linear (3.17 dB below full scale)
+DBM0_AMPLITUDE = 32767 * 10 ** (-3.17 / 20)  # 0 dBm0 in 16-bit linear
 _RAMP = 0.004  # seconds of fade in and out of each step
 
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switch.media.recorder import AGENT, CALLER, Recorder, Tracks, interleave
+from switch.media.recorder import AGENT, CALLER, Recorder, Tracks, interleave, leftovers
 from switch.media.tones import Step, Tone, render
 from switch.media.wav import read_wav
 
@@ -295,8 +295,28 @@ def test_a_recorder_killed_midway_leaves_no_file_under_the_final_name(tmp_path):
     assert not (tmp_path / "call.wav.json").exists()
     partial = tmp_path / ".call.wav.partial"
     assert partial.exists() and partial.stat().st_size > 44  # what was written so far
+    assert leftovers(tmp_path) == [partial]  # what a restarted node reports
+
+
+def test_leftovers_are_found_at_any_depth_and_complete_recordings_are_not(tmp_path):
+    done = Recorder(tmp_path / "a.wav", call_id="a", tenant="t", start=0.0)
+    done.close(1.0)
+    open_one = Recorder(
+        tmp_path / "acme" / "2026-11-23" / "b.wav", call_id="b", tenant="t", start=0.0
+    )
+    assert leftovers(tmp_path) == [tmp_path / "acme" / "2026-11-23" / ".b.wav.partial"]
+    open_one.abort()
+    assert leftovers(tmp_path) == []
 
 
 def test_what_the_recorder_refuses():
     with pytest.raises(ValueError, match="8000, 16000 or 48000 Hz, not 11025"):
         Tracks(11025)
+
+
+def test_a_recording_is_never_overwritten(tmp_path):
+    Recorder(tmp_path / "r.wav", call_id="c", tenant="t", start=0.0).close(1.0)
+    before = (tmp_path / "r.wav").read_bytes()
+    with pytest.raises(FileExistsError, match=r"r\.wav exists already"):
+        Recorder(tmp_path / "r.wav", call_id="c", tenant="t", start=0.0)
+    assert (tmp_path / "r.wav").read_bytes() == before

@@ -58,6 +58,9 @@ def test_level_is_in_dbm0():
     on = samples(pcm)[400:3600]  # inside the first 500 ms burst, past the ramp
     expected = DBM0_AMPLITUDE * 10 ** (-13 / 20) / np.sqrt(2)
     assert rms(on) == pytest.approx(expected, rel=0.01)
+    # In numbers: a full-scale sine is +3.17 dBm0, so -13 dBm0 is 16.17 dB
+    # below it: an RMS of 32767 / sqrt(2) / 10^(16.17/20), about 3602.
+    assert rms(on) == pytest.approx(3602, rel=0.01)
 
 
 def test_steps_start_without_a_click():
