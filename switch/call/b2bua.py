@@ -61,7 +61,7 @@ from .attempts import Attempts
 from .caller_id import Identity, presented
 from .model import Call, Hangup, LegEnd, PendingAck
 from .refresh import SessionRefresh, allows_update
-from .routing import Rejection, Router, Target
+from .routing import App, Rejection, Router, Target
 from .transfer import Transfers
 
 log = logging.getLogger("switch.call")
@@ -174,6 +174,9 @@ class Calls(Attempts, Transfers, SessionRefresh):
         if isinstance(target, Rejection):
             self._end_a(call, target.status, target.reason, who="node")
             return
+        if isinstance(target, App):
+            await self._answer_app(call, target)
+            return
         target = self._codec_targets(call, target)
         if isinstance(target, Rejection):
             self._end_a(call, target.status, target.reason, who="node")
@@ -198,6 +201,48 @@ class Calls(Attempts, Transfers, SessionRefresh):
             if call.a_invite.body:
                 call.offer_b = self._anchor(call, call.a_invite.body, toward_a=False)
         self._dial(call, target)
+
+    async def _answer_app(self, call: Call, app: App) -> None:
+        """Answer the call here. The echo test: what the caller sends comes
+        straight back through its own relay port (as Asterisk's Echo()), so an
+        installer hears the whole path, NAT and codec included."""
+        offer = call.a_invite.body
+        if self.media is None or not offer:
+            self._end_a(call, 488, "Not Acceptable Here (the echo test needs an SDP offer)",
+                        who="node")  # fmt: skip
+            return
+        try:
+            call.media = await self.media.session()
+        except OSError as exc:
+            log.warning("call %d: no media ports: %s", call.id, exc)
+            self._end_a(call, 503, "Service Unavailable (no free media ports)", who="node")
+            return
+        if call.cancelled:
+            self._forget(call)
+            return
+        leg = call.media.a
+        leg.rtp.peer, leg.rtcp.peer = leg.rtp, leg.rtcp  # back where it came from
+        # The offer as its own answer: the same codecs, our address. Any of
+        # them works, since every packet returns to its sender as it came.
+        self._expect(call, offer, "a")
+        call.b_sdp = offer  # what "the other side" offers leg A: its own SDP, ours
+        answer = anchor(offer, self.media_address, leg.port, call.origins["a"])[0]
+        call.state, call.answered_at = "answered", time.time()
+        contact = f"<sip:switch@{self._sent_by(call.a_flow)}>"
+        headers: list[tuple[str, object]] = [("Contact", contact), ("Server", self.server)]
+        if self.session_expires:
+            timer = session_timer.answer(call.a_invite, self.session_expires, self.min_se)
+            if isinstance(timer, SessionTimer):
+                headers += session_timer.response_headers(timer, call.a_invite)
+                self._set_timer(call, "a", timer, timer.refresher == "uas")
+        call.allows_update = {"a": allows_update(call.a_invite)}
+        ok = make_response(call.a_invite, 200, "OK", to_tag=call.a_tag, headers=headers,
+                           body=answer)  # fmt: skip
+        ok.set("Content-Type", "application/sdp")
+        call.a_dialog = Dialog.from_uas_request(call.a_invite, call.a_tag, parse_uri(contact[1:-1]))
+        call.a_dialog.response_sent(ok)
+        self._send_response(ok)
+        log.info("call %d: answered by the %s app", call.id, app.name)
 
     def _dial(self, call: Call, target: Target) -> None:
         """Send leg B's INVITE to `target`, or to the first fallback with room."""

@@ -63,8 +63,15 @@ class Rejection:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class App:
+    """A call the node answers itself (the echo test, for now)."""
+
+    name: str
+
+
 # What each not-yet-served kind of DID answers until its issue lands.
-_LATER = {"ivr": "#6 (IVR)", "queue": "#7 (ACD)", "app": "#5 (media)"}
+_LATER = {"ivr": "#6 (IVR)", "queue": "#7 (ACD)"}
 
 
 class Router:
@@ -82,7 +89,7 @@ class Router:
         # Per tenant, each DID as E.164 -> the DID as written in the config.
         self._dids = {tenant.id: _did_index(tenant) for tenant in config.tenants.values()}
 
-    async def route(self, caller: Caller, dialled: str) -> Target | Rejection:
+    async def route(self, caller: Caller, dialled: str) -> Target | Rejection | App:
         tenant = self.config.tenants.get(caller.tenant)
         if tenant is None:
             return Rejection(404, "Not Found (no such tenant)")
@@ -90,7 +97,7 @@ class Router:
             return await self._from_trunk(tenant, dialled)
         return await self._from_agent(tenant, caller.name, dialled)
 
-    async def _from_trunk(self, tenant: Tenant, did: str) -> Target | Rejection:
+    async def _from_trunk(self, tenant: Tenant, did: str) -> Target | Rejection | App:
         entry = tenant.dids.get(did)
         if entry is None:
             # Carriers send the same number as +44..., 44... or 0...
@@ -112,6 +119,8 @@ class Router:
             return dataclasses.replace(hops[0], fallbacks=tuple(hops[1:]))
         if kind == "agent":
             return await self._agent(tenant, value)
+        if kind == "app":
+            return App(value)
         return Rejection(480, f"Temporarily Unavailable ({kind} calls arrive with {_LATER[kind]})")
 
     async def _from_agent(self, tenant: Tenant, ext: str, dialled: str) -> Target | Rejection:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from switch.call.routing import Rejection, Router, Target
+from switch.call.routing import App, Rejection, Router, Target
 from switch.config import demo_config_text, load_config, load_demo_config
 from switch.registrar.guard import Caller
 from switch.sip.flow import Flow
@@ -37,11 +37,15 @@ async def test_an_unknown_did_is_404(router):
     assert await router.route(TRUNK, "999") == Rejection(404, "Not Found (no DID '999')")
 
 
-@pytest.mark.parametrize(("did", "issue"), [("100", "#6"), ("200", "#7"), ("300", "#5")])
+@pytest.mark.parametrize(("did", "issue"), [("100", "#6"), ("200", "#7")])
 async def test_dids_for_services_still_to_come_say_which(router, did, issue):
     rejection = await router.route(TRUNK, did)
     assert isinstance(rejection, Rejection) and rejection.status == 480
     assert issue in rejection.reason
+
+
+async def test_the_echo_did_is_an_app_the_node_answers(router):
+    assert await router.route(TRUNK, "300") == App("echo")
 
 
 async def test_an_agent_dials_out_with_the_prefix_stripped(router):

@@ -532,3 +532,46 @@ async def test_a_new_offer_keeps_to_the_trunks_codecs(tmp_path):
                                   sdp=g722.replace("RTP/AVP 9", "RTP/AVP 9 8")))  # fmt: skip
             reoffer = await _next_request(carrier, "INVITE")
             assert b"RTP/AVP 8\r\n" in reoffer.body
+
+
+async def test_the_echo_did_answers_and_sends_the_audio_back(tmp_path):
+    async with (
+        running_node(tmp_path) as node,
+        UdpPhone(sip_address(node)) as carrier,  # the demo trunk's address
+        UdpPhone(("127.0.0.1", 9)) as audio,
+    ):
+        assert node.calls is not None
+        ended: list[Call] = []
+        node.calls.on_end = ended.append
+        offer = _sdp("caller", "127.0.0.1", audio.address[1]).replace("RTP/AVP 0", "RTP/AVP 0 8")
+        carrier.send(
+            "\r\n".join([
+                "INVITE sip:300@demo.invalid SIP/2.0",
+                f"Via: {carrier.via};branch=z9hG4bK-echo-1;rport",
+                "Max-Forwards: 70",
+                "From: <sip:+442079460001@carrier.invalid>;tag=e1",
+                "To: <sip:300@demo.invalid>",
+                "Call-ID: echo-test",
+                "CSeq: 1 INVITE",
+                f"Contact: <sip:caller@127.0.0.1:{carrier.address[1]}>",
+                "Content-Type: application/sdp",
+                f"Content-Length: {len(offer)}",
+                "",
+                offer,
+            ])
+        )  # fmt: skip
+        answered = await _next_response(carrier, 200)
+        relay = _media_address(answered.body)
+        assert relay[0] == "127.0.0.1" and relay[1] != audio.address[1]
+        assert parse_sdp(answered.body).origin.username == "switch"
+        carrier.send(_in_dialog(carrier, "ACK", answered, cseq=1))
+        for n in range(3):  # each packet comes back as it went, to where it came from
+            packet = b"\x80\x00\x00" + bytes([n]) + b"\x00" * 8 + b"hello %d" % n
+            audio.send(packet, relay)
+            assert await audio.receive_bytes() == packet
+        carrier.send(_in_dialog(carrier, "BYE", answered, cseq=2))
+        assert (await _next_response(carrier, 200)).cseq.method == "BYE"
+        await asyncio.sleep(0.05)
+        assert len(node.calls) == 0
+        assert ended[0].hangup is not None and ended[0].hangup.by == "caller"
+        assert ended[0].quality["a"].packets_received == 3
