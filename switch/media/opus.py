@@ -9,24 +9,29 @@ Opus is 48000 whatever that rate is.
 
 The binding: ``opuslib-next`` (ctypes over the system's libopus, Debian
 package libopus0), chosen over PyAV (``av``, libopus through libavcodec)
-by measuring encode + decode of one 20 ms frame of a 48 kHz mono tone at
-32 kbit/s, on the development machine (2 shared cores, Python 3.11,
-libopus 1.3, PyAV 18.1):
+by measuring encode + decode of one 20 ms frame of 48 kHz mono audio (two
+tones and noise), VoIP mode, 32 kbit/s, complexity 5, no FEC, on the
+development machine (2 shared cores, Python 3.11, Debian's libopus 1.3.1
+for opuslib-next, PyAV 18.1 with the libopus 1.5 its wheel bundles; best of
+five runs of 1000 frames, pinned to one core):
 
-==========================================  ============
-opuslib-next classes (Encoder/Decoder)       ~150 µs
-PyAV CodecContext encode + decode            ~120 µs
-opuslib-next, libopus called directly        ~95 µs
-==========================================  ============
+=============================================  ===============  ============
+binding                                        encode + decode  decode alone
+=============================================  ===============  ============
+opuslib-next classes (Encoder/Decoder)         229 µs           83 µs
+PyAV CodecContext encode + decode              219 µs           --
+opuslib-next states, libopus called directly   185 µs           35 µs
+=============================================  ===============  ============
 
-PyAV pays for an AudioFrame and a Packet object per frame; opuslib-next's
-own ``decode`` builds a Python list of every sample before making bytes,
-which is most of its cost. So this module keeps opuslib-next's classes for
-what they do well (creating, configuring and freeing the libopus states)
-and calls ``opus_encode``/``opus_decode`` itself with buffers it owns.
-PyAV also cannot ask libopus for loss concealment without a packet, which
-`OpusDecoder.conceal` needs. ``python -m bench --only codecs`` repeats the
-comparison.
+The encoder is most of the cost; the bindings differ in what they add
+around it. PyAV makes an AudioFrame and a
+Packet object per frame; opuslib-next's own ``decode`` builds a Python list
+of every sample before making bytes. So this module keeps opuslib-next's
+classes for what they do well (creating, configuring and freeing the libopus
+states) and calls ``opus_encode``/``opus_decode`` itself with buffers it
+owns. PyAV also cannot ask libopus for loss concealment without a packet,
+which `OpusDecoder.conceal` needs. ``python -m bench --only codecs``
+repeats the comparison.
 
 Loss: `OpusDecoder.conceal()` fills a missing frame by libopus's packet loss
 concealment; `OpusDecoder.conceal(next_payload)` recovers it from the

@@ -23,12 +23,13 @@ decode -> linear -> resample (only if the two sides' linear rates differ)
 - Opus toward or from G.711 runs libopus at 8 kHz by default: libopus
   band-limits and resamples inside its own coder, and an 8 kHz Opus stream
   is still a valid 48000-clock RTP stream to a browser. Measured on the
-  development machine for one 20 ms frame each way (PCMU -> Opus and
-  Opus -> PCMU, complexity 5): about 80 µs at 8 kHz, against about 290 µs
-  with libopus at 48 kHz and switch.media.resample on both sides, so only
-  the first keeps within the issue's 1% of a core per call (200 µs per 20
-  ms). ``opus_rate=48000`` selects the second (wideband Opus to the browser,
-  no gain with a G.711 far end); `python -m bench --only codecs` gives both.
+  development machine (``python -m bench --only codecs``) for one 20 ms
+  frame each way (PCMU -> Opus and Opus -> PCMU, complexity 5, speech-like
+  audio): about 140 µs at 8 kHz (0.7% of a core per call), against about
+  400 µs (2%) with libopus at 48 kHz and switch.media.resample on both
+  sides. Only the first keeps within the issue's 1% of a core per call.
+  ``opus_rate=48000`` selects the second (wideband Opus to the browser, no
+  gain with a G.711 far end).
 - Output payloads are `frame_ms` long (20 ms by default): input is buffered
   as linear audio until a whole frame is ready, so a 60 ms Opus packet
   becomes three PCMU payloads and 30 ms PCMU packets become 20 ms Opus ones.
