@@ -45,9 +45,15 @@ from __future__ import annotations
 
 import ctypes
 
-import opuslib_next
-from opuslib_next.api import decoder as _decoder
-from opuslib_next.api import encoder as _encoder
+try:
+    import opuslib_next
+    from opuslib_next.api import decoder as _decoder
+    from opuslib_next.api import encoder as _encoder
+except Exception as exc:  # it raises a bare Exception when libopus is not found
+    raise ImportError(
+        f"Opus needs the libopus shared library ({exc}): install it with "
+        "`apt-get install libopus0` (Debian/Ubuntu) or your system's libopus package"
+    ) from exc
 
 RTP_CLOCK = 48000  # RFC 7587 §4.1: whatever rate the audio is
 RATES = (8000, 12000, 16000, 24000, 48000)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -133,3 +135,20 @@ def test_a_bad_gap_length_is_refused():
         decoder.conceal(samples=100)
     with pytest.raises(ValueError, match="Opus works at"):
         OpusDecoder(44100)
+
+
+def test_a_missing_libopus_is_named_with_the_package_to_install():
+    # A fresh interpreter where ctypes finds no library named "opus".
+    code = (
+        "import ctypes.util, os, sys\n"
+        "ctypes.util.find_library = lambda name: None\n"
+        "os.path.exists = lambda path: False\n"
+        "try:\n"
+        "    import switch.media.opus\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert "apt-get install libopus0" in out.stdout
