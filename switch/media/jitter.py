@@ -36,6 +36,8 @@ Resynchronisation. A sequence number that jumps by more than the relay's
 MAX_DROPOUT, or a transit further than `resync` seconds from the fastest
 one (a timestamp jump: a new source after a transfer, or the far end's
 restart), starts the buffer again from that packet, as for a new stream.
+A caller that stops calling `pop` for more than `resync` seconds gets only
+what is due now, not the whole backlog: the slots in between are skipped.
 
 Sequence numbers are 16-bit and timestamps 32-bit on the wire; both are
 extended to unbounded integers inside so that wrap-arounds cost nothing.
@@ -258,9 +260,23 @@ class JitterBuffer:
         out: list[Frame | Gap] = []
         if not self._started:
             return out
+        behind = now - self._play_time(self._next)
+        if behind > self.resync:
+            self._skip(int(behind / self.frame + _EPSILON))
         while self._play_time(self._next) <= now + _EPSILON:
             out.append(self._play_one())
         return out
+
+    def _skip(self, frames: int) -> None:
+        # The caller stopped asking for a while (a stalled loop, a call on
+        # hold): go on from now rather than return seconds of backlog at once.
+        end = self._next + frames * self.samples_per_frame
+        stale = [slot for slot in self._slots if slot < end]
+        for slot in stale:
+            del self._slots[slot]
+        self.discarded += len(stale)
+        self.lost += frames - len(stale)
+        self._next = end
 
     def _play_one(self) -> Frame | Gap:
         delay = self.delay

@@ -43,7 +43,7 @@ decode -> linear -> resample (only if the two sides' linear rates differ)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,8 +117,10 @@ class Transcoder:
                 f"cannot transcode {unknown.rtpmap}: only PCMU/8000, PCMA/8000 and "
                 "opus/48000 are supported; offer one of them on that leg"
             )
-        self._translate = None
-        if src in (PCMU, PCMA) and dst in (PCMU, PCMA) and src != dst:
+        self._translate: Callable[[bytes], bytes] | None = None
+        if self.passthrough:
+            src = dst = None  # nothing to decode or encode
+        elif src in (PCMU, PCMA) and dst in (PCMU, PCMA) and src != dst:
             self._translate = g711.ulaw_to_alaw if src == PCMU else g711.alaw_to_ulaw
         self._src, self._dst = src, dst
         # With Opus on both sides nothing needs 8 kHz: keep the full band.

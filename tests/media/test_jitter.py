@@ -267,3 +267,18 @@ def test_any_arrival_order_plays_each_packet_at_most_once_in_order(
         buffer.played + buffer.late + buffer.duplicates + buffer.discarded + len(buffer)
     )
     assert buffer.min_delay <= buffer.target_delay <= buffer.max_delay
+
+
+def test_a_caller_back_after_a_long_pause_gets_what_is_due_not_the_backlog():
+    buffer = JitterBuffer(start_delay=0.04)
+    for n in range(5):
+        buffer.push(n, n * SPF, bytes([n]), 10.0 + n * 0.02)
+    assert len(buffer.pop(10.04)) == 1
+    # Three seconds without a pop; the packets meanwhile kept coming.
+    for n in range(5, 155):
+        buffer.push(n, n * SPF, bytes([n % 256]), 10.0 + n * 0.02)
+    # Slot n is due at 10.04 + n * 20 ms: slot 150 now, 1 to 149 are skipped.
+    assert buffer.pop(13.04) == [Frame(150 * SPF, 150, bytes([150]))]
+    assert buffer.pop(13.06) == [Frame(151 * SPF, 151, bytes([151]))]
+    assert buffer.discarded == 149
+    assert buffer.received == buffer.played + buffer.discarded + len(buffer)

@@ -143,6 +143,7 @@ def test_the_same_codec_passes_through_untouched():
     assert transcoder.passthrough
     assert transcoder.convert(b"\x01\x02\x03") == [b"\x01\x02\x03"]
     assert transcoder.conceal() == []
+    assert Transcoder(G729, G729).convert(b"\x10" * 20) == [b"\x10" * 20]  # not one we decode
 
 
 def test_output_is_cut_into_frames_of_frame_ms():
