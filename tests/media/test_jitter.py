@@ -6,7 +6,7 @@ import itertools
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from switch.media.jitter import SHRINK_EVERY, Frame, Gap, JitterBuffer
@@ -235,7 +235,7 @@ def test_bad_settings_are_refused_with_a_reason(kwargs, message):
         JitterBuffer(**kwargs)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seq0=st.integers(0, 0xFFFF),
     ts0=st.integers(0, 0xFFFFFFFF),
