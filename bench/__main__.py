@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import calls, parser, register, relay
+from . import calls, codecs, parser, register, relay
 from .report import write
 
 BENCHMARKS = {
@@ -19,6 +19,7 @@ BENCHMARKS = {
     "register": register.run,
     "calls": calls.run,
     "relay": relay.run,
+    "codecs": codecs.run,
 }
 
 
