@@ -239,6 +239,34 @@ def test_each_press_is_one_digit_through_loss_duplication_and_reordering(case):
         assert begin.digit == end.digit
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(min_size=0, max_size=6),
+            st.integers(0, 0xFFFFFFFF).map(lambda ts: ts & 0xFFFFFF03),  # a few timestamps
+            st.integers(0, 0xFFFF),
+            st.integers(0, 3000).map(lambda ms: ms / 1000),
+        ),
+        max_size=40,
+    )
+)
+def test_any_packets_give_a_begin_then_one_end_per_press(packets):
+    receiver = EventReceiver()
+    out = []
+    for payload, ts, seq, at in sorted(packets, key=lambda p: p[3]):
+        deadline = receiver.next_deadline()
+        if deadline is not None and deadline <= at:
+            out += receiver.handle_timer(at)
+        out += receiver.receive(payload, ts, seq, at)
+    assert receiver.malformed == sum(len(p[0]) < 4 for p in packets)
+    for begin, end in zip(out[::2], out[1::2], strict=False):
+        assert isinstance(begin, DigitBegin) and isinstance(end, Digit)
+        assert begin.digit == end.digit and end.duration >= 0
+    if len(out) % 2:
+        assert isinstance(out[-1], DigitBegin) and receiver.next_deadline() is not None
+
+
 SIPP_CAPTURES = Path("/usr/share/sip-tester")
 CAPTURE_DIGITS = {**{str(d): str(d) for d in range(10)}, "pound": "#", "star": "*"}
 
@@ -480,6 +508,44 @@ def test_frequencies_off_by_one_and_a_half_percent_are_still_keys():
         )
         pcm = np.round(wave).astype("<i2").tobytes() + silence(0.1)
         assert digits_of(detect(pcm)) == "9"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(DIGITS),
+            st.integers(40, 300).map(lambda ms: ms / 1000),  # held
+            st.integers(40, 300).map(lambda ms: ms / 1000),  # pause
+            st.floats(-28.0, -5.0),  # dBm0 a frequency
+            st.floats(-6.0, 3.0),  # twist
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.integers(0, 159),
+    st.integers(0, 2**32 - 1),
+)
+def test_keys_at_any_pace_and_level_in_noise_are_each_one_digit(keys, offset, seed):
+    # Keys and pauses of 40 ms and more (ITU-T Q.24's shortest), each
+    # frequency between -28 and -5 dBm0, in noise 15 dB below the quietest.
+    pcm = bytes(2 * offset) + b"".join(
+        generate(d, held, level, twist) + silence(pause) for d, held, pause, level, twist in keys
+    )
+    quietest = min(level + min(twist, 0.0) for _, _, _, level, twist in keys)
+    noise_power = 2 * (ZERO_DBM0 * 10 ** (quietest / 20)) ** 2 / 2
+    out = detect(with_noise(pcm, 15.0, noise_power, seed))
+    expected = "".join(k[0] for k in keys)
+    assert digits_of(out) == begins_of(out) == expected
+
+
+def test_silence_clipping_and_odd_frames_do_not_upset_the_detector():
+    full_scale = np.where(np.arange(800) % 8 < 4, 32767, -32768).astype("<i2").tobytes()
+    assert detect(silence(1.0) + full_scale + bytearray(generate("0", 0.1, 3.17))) == [
+        DigitBegin("0"), Digit("0", 0.1),
+    ]  # fmt: skip
+    detector = ToneDetector()
+    assert detector.feed(b"") == [] and detector.feed(memoryview(bytes(2))) == []
 
 
 def test_noise_alone_is_no_key():
