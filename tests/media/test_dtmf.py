@@ -448,9 +448,11 @@ def test_frame_size_does_not_matter(size):
     assert digits_of(detect(pcm, size=size)) == "159#"
 
 
-def test_an_odd_byte_count_is_an_error():
+def test_an_odd_byte_count_and_a_tone_of_no_key_are_errors():
     with pytest.raises(DtmfError, match="2-byte samples"):
         ToneDetector().feed(b"\x00\x01\x02")
+    with pytest.raises(DtmfError, match="not a DTMF key"):
+        generate("E", 0.1)
 
 
 OFFSETS = (0.0, 0.0025, 0.005, 0.0075, 0.013)  # where the sound starts against the windows

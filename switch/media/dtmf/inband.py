@@ -45,6 +45,7 @@ import math
 import numpy as np
 
 from .digits import DIGITS, Digit, DigitBegin, DtmfError
+from .events import event_code
 
 RATE = 8000
 WINDOW = 160  # samples: 20 ms
@@ -99,16 +100,15 @@ def window_powers(windows: np.ndarray) -> np.ndarray:
     return probe_powers(windows).reshape(len(windows), 8, 3).max(axis=2)
 
 
-def _db(x: float) -> float:
-    return 10 ** (x / 10)
+def _ratio(db: float) -> float:
+    """A power ratio given in dB."""
+    return 10 ** (db / 10)
 
 
 def generate(digit: str, seconds: float, level: float = -7.0, twist: float = 0.0) -> bytes:
     """`digit` as sound: linear 8 kHz audio, each frequency at `level` dBm0 and
     the column `twist` dB above the row. For sending keys in-band, and tests."""
-    key = digit.upper()
-    if len(key) != 1 or key not in DIGITS:
-        raise DtmfError(f"{digit!r} is not a DTMF key; use one of {DIGITS}")
+    key = DIGITS[event_code(digit)]
     row = next(i for i, keys in enumerate(KEYPAD) if key in keys)
     col = KEYPAD[row].index(key)
     t = np.arange(round(seconds * RATE)) / RATE
@@ -134,9 +134,9 @@ class ToneDetector:
     ) -> None:
         # A sine of amplitude A on its frequency has |X|^2 = (A N / 2)^2.
         self._min_power = (ZERO_DBM0 * 10 ** (min_level / 20) * WINDOW / 2) ** 2
-        self._forward = _db(forward_twist)
-        self._reverse = _db(reverse_twist)
-        self._peak = _db(relative_peak)
+        self._forward = _ratio(forward_twist)
+        self._reverse = _ratio(reverse_twist)
+        self._peak = _ratio(relative_peak)
         # A sine's energy over the window is |X|^2 * 2 / N.
         self._share = tone_share * WINDOW / 2
         self.min_on = min_on
