@@ -511,7 +511,7 @@ def test_frequencies_off_by_one_and_a_half_percent_are_still_keys():
         assert digits_of(detect(pcm)) == "9"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(
