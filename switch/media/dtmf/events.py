@@ -5,15 +5,14 @@ the E bit (the event has ended), a reserved bit, the volume (0-63, in -dBm0)
 and the duration so far in RTP clock units. Every packet of one key press
 carries the same RTP timestamp, the instant the key went down.
 
-Sending (§2.5.1), `event_packets()`: the start packet with the marker bit,
-an update every 50 ms with the duration so far, and the end packet three
-times, back to back (the redundancy that makes one lost packet harmless;
-the caller numbers each copy like any other packet). The start packet says duration 0,
-as SIPp's captures and most phones do. A press longer
-than the 16-bit duration can say (8.2 s at 8 kHz) goes out in segments
-(§2.5.1.3): each ends at 0xFFFF without the E bit, the next starts at the
-timestamp where the last one filled up, without the marker. The caller
-stamps the sequence numbers and sends each packet at its `at`.
+Sending (§2.5.1), `event_packets()`: the start packet with the marker bit
+and duration 0 (as SIPp's captures and most phones have it), an update
+every 50 ms with the duration so far, and the end packet three times, back
+to back (the redundancy that makes one lost packet harmless). A press
+longer than the 16-bit duration can say (8.2 s at 8 kHz) goes out in
+segments (§2.5.1.3): each ends at 0xFFFF without the E bit, the next starts
+at the timestamp where the last one filled up, without the marker. The
+caller numbers every packet (each end copy too) and sends it at its `at`.
 
 Receiving (§2.5.2), `EventReceiver`: telephone-event payloads with their RTP
 timestamp and sequence number go in, `DigitBegin` and `Digit` come out,
