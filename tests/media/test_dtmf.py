@@ -3,9 +3,9 @@ duplication and reordering (and from sip-tester's captures), SIP INFO
 bodies, and in-band Goertzel detection on tones in noise and on speech.
 
 Levels in the in-band tests: 0 dBm0 is a sine 3.17 dB below 16-bit full
-scale (G.711's convention, `inband.ZERO_DBM0`, amplitude 22 786). A key
+scale (G.711's convention, `inband.ZERO_DBM0`, amplitude 22 748). A key
 "at -20 dBm0" here is the pair at -20 dBm0 in all: each frequency at
--23 dBm0 (amplitude 1613). Noise is white Gaussian, its power stated as the
+-23 dBm0 (amplitude 1610). Noise is white Gaussian, its power stated as the
 signal-to-noise ratio against the pair.
 """
 

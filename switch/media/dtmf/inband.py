@@ -35,7 +35,7 @@ window of a frame and all eight frequencies at once, which is what makes
 this cheap in numpy. `goertzel_power()` is the textbook loop, for tests.
 
 Levels: 0 dBm0 is a sine 3.17 dB below 16-bit full scale (G.711: a
-full-scale sine is +3.17 dBm0), an amplitude of 22 786.
+full-scale sine is +3.17 dBm0), an amplitude of 22 748.
 """
 
 from __future__ import annotations
