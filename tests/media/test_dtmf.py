@@ -420,6 +420,7 @@ def test_the_vectorised_goertzel_is_the_textbook_recursion():
 
 
 def test_a_sine_on_a_dtmf_frequency_has_the_power_the_thresholds_assume():
+    assert round(ZERO_DBM0) == 22748  # 0 dBm0, as the docstrings say
     # |X|^2 = (A N / 2)^2 for a sine of amplitude A on the probe's frequency.
     t = np.arange(160) / RATE
     window = 1000 * np.sin(2 * np.pi * COLUMNS[2] * t)
