@@ -200,7 +200,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
                 self._forget(call)
                 return
             if call.a_invite.body:
-                call.offer_b = self._anchor(call, call.a_invite.body, toward_a=False, offer=True)
+                body = self._restricted_for_browser(call, target, call.a_invite.body)
+                call.offer_b = self._anchor(call, body, toward_a=False, offer=True)
         self._dial(call, target)
 
     async def _answer_app(self, call: Call, app: App) -> None:
@@ -314,7 +315,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
             headers += session_timer.request_headers(call.b_expires, self.min_se)
         req = Request("INVITE", target.uri, headers)
         body = call.offer_b if call.offer_b is not None else a.body
-        body = self._offer_to(call, target, body) or body
+        if not self._to_browser(call):  # (a browser's offer was cut before translation)
+            body = self._offer_to(call, target, body) or body
         req.set_body(body, a.content_type if body else None)
         return req
 

@@ -84,6 +84,17 @@ class WebRtcCalls:
                 return body
         return body
 
+    def _to_browser(self, call: Call) -> bool:
+        return call.webrtc is not None and "b" in call.webrtc.browsers
+
+    def _restricted_for_browser(self, call: Call, target: Target, body: bytes) -> bytes:
+        """The caller's offer toward a browser, cut to the trunks' `codecs`
+        before the node adds its own (Opus, for transcoding): a trunk's
+        codec list governs the trunk's leg, not the browser's."""
+        if not self._to_browser(call):
+            return body
+        return self._offer_to(call, target, body) or body  # type: ignore[attr-defined]
+
     async def _media_session(self, call: Call, target: Target) -> MediaSession:
         """The relay of a call, with a WebRTC leg on each browser's side (OSError: no ports)."""
         pool = self.media  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from tests.integration.conftest import running_node, sip_address
 from tests.media.audio import peaks
 from tests.support.browser import Browser
 from tests.support.sipclient import UdpPhone, WsBrowser, authorization, register
+from tests.support.sipclient import invite as invite_text
 
 HOST = "df7jal23ls0d.invalid"
 CONTACT = f"<sip:k3j2h1@{HOST};transport=ws>"
@@ -183,3 +184,92 @@ async def test_a_browser_agent_calls_out_through_the_trunk_in_pcmu_pass_through(
 async def test_a_browser_agent_speaking_opus_is_transcoded_to_a_pcmu_trunk(tmp_path):
     call = await asyncio.wait_for(_browser_calls_out(tmp_path, ("opus",)), 40)
     assert call.quality["a"].packets_received > 50 * (SECONDS - 1)
+
+
+async def _trunk_calls_browser(tmp_path, codecs: tuple[str, ...]) -> None:
+    async with UdpPhone(("127.0.0.1", 9)) as media:
+        changes = {
+            '[tenants.demo.dids."400"]': (
+                '[tenants.demo.dids."500"]\nagent = "1004"\n\n[tenants.demo.dids."400"]'
+            )
+        }
+        async with (
+            running_node(tmp_path, changes=changes) as node,
+            UdpPhone(sip_address(node)) as trunk,
+            WsBrowser(f"{node.http_url}/sip") as ws,
+        ):
+            await _register(ws)
+            browser = Browser(1000.0, codecs)
+            try:
+                offer = (
+                    f"v=0\r\no=far 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                    f"t=0 0\r\nm=audio {media.address[1]} RTP/AVP 0 8\r\n"
+                )
+                length = f"Content-Type: application/sdp\r\nContent-Length: {len(offer)}"
+                text = invite_text(trunk, "5551234", 1).replace("sip:200@", "sip:500@")
+                trunk.send(text.replace("Content-Length: 0", length) + offer)
+
+                # The browser is offered WebRTC by the node, with Opus added.
+                invite = await ws.receive(timeout=10)
+                while not (isinstance(invite, Request) and invite.method == "INVITE"):
+                    invite = await ws.receive(timeout=10)
+                assert is_webrtc(invite.body)
+                names = [
+                    c.name.casefold() for c in parse_sdp(invite.body).media[0].rtpmaps().values()
+                ]
+                assert "opus" in names and "pcmu" in names
+                answer = await browser.answer(invite.body.decode())
+                ok = make_response(invite, 200, to_tag="ws1", headers=[
+                    ("Contact", CONTACT), ("Content-Type", "application/sdp"),
+                ], body=answer.encode())  # fmt: skip
+                await ws.send(bytes(ok).decode())
+
+                # The trunk gets plain RTP in a codec it offered.
+                answered = await _trunk_final(trunk)
+                assert answered.status == 200, answered.reason
+                assert not is_webrtc(answered.body)
+                audio = parse_sdp(answered.body).media[0]
+                assert audio.proto == "RTP/AVP" and audio.formats[0] == "0"
+                node_a = (parse_sdp(answered.body).media_connection(audio).host, audio.port)
+                trunk.send(_ack(trunk, answered))
+                heard_by_trunk = await _far_end_talks(media, node_a, SECONDS)
+
+                trunk_pcm = b"".join(g711.ulaw_decode(p[12:]) for p in heard_by_trunk
+                                     if p[1] & 0x7F == 0)  # fmt: skip
+                assert len(trunk_pcm) > 2 * 8000 * (SECONDS - 2), "the trunk heard too little"
+                assert peaks(trunk_pcm[-2 * 8000 :], 8000, 1) == pytest.approx([1000], abs=15)
+                heard = browser.heard(skip=1.0)
+                assert len(heard) > 48000 * (SECONDS - 2), "the browser heard too little"
+                assert peaks(heard[::6].copy(), 8000, 1) == pytest.approx([400], abs=15)
+            finally:
+                await browser.close()
+
+
+async def _trunk_final(trunk: UdpPhone) -> Response:
+    while True:
+        msg = await trunk.receive(timeout=10)
+        if isinstance(msg, Response) and msg.status >= 200:
+            return msg
+
+
+def _ack(trunk: UdpPhone, answered: Response) -> str:
+    return "\r\n".join([
+        f"ACK {answered.contact[0].uri} SIP/2.0",
+        f"Via: {trunk.via};branch=z9hG4bK{secrets.token_hex(8)};rport",
+        "Max-Forwards: 70",
+        f"From: {answered.get('From')}",
+        f"To: {answered.get('To')}",
+        f"Call-ID: {answered.call_id}",
+        "CSeq: 1 ACK",
+        "Content-Length: 0",
+        "",
+        "",
+    ])  # fmt: skip
+
+
+async def test_a_trunk_call_reaches_a_browser_agent_in_pcmu_pass_through(tmp_path):
+    await asyncio.wait_for(_trunk_calls_browser(tmp_path, ("PCMU",)), 40)
+
+
+async def test_a_trunk_call_reaches_a_browser_agent_speaking_opus_transcoded(tmp_path):
+    await asyncio.wait_for(_trunk_calls_browser(tmp_path, ("opus",)), 40)
