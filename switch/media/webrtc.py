@@ -13,7 +13,9 @@ per-frame track pipeline (an OS thread and a decode per receiver):
   checks the browser's certificate against the a=fingerprint of its SDP and
   keys two libsrtp sessions; the node's certificate is made once per process.
 - After the handshake, a packet from the browser is unprotected by libsrtp
-  and handed to the relay as if it had come in on a plain `RtpPort`; what
+  right in the socket's `datagram_received` (`_MediaSocket`: no STUN parse,
+  no queue, no coroutine per packet) and handed to the relay as if it had
+  come in on a plain `RtpPort`; what
   the relay sends toward the browser is protected and sent straight out of
   the ICE socket (`_SrtpOut.sendto`, no coroutine on the way out).
 
@@ -34,6 +36,8 @@ import contextlib
 import logging
 import random
 import struct
+from collections.abc import Callable
+from typing import Any
 
 from aioice import Candidate, Connection
 from aioice.candidate import candidate_foundation, candidate_priority
@@ -75,6 +79,25 @@ def fingerprint() -> tuple[str, str]:
     raise RuntimeError("aiortc offers no sha-256 fingerprint")  # pragma: no cover
 
 
+class _MediaSocket(StunProtocol):
+    """aioice's socket protocol, with a fast path for SRTP once the leg is up.
+
+    aioice tries every datagram as STUN (a parse and an exception for each
+    media packet), then queues it for aiortc's receive coroutine. After the
+    handshake, SRTP and SRTCP (first byte 128-191, RFC 7983) go straight to
+    `srtp` instead; STUN (consent checks) and DTLS still take aioice's way.
+    """
+
+    srtp: Callable[[bytes], None] | None = None
+
+    def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        srtp = self.srtp
+        if srtp is not None and data and 127 < data[0] < 192:  # type: ignore[operator]
+            srtp(data)  # type: ignore[arg-type]
+        else:
+            super().datagram_received(data, addr)
+
+
 class _IceAgent(Connection):
     """aioice's agent with one host candidate: a socket of the media range.
 
@@ -91,7 +114,7 @@ class _IceAgent(Connection):
         if self._local_candidates_start:
             return
         self._local_candidates_start = True
-        transport, protocol = await self._pool.socket(lambda: StunProtocol(self))
+        transport, protocol = await self._pool.socket(lambda: _MediaSocket(self))
         host, port = transport.get_extra_info("sockname")[:2]
         protocol.local_candidate = Candidate(  # type: ignore[attr-defined]
             foundation=candidate_foundation("host", "udp", host),
@@ -237,6 +260,7 @@ class WebRtcPort(RtpPort):
         self.inbound: PacketTranscoder | None = None  # browser -> the other leg
         self.outbound: PacketTranscoder | None = None  # the other leg -> browser
         self.rtcp: RtcpPort | None = None
+        self.srtp_errors = 0  # packets that failed authentication, dropped
 
     def from_browser(self, data: bytes) -> None:
         """A decrypted RTP packet from the browser: into the relay."""
@@ -294,7 +318,14 @@ class WebRtcLeg(LegMedia):
 
     def local(self, address: str, setup: str) -> LocalTransport:
         """The node's end for the SDP sent to the browser; `address` is the
-        configured media address (what the browser can reach)."""
+        configured media address (what the browser can reach).
+
+        The ICE role goes with it (RFC 8445 §6.1.1): controlling when the
+        node offers (`setup` actpass), controlled when it answers. It must
+        be right before the other side's first check arrives, which can be
+        before `start` (a browser answering starts its checks at once).
+        """
+        self.agent.ice_controlling = setup == "actpass"
         candidate = self.agent.local_candidates[0]
         advertised = Candidate(
             foundation=candidate.foundation,
@@ -347,7 +378,6 @@ class WebRtcLeg(LegMedia):
 
     async def _handshake(self, remote: RemoteTransport, offerer: bool) -> None:
         agent = self.agent
-        agent.ice_controlling = offerer
         agent.remote_username, agent.remote_password = remote.ufrag, remote.pwd
         agent.remote_is_lite = remote.ice_lite
         for line in remote.candidates:
@@ -373,8 +403,21 @@ class WebRtcLeg(LegMedia):
         self.rtp.remote = pair.remote_addr
         self.rtp.socket = pair.protocol.transport
         self.rtp.srtp_out = self.dtls._tx_srtp
+        pair.protocol.srtp = self._srtp_in
         self.connected.set_result(True)
         log.info("WebRTC leg on port %d connected to %s:%d", self.port, *pair.remote_addr)
+
+    def _srtp_in(self, data: bytes) -> None:
+        """The fast path in: an SRTP or SRTCP packet from the browser (RFC 5761 §4)."""
+        session = self.dtls._rx_srtp
+        try:
+            if 191 < data[1] < 224 if len(data) > 1 else False:
+                self.rtp.rtcp_from_browser(session.unprotect_rtcp(data))
+            else:
+                self.rtp.from_browser(session.unprotect(data))
+        except SrtpError as exc:  # forged, replayed or damaged: dropped
+            self.rtp.srtp_errors += 1
+            log.debug("SRTP from the browser dropped: %s", exc)
 
     def close(self) -> None:
         self.rtp.transport.close()

@@ -267,3 +267,26 @@ def _fields(obj: object) -> dict:
 def test_the_nodes_fingerprint_is_sha256_of_its_certificate():
     algorithm, digest = fingerprint()
     assert algorithm == "sha-256" and len(digest.split(":")) == 32
+
+
+async def test_an_answerer_checking_before_the_offerer_starts_still_connects():
+    # A browser that answers starts its ICE checks at once; the node starts
+    # when the answer arrives (a SIP round trip later). The node's role must
+    # already be controlling then, or the two end up fighting over it.
+    offerer_pool = PortPool("127.0.0.1", 41200, 41300)
+    answerer_pool = PortPool("127.0.0.1", 41300, 41400)
+    offerer, answerer = await WebRtcLeg.open(offerer_pool), await WebRtcLeg.open(answerer_pool)
+    try:
+        offer = to_webrtc(PLAIN_OFFER, offerer.local("127.0.0.1", "actpass"))
+        offer = anchor(offer, "127.0.0.1", offerer.port)[0]
+        answer = to_webrtc(PLAIN_OFFER, answerer.local("127.0.0.1", "active"))
+        answer = anchor(answer, "127.0.0.1", answerer.port)[0]
+        answerer.start(remote_transport(offer), offerer=False)
+        await asyncio.sleep(1.5)
+        offerer.start(remote_transport(answer), offerer=True)
+        both = asyncio.gather(offerer.connected, answerer.connected)
+        assert await asyncio.wait_for(both, 15) == [True, True], (offerer.failure, answerer.failure)
+    finally:
+        offerer.close()
+        answerer.close()
+        await asyncio.sleep(0.05)
