@@ -182,6 +182,10 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
         if isinstance(target, Rejection):
             self._end_a(call, target.status, target.reason, who="node")
             return
+        refusal = self._webrtc_refusal(call)
+        if refusal is not None:
+            self._end_a(call, 488, refusal, who="node")
+            return
         max_forwards = call.a_invite.max_forwards
         if max_forwards is not None and max_forwards <= 0:
             self._end_a(call, 483, "Too Many Hops", who="node")

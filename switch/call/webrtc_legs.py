@@ -72,6 +72,17 @@ class WebRtcCalls:
             sides.add("b")
         return frozenset(sides)
 
+    def _webrtc_refusal(self, call: Call) -> str | None:
+        """Why the caller's WebRTC offer cannot be used (the 488's reason), or None."""
+        body = call.a_invite.body
+        if not body or not is_webrtc(body):
+            return None
+        try:
+            remote_transport(body)
+        except SdpError as exc:
+            return f"Not Acceptable Here ({exc})"
+        return None
+
     def _offer_for_b(self, call: Call) -> bytes:
         """The caller's offer as leg B will see it, codecs-wise: what a trunk's
         `codecs` are checked against (a browser's Opus-only offer still fits

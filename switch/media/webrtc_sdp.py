@@ -71,15 +71,16 @@ def _audio(sdp: SessionDescription) -> MediaDescription | None:
 
 
 def is_webrtc(body: bytes) -> bool:
-    """Whether `body` is a WebRTC SDP: its audio over DTLS-SRTP with a fingerprint."""
+    """Whether `body` is a WebRTC SDP: its audio over DTLS-SRTP (UDP/TLS/RTP/SAVPF).
+
+    Decided by the protocol alone: one that lacks what DTLS needs is still
+    a browser's, and `remote_transport` says what is missing."""
     try:
         sdp = parse_sdp(body)
     except SdpError:
         return False
     audio = _audio(sdp)
-    if audio is None or "TLS" not in audio.proto.upper():
-        return False
-    return audio.has("fingerprint") or sdp.has("fingerprint")
+    return audio is not None and "TLS" in audio.proto.upper()
 
 
 def remote_transport(body: bytes) -> RemoteTransport:

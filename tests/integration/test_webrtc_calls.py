@@ -273,3 +273,27 @@ async def test_a_trunk_call_reaches_a_browser_agent_in_pcmu_pass_through(tmp_pat
 
 async def test_a_trunk_call_reaches_a_browser_agent_speaking_opus_transcoded(tmp_path):
     await asyncio.wait_for(_trunk_calls_browser(tmp_path, ("opus",)), 40)
+
+
+async def test_a_browser_offer_without_a_fingerprint_is_refused_with_the_reason(tmp_path):
+    changes = {'inbound_from = ["127.0.0.1"]': 'inbound_from = ["127.0.0.9"]'}
+    async with (
+        running_node(tmp_path, changes=changes) as node,
+        WsBrowser(f"{node.http_url}/sip") as ws,
+    ):
+        await _register(ws)
+        browser = Browser(1000.0, ("PCMU",))
+        try:
+            offer = await browser.offer()
+            offer = "".join(line for line in offer.splitlines(keepends=True)
+                            if not line.startswith("a=fingerprint"))  # fmt: skip
+            to, call_id, uri = "<sip:95551234@demo.invalid>", "nofp", "sip:95551234@demo.invalid"
+            challenge = await ws.request(_request("INVITE", uri, 1, to, "b1", call_id, offer))
+            creds = authorization(challenge, "1004", "agent1004", uri, "INVITE")
+            await ws.send(_request("INVITE", uri, 2, to, "b1", call_id, offer,
+                                   (f"Proxy-Authorization: {creds}",)))  # fmt: skip
+            refused = await _final(ws)
+            assert refused.status == 488
+            assert "a=fingerprint" in refused.reason
+        finally:
+            await browser.close()

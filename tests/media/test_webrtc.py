@@ -57,6 +57,8 @@ def test_a_browser_sdp_is_told_from_a_plain_one():
     assert is_webrtc(BROWSER_OFFER)
     assert not is_webrtc(PLAIN_OFFER)
     assert not is_webrtc(b"not sdp")
+    # Without its fingerprint it is still a browser's, refused for what it lacks
+    assert is_webrtc(BROWSER_OFFER.replace(b"a=fingerprint:sha-256 ab:CD:01\r\n", b""))
 
 
 def test_the_browser_end_is_read_from_its_sdp():
