@@ -58,6 +58,7 @@ class WebRtcState:
     browsers: frozenset[str]  # the sides ("a", "b") whose far end is a browser
     offered: dict[str, list[Codec]] = field(default_factory=dict)  # side -> its last offer's
     remote: dict[str, RemoteTransport] = field(default_factory=dict)  # browser side -> its end
+    sent: dict[str, bytes] = field(default_factory=dict)  # browser side -> the SDP it got last
 
 
 class WebRtcCalls:
@@ -105,6 +106,15 @@ class WebRtcCalls:
         if not self._to_browser(call):
             return body
         return self._offer_to(call, target, body) or body  # type: ignore[attr-defined]
+
+    def _webrtc_resend(self, call: Call, side: str, theirs: bytes) -> bytes:
+        """What to offer leg `side` again in a session refresh: a browser gets
+        the WebRTC SDP it has (same ICE and DTLS end: no restart), not the
+        other side's plain one."""
+        state = call.webrtc
+        if state is None or side not in state.sent:
+            return theirs
+        return state.sent[side]
 
     async def _media_session(self, call: Call, target: Target) -> MediaSession:
         """The relay of a call, with a WebRTC leg on each browser's side (OSError: no ports)."""
@@ -157,6 +167,7 @@ class WebRtcCalls:
         local = leg.local(self.media_address, "actpass" if offer else "active")  # type: ignore[attr-defined]
         extra = WEBRTC_EXTRA if offer and sender not in state.browsers else ()
         body = to_webrtc(body, local, extra)
+        state.sent[to] = body
         if not offer and to in state.remote:
             # The node answers the browser: connect now (not at its offer:
             # ICE checks would time out while the callee rings).

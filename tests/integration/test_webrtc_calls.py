@@ -186,7 +186,7 @@ async def test_a_browser_agent_speaking_opus_is_transcoded_to_a_pcmu_trunk(tmp_p
     assert call.quality["a"].packets_received > 50 * (SECONDS - 1)
 
 
-async def _trunk_calls_browser(tmp_path, codecs: tuple[str, ...]) -> None:
+async def _trunk_calls_browser(tmp_path, codecs: tuple[str, ...], refresh: bool = False) -> None:
     async with UdpPhone(("127.0.0.1", 9)) as media:
         changes = {
             '[tenants.demo.dids."400"]': (
@@ -199,6 +199,9 @@ async def _trunk_calls_browser(tmp_path, codecs: tuple[str, ...]) -> None:
             WsBrowser(f"{node.http_url}/sip") as ws,
         ):
             await _register(ws)
+            if refresh:
+                assert node.calls is not None
+                node.calls.session_expires, node.calls.min_se = 2, 1  # seconds, for the test
             browser = Browser(1000.0, codecs)
             try:
                 offer = (
@@ -241,6 +244,17 @@ async def _trunk_calls_browser(tmp_path, codecs: tuple[str, ...]) -> None:
                 heard = browser.heard(skip=1.0)
                 assert len(heard) > 48000 * (SECONDS - 2), "the browser heard too little"
                 assert peaks(heard[::6].copy(), 8000, 1) == pytest.approx([400], abs=15)
+                if refresh:
+                    # The node refreshes the browser's leg (it runs no timer):
+                    # the re-INVITE is WebRTC, the same ICE and DTLS end as before.
+                    again = await ws.receive(timeout=5)
+                    while not (isinstance(again, Request) and again.method == "INVITE"):
+                        again = await ws.receive(timeout=5)
+                    assert is_webrtc(again.body)
+                    first, now = parse_sdp(invite.body).media[0], parse_sdp(again.body).media[0]
+                    for name in ("ice-ufrag", "ice-pwd", "fingerprint"):
+                        assert now.get(name) == first.get(name)
+                    assert now.get_all("candidate") == first.get_all("candidate")
             finally:
                 await browser.close()
 
@@ -297,3 +311,7 @@ async def test_a_browser_offer_without_a_fingerprint_is_refused_with_the_reason(
             assert "a=fingerprint" in refused.reason
         finally:
             await browser.close()
+
+
+async def test_a_browser_agents_leg_is_refreshed_in_webrtc(tmp_path):
+    await asyncio.wait_for(_trunk_calls_browser(tmp_path, ("PCMU",), refresh=True), 40)
