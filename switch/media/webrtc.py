@@ -60,6 +60,7 @@ log = logging.getLogger("switch.media")
 CONNECT_TIMEOUT = 20.0  # seconds for ICE and DTLS together, as a browser's own ICE gives up
 FINGERPRINT_ALGORITHM = "sha-256"
 _certificate: RTCCertificate | None = None
+_stopping: set[asyncio.Task[None]] = set()  # legs' DTLS and ICE shutting down
 
 
 def certificate() -> RTCCertificate:
@@ -304,6 +305,7 @@ class WebRtcLeg(LegMedia):
         self.task: asyncio.Task[None] | None = None
         self.connected = asyncio.get_running_loop().create_future()
         self.failure = ""  # why the connection failed, for the log and tests
+        self.choice: CodecChoice | None = None  # what `transcode` was told last
 
     @classmethod
     async def open(cls, pool: PortPool) -> WebRtcLeg:
@@ -351,7 +353,11 @@ class WebRtcLeg(LegMedia):
 
     def transcode(self, choice: CodecChoice | None) -> None:
         """`choice.a`: this leg's codec, `choice.b`: the other leg's. Pass-through
-        (or None) relays packets as they are."""
+        (or None) relays packets as they are. The same choice again (a 183's
+        answer, then the 200's) keeps the transcoders: the streams go on."""
+        if choice == self.choice:
+            return
+        self.choice = choice
         if choice is None or choice.passthrough:
             self.rtp.inbound = self.rtp.outbound = None
             return
@@ -369,7 +375,7 @@ class WebRtcLeg(LegMedia):
             await asyncio.wait_for(self._handshake(remote, offerer), CONNECT_TIMEOUT)
         except asyncio.CancelledError:
             raise
-        except (Exception, TimeoutError) as exc:
+        except Exception as exc:  # a browser that fails to connect is logged, not raised
             self.failure = self.failure or f"{type(exc).__name__}: {exc}"
         if self.failure:
             log.warning("WebRTC leg on port %d: %s", self.port, self.failure)
@@ -426,7 +432,9 @@ class WebRtcLeg(LegMedia):
         if not self.connected.done():
             self.connected.set_result(False)
         with contextlib.suppress(RuntimeError):  # no loop: the process is ending
-            asyncio.get_running_loop().create_task(self._stop())
+            task = asyncio.get_running_loop().create_task(self._stop())
+            _stopping.add(task)  # (a task nobody holds may be collected unfinished)
+            task.add_done_callback(_stopping.discard)
 
     async def _stop(self) -> None:
         with contextlib.suppress(Exception):

@@ -292,3 +292,17 @@ async def test_an_answerer_checking_before_the_offerer_starts_still_connects():
         offerer.close()
         answerer.close()
         await asyncio.sleep(0.05)
+
+
+async def test_the_same_codec_choice_again_keeps_the_transcoders():
+    leg = await WebRtcLeg.open(PortPool("127.0.0.1", 41400, 41500))
+    try:
+        leg.transcode(CodecChoice(OPUS, PCMU))
+        inbound, outbound = leg.rtp.inbound, leg.rtp.outbound
+        assert inbound is not None and outbound is not None
+        leg.transcode(CodecChoice(OPUS, PCMU))  # the 200's answer after the 183's
+        assert (leg.rtp.inbound, leg.rtp.outbound) == (inbound, outbound)
+        leg.transcode(CodecChoice(PCMU, PCMU))  # a re-INVITE settles on a shared codec
+        assert leg.rtp.inbound is None and leg.rtp.outbound is None
+    finally:
+        leg.close()
