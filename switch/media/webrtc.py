@@ -36,6 +36,7 @@ import contextlib
 import logging
 import random
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -162,6 +163,11 @@ class _Dtls(RTCDtlsTransport):
 _HEADER = struct.Struct("!BBHII")
 
 
+def _counted(ssrc: int, seq: int, ts: int, payload_type: int, now: float) -> bool:
+    """The relay's count of a transcoded packet: done already, on the original."""
+    return False
+
+
 def _payload(packet: bytes) -> bytes | None:
     """The payload of an RTP packet (after CSRCs, extension and before padding)."""
     if len(packet) < 12:
@@ -269,6 +275,15 @@ class WebRtcPort(RtpPort):
         if self.inbound is None:
             self.datagram_received(data, addr)
             return
+        # Transcoding: the leg's statistics are of the browser's own stream
+        # (its sequence numbers and clock), counted here; what it becomes is
+        # relayed without being counted again (see `WebRtcLeg.transcode`).
+        try:
+            _, flags, seq, ts, ssrc = _HEADER.unpack_from(data)
+        except struct.error:
+            return
+        if flags & 0x7F == self.inbound.source_pt:
+            self.reception.update(ssrc, seq, ts, flags & 0x7F, time.monotonic())
         for packet in self.inbound.convert(data):
             self.datagram_received(packet, addr)
 
@@ -360,9 +375,11 @@ class WebRtcLeg(LegMedia):
         self.choice = choice
         if choice is None or choice.passthrough:
             self.rtp.inbound = self.rtp.outbound = None
+            self.rtp._count = self.rtp.reception.update
             return
         self.rtp.inbound = PacketTranscoder(choice.a, choice.b)
         self.rtp.outbound = PacketTranscoder(choice.b, choice.a)
+        self.rtp._count = _counted  # `WebRtcPort.from_browser` counts the originals
 
     def start(self, remote: RemoteTransport, offerer: bool) -> None:
         """Connect to the browser: ICE, then DTLS. Once; later calls (a 183 then

@@ -223,6 +223,9 @@ async def _call(codecs: tuple[str, ...], node_offers: bool, transcode: bool) -> 
         assert peaks(heard_by_browser[::6].copy(), 8000, 1) == pytest.approx([400], abs=15)
         assert leg.quality().packets_received > 50 * (SECONDS - 1)
         assert leg.quality().packets_sent > 50 * (SECONDS - 1)
+        assert leg.quality().packets_lost == 0
+        # The leg's figures are of the browser's own stream, transcoded or not
+        assert leg.rtp.reception.payload_type == choice.a.payload_type
     finally:
         await browser.close()
         session.close()
