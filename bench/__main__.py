@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import calls, codecs, parser, register, relay
+from . import calls, codecs, parser, register, relay, webrtc
 from .report import write
 
 BENCHMARKS = {
@@ -20,6 +20,7 @@ BENCHMARKS = {
     "calls": calls.run,
     "relay": relay.run,
     "codecs": codecs.run,
+    "webrtc": webrtc.run,
 }
 
 

@@ -50,7 +50,7 @@ class Attempts:
 
     def _codec_targets(self, call: Call, target: Target) -> Target | Rejection:
         """`target` without the trunks that take no codec of A's offer (488 if none is left)."""
-        body = call.a_invite.body
+        body = self._offer_for_b(call)  # type: ignore[attr-defined]
         candidates = (target, *target.fallbacks)
         fitting = [t for t in candidates if self._offer_to(call, t, body) is not None]
         if not fitting:

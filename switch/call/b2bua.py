@@ -63,11 +63,12 @@ from .model import Call, Hangup, LegEnd, PendingAck
 from .refresh import SessionRefresh, allows_update
 from .routing import App, Rejection, Router, Target
 from .transfer import Transfers
+from .webrtc_legs import WebRtcCalls
 
 log = logging.getLogger("switch.call")
 
 
-class Calls(Attempts, Transfers, SessionRefresh):
+class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
     """The call layer's TU: new INVITEs, in-dialog requests, CANCEL and B's responses."""
 
     def __init__(
@@ -181,6 +182,10 @@ class Calls(Attempts, Transfers, SessionRefresh):
         if isinstance(target, Rejection):
             self._end_a(call, target.status, target.reason, who="node")
             return
+        refusal = self._webrtc_refusal(call)
+        if refusal is not None:
+            self._end_a(call, 488, refusal, who="node")
+            return
         max_forwards = call.a_invite.max_forwards
         if max_forwards is not None and max_forwards <= 0:
             self._end_a(call, 483, "Too Many Hops", who="node")
@@ -190,7 +195,7 @@ class Calls(Attempts, Transfers, SessionRefresh):
             # Also for a late offer (no SDP yet): the offer in the callee's
             # answer is anchored on these ports.
             try:
-                call.media = await self.media.session()
+                call.media = await self._media_session(call, target)
             except OSError as exc:
                 log.warning("call %d: no media ports: %s", call.id, exc)
                 self._end_a(call, 503, "Service Unavailable (no free media ports)", who="node")
@@ -199,7 +204,8 @@ class Calls(Attempts, Transfers, SessionRefresh):
                 self._forget(call)
                 return
             if call.a_invite.body:
-                call.offer_b = self._anchor(call, call.a_invite.body, toward_a=False)
+                body = self._restricted_for_browser(call, target, call.a_invite.body)
+                call.offer_b = self._anchor(call, body, toward_a=False, offer=True)
         self._dial(call, target)
 
     async def _answer_app(self, call: Call, app: App) -> None:
@@ -313,7 +319,8 @@ class Calls(Attempts, Transfers, SessionRefresh):
             headers += session_timer.request_headers(call.b_expires, self.min_se)
         req = Request("INVITE", target.uri, headers)
         body = call.offer_b if call.offer_b is not None else a.body
-        body = self._offer_to(call, target, body) or body
+        if not self._to_browser(call):  # (a browser's offer was cut before translation)
+            body = self._offer_to(call, target, body) or body
         req.set_body(body, a.content_type if body else None)
         return req
 
@@ -380,18 +387,21 @@ class Calls(Attempts, Transfers, SessionRefresh):
         trunk = self.router.config.tenants[tenant].trunks.get(name)
         return trunk is not None and trunk.trusted
 
-    def _anchor(self, call: Call, body: bytes, toward_a: bool) -> bytes:
+    def _anchor(self, call: Call, body: bytes, toward_a: bool, offer: bool) -> bytes:
         """`body` (an offer or answer) as the other leg should see it: media via our ports.
 
         `toward_a`: the SDP came from B and goes to A. Where the sender
         said it listens becomes that leg's media address until it latches.
+        `offer`: it is an offer (else an answer); a browser's leg is shown
+        WebRTC SDP, the other leg plain RTP (`switch.call.webrtc_legs`).
         """
         media = call.media
         if media is None or not body:
             return body
         mine, theirs = (media.a, media.b) if toward_a else (media.b, media.a)
         origin = call.origins["a" if toward_a else "b"]
-        anchored, remote = anchor(body, self.media_address, mine.port, origin)
+        sent = self._webrtc_sdp(call, body, toward_a, offer)
+        anchored, remote = anchor(sent, self.media_address, mine.port, origin)
         if remote is not None:
             theirs.expect(remote, clock_rates(body))
         return anchored
@@ -549,7 +559,7 @@ class Calls(Attempts, Transfers, SessionRefresh):
         call.allows_update = {"a": allows_update(a), "b": allows_update(resp)}
         answer = make_response(
             a, resp.status, resp.reason, to_tag=call.a_tag, headers=headers,
-            body=self._anchor(call, resp.body, toward_a=True),
+            body=self._anchor(call, resp.body, toward_a=True, offer=late_offer),
         )  # fmt: skip
         if resp.body and resp.content_type:
             answer.set("Content-Type", resp.content_type)
@@ -594,7 +604,7 @@ class Calls(Attempts, Transfers, SessionRefresh):
         relayed = make_response(
             call.a_invite, resp.status, resp.reason, to_tag=call.a_tag,
             headers=[("Contact", f"<sip:switch@{self._sent_by(call.a_flow)}>")],
-            body=self._anchor(call, resp.body, toward_a=True),
+            body=self._anchor(call, resp.body, toward_a=True, offer=not call.a_invite.body),
         )  # fmt: skip
         if resp.body and resp.content_type:
             relayed.set("Content-Type", resp.content_type)
@@ -679,7 +689,7 @@ class Calls(Attempts, Transfers, SessionRefresh):
                 call.b_sdp = req.body
             else:
                 call.a_sdp = req.body
-            body = self._anchor(call, req.body, toward_a=pending.to_a)
+            body = self._anchor(call, req.body, toward_a=pending.to_a, offer=False)
             ack.set_body(body, req.content_type or "application/sdp")
         data = bytes(ack)
         if not pending.to_a and pending.dialog is call.b_dialog and call.b_ack is None:
@@ -819,7 +829,7 @@ class Calls(Attempts, Transfers, SessionRefresh):
         out = there.create_request(
             req.method,
             headers=headers,
-            body=self._anchor(call, body, toward_a=not from_a),
+            body=self._anchor(call, body, toward_a=not from_a, offer=True),
             content_type=req.content_type if req.body else None,
         )
         out.add("Via", self._via(flow), first=True)
@@ -876,7 +886,7 @@ class Calls(Attempts, Transfers, SessionRefresh):
                     call.b_sdp = resp.body
                 else:
                     call.a_sdp = resp.body
-            body = self._anchor(call, resp.body, toward_a=from_a)
+            body = self._anchor(call, resp.body, toward_a=from_a, offer=False)
             reply = make_response(req, resp.status, resp.reason, body=body, headers=headers)
             if resp.body and resp.content_type:
                 reply.set("Content-Type", resp.content_type)

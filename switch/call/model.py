@@ -10,6 +10,7 @@ import itertools
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..media.relay import LegOrigin, LegQuality, MediaSession
 from ..registrar.guard import Caller
@@ -19,6 +20,9 @@ from ..sip.message import Request
 from ..sip.session_timer import SessionTimer
 from ..sip.transaction import ClientTransaction, ServerTransaction
 from .routing import Target
+
+if TYPE_CHECKING:
+    from .webrtc_legs import WebRtcState
 
 _ids = itertools.count(1)
 
@@ -75,6 +79,7 @@ class Call:
     b_key: tuple[str, str] = ("", "")
     transfer: Request | None = None  # the REFER being carried out
     media: MediaSession | None = None  # the RTP relay, when the offer came with the INVITE
+    webrtc: WebRtcState | None = None  # set when a leg is a browser (switch.call.webrtc_legs)
     offer_b: bytes | None = None  # A's offer as leg B sees it (anchored in the node)
     trunks: list[tuple[str, str]] = field(default_factory=list)  # counted against max_calls
     state: str = "routing"  # routing, calling, answered, ended

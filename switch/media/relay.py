@@ -29,7 +29,7 @@ import random
 import secrets
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..sip.sdp import Connection, SdpError, parse_sdp
@@ -424,6 +424,22 @@ class PortPool:
                 self._ticker = loop.call_later(REPORT_TICK, self._tick)
             return LegMedia(rtp, rtcp)  # type: ignore[arg-type]
         raise OSError(errno.EADDRINUSE, f"no free RTP port pair in {self.low}-{self.high}")
+
+    async def socket(
+        self, factory: Callable[[], asyncio.DatagramProtocol]
+    ) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
+        """One UDP socket on an even port of the range, for a leg that carries
+        RTP, RTCP and ICE on one port (a WebRTC leg: rtcp-mux, BUNDLE)."""
+        loop = asyncio.get_running_loop()
+        span = max(2, self.high - self.low)
+        for _ in range(span // 2):
+            port = self._next
+            self._next = port + 2 if port + 2 < self.high - 1 else self.low
+            try:
+                return await loop.create_datagram_endpoint(factory, local_addr=(self.host, port))
+            except OSError:  # in use: the next one (see `leg`)
+                continue
+        raise OSError(errno.EADDRINUSE, f"no free RTP port in {self.low}-{self.high}")
 
     def _tick(self) -> None:
         now = time.monotonic()
