@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from switch.call.model import Call
 from switch.config import demo_config_text, load_config, load_demo_config
 from switch.node import Node
 
@@ -58,3 +59,11 @@ async def running_node(
         yield node
     finally:
         await node.stop()
+
+
+def ended_calls(node: Node) -> list[Call]:
+    """The calls of `node` as they end, in order (its `on_end` hook)."""
+    assert node.calls is not None
+    ended: list[Call] = []
+    node.calls.on_end = ended.append
+    return ended

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from switch.call.b2bua import Call
 from switch.sip.message import Request, Response, make_response
 from switch.sip.sdp import parse_sdp
-from tests.integration.conftest import running_node, sip_address
+from tests.integration.conftest import ended_calls, running_node, sip_address
 from tests.integration.test_calls import (
     _agent_calls,
     _in_dialog,
@@ -93,8 +92,7 @@ async def test_the_node_refreshes_legs_that_do_not_run_timers_and_ends_a_dead_on
     ):
         assert node.calls is not None
         node.calls.session_expires, node.calls.min_se = 2, 1  # seconds, for the test
-        ended: list[Call] = []
-        node.calls.on_end = ended.append
+        ended = ended_calls(node)
         await _registered(node, (bob, "1002"), (alice, "1001"))
         invite, answered = await _call_up(alice, bob)
         # Bob was offered a timer; Alice, who did not ask for one, is told the
@@ -141,8 +139,7 @@ async def test_a_refresher_that_falls_silent_has_its_call_ended(tmp_path):
     ):
         assert node.calls is not None
         node.calls.session_expires, node.calls.min_se = 2, 1
-        ended: list[Call] = []
-        node.calls.on_end = ended.append
+        ended = ended_calls(node)
         await _registered(node, (bob, "1002"), (alice, "1001"))
         # Alice asks to refresh; Bob says he will refresh his leg.
         invite, answered = await _call_up(
@@ -540,9 +537,7 @@ async def test_the_echo_did_answers_and_sends_the_audio_back(tmp_path):
         UdpPhone(sip_address(node)) as carrier,  # the demo trunk's address
         UdpPhone(("127.0.0.1", 9)) as audio,
     ):
-        assert node.calls is not None
-        ended: list[Call] = []
-        node.calls.on_end = ended.append
+        ended = ended_calls(node)
         offer = _sdp("caller", "127.0.0.1", audio.address[1]).replace("RTP/AVP 0", "RTP/AVP 0 8")
         carrier.send(
             "\r\n".join([

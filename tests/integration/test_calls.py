@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from switch.call.b2bua import Call, Hangup
+from switch.call.b2bua import Hangup
 from switch.sip.message import Request, Response, make_response
 from switch.sip.sdp import parse_sdp
-from tests.integration.conftest import running_node, sip_address
+from tests.integration.conftest import ended_calls, running_node, sip_address
 from tests.support.sipclient import UdpPhone, authorization, register_agent
 from tests.support.sipclient import invite as invite_text
 from tests.support.sipp import free_port, needs_sipp, run_sipp
@@ -43,9 +43,7 @@ async def _through_node(tmp_path, caller: str, callee: str, calls: int = 2):
     far_end = free_port(socket.SOCK_DGRAM)
     changes = {'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{far_end}"'}
     async with running_node(tmp_path, changes=changes) as node:
-        assert node.calls is not None
-        ended: list[Call] = []
-        node.calls.on_end = ended.append
+        ended = ended_calls(node)
         far = asyncio.ensure_future(
             run_sipp(callee, ("127.0.0.1", 9), calls=calls, timeout=20, port=far_end)
         )
@@ -278,9 +276,7 @@ async def test_a_trunk_at_its_call_limit_gets_503(tmp_path):
             running_node(tmp_path, changes=changes) as node,
             UdpPhone(sip_address(node)) as trunk,
         ):
-            assert node.calls is not None
-            ended: list[Call] = []
-            node.calls.on_end = ended.append
+            ended = ended_calls(node)
             first = invite_text(trunk, "5551234", 1).replace("sip:200@", "sip:400@")
             trunk.send(first)
             ringing = await _next_request(carrier, "INVITE")  # forwarded out: one call up
@@ -408,9 +404,7 @@ async def test_audio_crosses_the_relay_unchanged(tmp_path):
             'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"'
         }
         async with running_node(tmp_path, changes=changes) as node:
-            assert node.calls is not None
-            ended: list[Call] = []
-            node.calls.on_end = ended.append
+            ended = ended_calls(node)
             media_port = free_port(socket.SOCK_DGRAM)
             caller = asyncio.ensure_future(
                 run_sipp(
@@ -625,9 +619,7 @@ async def test_the_caller_transfers_the_callee_blind(tmp_path):
         UdpPhone(("127.0.0.1", 9)) as bob_audio,
         UdpPhone(("127.0.0.1", 9)) as carol_audio,
     ):
-        assert node.calls is not None
-        ended: list[Call] = []
-        node.calls.on_end = ended.append
+        ended = ended_calls(node)
         for phone, ext in ((bob, "1002"), (carol, "1003"), (alice, "1001")):
             assert (await register_agent(phone, ext, f"agent{ext}"))[1].status == 200
         offer = _sdp("alice", "127.0.0.2", 40020)

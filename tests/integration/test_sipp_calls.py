@@ -25,7 +25,7 @@ import pytest
 
 from switch.call.b2bua import Call, Hangup
 from switch.node import Node
-from tests.integration.conftest import running_node, sip_address
+from tests.integration.conftest import ended_calls, running_node, sip_address
 from tests.integration.test_calls import PCAP, _pcap_rtp_payloads
 from tests.support.sipclient import UdpPhone
 from tests.support.sipp import SippResult, free_port, needs_sipp, run_sipp, start_far_end
@@ -38,14 +38,6 @@ TIMEOUT = 20  # seconds a SIPp run may take: generous, for a loaded machine
 def _trunk_at(port: int) -> dict[str, str]:
     """Config changes that point the demo trunk at a far end on `port`."""
     return {'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{port}"'}
-
-
-def _ended(node: Node) -> list[Call]:
-    """The calls of `node` as they end, in order."""
-    assert node.calls is not None
-    ended: list[Call] = []
-    node.calls.on_end = ended.append
-    return ended
 
 
 async def _far_end(scenario: str, port: int, *extra: str) -> asyncio.Future[SippResult]:
@@ -81,7 +73,7 @@ def _passed(*results: SippResult) -> None:
 async def test_hold_and_resume_with_reinvites(tmp_path, caller_scenario, callee_scenario):
     far_end = free_port(socket.SOCK_DGRAM)
     async with running_node(tmp_path, changes=_trunk_at(far_end)) as node:
-        ended = _ended(node)
+        ended = ended_calls(node)
         callee = await _far_end(callee_scenario, far_end)
         caller = await run_sipp(
             caller_scenario, sip_address(node), timeout=TIMEOUT, extra=["-s", "400"]
@@ -110,7 +102,7 @@ async def test_early_media_reaches_the_caller_before_the_answer(tmp_path):
         running_node(tmp_path, changes=_trunk_at(far_end)) as node,
         UdpPhone(("127.0.0.1", 9)) as audio,  # where the caller's offer says it listens
     ):
-        ended = _ended(node)
+        ended = ended_calls(node)
         heard: list[tuple[float, bytes]] = []
         catching = asyncio.ensure_future(_catch_rtp(audio, heard))
         try:
@@ -141,7 +133,7 @@ async def test_a_trunk_that_requires_100rel_is_pracked(tmp_path):
         running_node(tmp_path, changes=_trunk_at(far_end)) as node,
         UdpPhone(("127.0.0.1", 9)) as audio,  # the caller's media address: nothing is checked
     ):
-        ended = _ended(node)
+        ended = ended_calls(node)
         callee = await _far_end("call_uas_prack.xml", far_end)
         caller = await run_sipp(
             "call_uac_early_media.xml", sip_address(node), timeout=TIMEOUT,
@@ -159,7 +151,7 @@ async def test_an_unknown_did_gets_404(tmp_path):
         UdpPhone(("127.0.0.1", 9)) as carrier,
         running_node(tmp_path, changes=_trunk_at(carrier.address[1])) as node,
     ):
-        ended = _ended(node)
+        ended = ended_calls(node)
         caller = await run_sipp(
             "call_uac_unknown_did.xml", sip_address(node), timeout=TIMEOUT, extra=["-s", "999"]
         )
@@ -175,7 +167,7 @@ async def test_a_stranger_gets_403(tmp_path):
         UdpPhone(("127.0.0.1", 9)) as carrier,
         running_node(tmp_path, changes=_trunk_at(carrier.address[1])) as node,
     ):
-        ended = _ended(node)
+        ended = ended_calls(node)
         # 127.0.0.2 is not the demo trunk's address, and no agent registered from it.
         caller = await run_sipp(
             "call_uac_unauthorized.xml", sip_address(node), timeout=TIMEOUT,
@@ -208,7 +200,7 @@ AGENT = ["-key", "ext", "1001", "-au", "1001", "-ap", "agent1001", "-key", "doma
 async def test_a_trunk_answering_503_fails_over_to_the_next(tmp_path):
     first, backup = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
     async with running_node(tmp_path, changes=_with_backup(first, backup)) as node:
-        ended = _ended(node)
+        ended = ended_calls(node)
         broken = await _far_end("call_uas_unavailable.xml", first)
         working = await _far_end("call_uas.xml", backup)
         agent = await run_sipp(
@@ -229,7 +221,7 @@ async def test_a_busy_callee_is_not_failed_over(tmp_path):
         UdpPhone(("127.0.0.1", 9)) as backup,
         running_node(tmp_path, changes=_with_backup(first, backup.address[1])) as node,
     ):
-        ended = _ended(node)
+        ended = ended_calls(node)
         busy = await _far_end("call_uas_busy.xml", first)
         agent = await run_sipp(
             "call_uac_agent_busy.xml", sip_address(node), timeout=TIMEOUT,
@@ -269,7 +261,7 @@ async def test_the_callee_transfers_the_caller_blind_by_refer(tmp_path):
         running_node(tmp_path, changes=_with_transfer_target(first, target)) as node,
         UdpPhone(("127.0.0.1", 9)) as audio,  # where the target says it listens
     ):
-        ended = _ended(node)
+        ended = ended_calls(node)
         heard: list[tuple[float, bytes]] = []
         catching = asyncio.ensure_future(_catch_rtp(audio, heard))
         try:
@@ -325,7 +317,7 @@ async def test_the_callee_transfers_the_caller_attended_with_replaces(tmp_path):
         running_node(tmp_path, changes=_with_transfer_target(first, target)) as node,
         UdpPhone(("127.0.0.1", 9)) as audio,  # where the target says it listens
     ):
-        ended = _ended(node)
+        ended = ended_calls(node)
         heard: list[tuple[float, bytes]] = []
         catching = asyncio.ensure_future(_catch_rtp(audio, heard))
         try:

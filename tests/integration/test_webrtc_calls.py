@@ -20,7 +20,7 @@ from switch.media import g711
 from switch.media.webrtc_sdp import is_webrtc
 from switch.sip.message import Request, Response, make_response
 from switch.sip.sdp import parse_sdp
-from tests.integration.conftest import running_node, sip_address
+from tests.integration.conftest import ended_calls, running_node, sip_address
 from tests.media.audio import peaks
 from tests.support.browser import Browser
 from tests.support.sipclient import UdpPhone, WsBrowser, authorization, register
@@ -111,9 +111,7 @@ async def _browser_calls_out(tmp_path, codecs: tuple[str, ...]) -> Call:
             running_node(tmp_path, changes=changes) as node,
             WsBrowser(f"{node.http_url}/sip") as ws,
         ):
-            assert node.calls is not None
-            ended: list[Call] = []
-            node.calls.on_end = ended.append
+            ended = ended_calls(node)
             await _register(ws)
             browser = Browser(1000.0, codecs)
             try:
