@@ -112,9 +112,19 @@ class RelayPort(asyncio.DatagramProtocol):
 
 class RtpPort(RelayPort):
     """A leg's RTP socket: keeps statistics on what its endpoint sends, and
-    keeps what it sends to its endpoint one continuous stream."""
+    keeps what it sends to its endpoint one continuous stream.
 
-    __slots__ = ("_count", "reception", "sending")
+    Two hooks let the node itself take part in a leg's media:
+
+    - `tap`: called with every RTP packet from this leg's endpoint, before it
+      is relayed (a recorder, a DTMF detector, an application that answered
+      the call). It must be quick and must not raise: it runs on the fast path.
+    - `emit()`: sends a packet the node made (a prompt, a tone, a DTMF event)
+      to this leg's endpoint, in the same continuous stream as what is
+      relayed to it before and after.
+    """
+
+    __slots__ = ("_count", "reception", "sending", "tap")
     peer: RtpPort | None
 
     def __init__(self) -> None:
@@ -122,6 +132,7 @@ class RtpPort(RelayPort):
         self.reception = Reception()  # the stream from this leg's endpoint
         self.sending = Sending()  # the stream to this leg's endpoint
         self._count = self.reception.update  # bound once: the fast path calls it
+        self.tap: Callable[[bytes], None] | None = None
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
         # The fast path: every relayed packet comes through here, so it is
@@ -141,23 +152,42 @@ class RtpPort(RelayPort):
         # packet type of 192-223 where RTP has its marker and payload type.
         if first >> 6 == 2 and not 191 < flags < 224:
             jumped = self._count(ssrc, seq, ts, flags & 0x7F, now)
+            if self.tap is not None:
+                self.tap(data)
             if out is None or out.remote is None or out.transport is None:
                 return
-            sending = out.sending
-            if ssrc != sending.source or jumped:
-                sending.switch(ssrc, seq, ts, self.reception.rate, now)
-            if sending.rewriting:
-                data = sending.rewrite(data, seq, ts)
-            sending.last = data
-            sending.at = now
-            sending.packets += 1
-            sending.octets += len(data) - 12
-        elif out is None or out.remote is None or out.transport is None:
+            out._send(data, ssrc, seq, ts, self.reception.rate, jumped, now)
+            return
+        if out is None or out.remote is None or out.transport is None:
             return
         # (What is not RTP, such as STUN, a keepalive or multiplexed RTCP,
         # passes on as it came.)
         out.transport.sendto(data, out.remote)
         out.sent += 1
+
+    def emit(self, data: bytes, rate: int) -> None:
+        """Send the node's own RTP packet (`rate`: its payload's clock) to this
+        leg's endpoint. Dropped while the endpoint's address is unknown."""
+        if self.remote is None or self.transport is None or len(data) < 12:
+            return
+        _, _, seq, ts, ssrc = _RTP_HEADER.unpack_from(data)
+        self._send(data, ssrc, seq, ts, rate, False, _monotonic())
+
+    def _send(
+        self, data: bytes, ssrc: int, seq: int, ts: int, rate: int, jumped: bool, now: float
+    ) -> None:
+        """Out to this leg's endpoint, rewritten into one stream if the source changed."""
+        sending = self.sending
+        if ssrc != sending.source or jumped:
+            sending.switch(ssrc, seq, ts, rate, now)
+        if sending.rewriting:
+            data = sending.rewrite(data, seq, ts)
+        sending.last = data
+        sending.at = now
+        sending.packets += 1
+        sending.octets += len(data) - 12
+        self.transport.sendto(data, self.remote)  # type: ignore[union-attr]
+        self.sent += 1
 
 
 class RtcpPort(RelayPort):

@@ -502,3 +502,36 @@ def test_each_leg_sees_one_origin_whose_version_follows_changes() -> None:
     carol = alice.replace(b"o=alice 7 7", b"o=carol 99 1")
     changed, _ = anchor(carol + b"m=audio 4002 RTP/AVP 8\r\n", "198.51.100.1", 10000, leg)
     assert origin_of(changed) == ("switch", leg.session_id, 2)
+
+
+async def test_a_tap_sees_each_rtp_packet_and_the_nodes_own_packets_join_the_stream():
+    session = await PortPool("127.0.0.1", 34400, 34500).session()
+    alice, bob = _udp(), _udp()
+    tapped: list[bytes] = []
+    try:
+        session.a.expect(alice.getsockname())
+        session.b.expect(bob.getsockname())
+        session.a.rtp.tap = tapped.append
+        first = _rtp(10, 1600, 0xA11CE)
+        alice.sendto(first, ("127.0.0.1", session.a.port))
+        assert (await _recv(bob))[0] == first  # relayed as it came...
+        assert tapped == [first]  # ... and seen by the tap
+        alice.sendto(b"\x00not rtp", ("127.0.0.1", session.a.port))
+        await _recv(bob)
+        assert tapped == [first]  # only RTP reaches the tap
+        # The node plays something to Bob (a prompt): its own SSRC and
+        # numbers become Alice's stream, the one Bob already knows.
+        session.b.rtp.emit(_rtp(500, 80000, 0x5EED, b"prompt"), 8000)
+        flags, seq, ts, ssrc = HEADER.unpack_from(packet := (await _recv(bob))[0])
+        assert (ssrc, seq, packet[12:]) == (0xA11CE, 11, b"prompt") and flags & 0x80
+        assert ts_distance(ts, 1600) >= 1
+        assert session.b.rtp.sending.packets == 2
+        # With no peer (an application holds the leg) the tap still sees everything.
+        session.a.rtp.peer = None
+        alice.sendto(_rtp(11, 1760, 0xA11CE), ("127.0.0.1", session.a.port))
+        await _nothing(bob)
+        assert len(tapped) == 2
+    finally:
+        session.close()
+        for sock in (alice, bob):
+            sock.close()
