@@ -686,6 +686,11 @@ with warnings.catch_warnings():
         # Seconds to wait for any answer (even 100 Trying) before the call is
         # tried on the route's next trunk (Kamailio's fr_timer); 0 = SIP's 32 s.
         setup_timeout: float = Field(5.0, ge=0, le=32)
+        # How the trunk carries DTMF: RFC 4733 telephone-events in RTP, SIP
+        # INFO (application/dtmf-relay), tones in the audio ("inband", which
+        # the node must decode to hear), or "auto": RFC 4733 when the call
+        # negotiated telephone-event, in-band otherwise (Asterisk's "auto").
+        dtmf: Literal["rfc4733", "info", "inband", "auto"] = "auto"
 
         def accepts(self, address: str) -> bool:
             """True when a request from `address` may come from this trunk."""
