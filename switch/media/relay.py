@@ -116,15 +116,17 @@ class RtpPort(RelayPort):
 
     Two hooks let the node itself take part in a leg's media:
 
-    - `tap`: called with every RTP packet from this leg's endpoint, before it
-      is relayed (a recorder, a DTMF detector, an application that answered
-      the call). It must be quick and must not raise: it runs on the fast path.
+    - taps (`add_tap()`, `remove_tap()`): called with every RTP packet from
+      this leg's endpoint, before it is relayed (a recorder, a DTMF
+      detector, an application that answered the call). They must be quick
+      and must not raise: they run on the fast path. A leg without taps
+      pays one attribute test per packet.
     - `emit()`: sends a packet the node made (a prompt, a tone, a DTMF event)
       to this leg's endpoint, in the same continuous stream as what is
       relayed to it before and after.
     """
 
-    __slots__ = ("_count", "reception", "sending", "tap")
+    __slots__ = ("_count", "_taps", "reception", "sending", "tap")
     peer: RtpPort | None
 
     def __init__(self) -> None:
@@ -132,7 +134,33 @@ class RtpPort(RelayPort):
         self.reception = Reception()  # the stream from this leg's endpoint
         self.sending = Sending()  # the stream to this leg's endpoint
         self._count = self.reception.update  # bound once: the fast path calls it
-        self.tap: Callable[[bytes], None] | None = None
+        self.tap: Callable[[bytes], None] | None = None  # what the fast path calls
+        self._taps: list[Callable[[bytes], None]] = []
+
+    def add_tap(self, tap: Callable[[bytes], None]) -> None:
+        """Call `tap` with each RTP packet from this leg's endpoint, from now on."""
+        self._taps.append(tap)
+        self._set_tap()
+
+    def remove_tap(self, tap: Callable[[bytes], None]) -> None:
+        """Stop calling `tap` (no error if it was not there)."""
+        if tap in self._taps:
+            self._taps.remove(tap)
+        self._set_tap()
+
+    def _set_tap(self) -> None:
+        taps = tuple(self._taps)
+        if not taps:
+            self.tap = None
+        elif len(taps) == 1:
+            self.tap = taps[0]
+        else:
+
+            def fan_out(data: bytes) -> None:
+                for tap in taps:
+                    tap(data)
+
+            self.tap = fan_out
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
         # The fast path: every relayed packet comes through here, so it is

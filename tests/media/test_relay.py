@@ -511,11 +511,14 @@ async def test_a_tap_sees_each_rtp_packet_and_the_nodes_own_packets_join_the_str
     try:
         session.a.expect(alice.getsockname())
         session.b.expect(bob.getsockname())
-        session.a.rtp.tap = tapped.append
+        session.a.rtp.add_tap(tapped.append)
+        also: list[bytes] = []
+        session.a.rtp.add_tap(also.append)
         first = _rtp(10, 1600, 0xA11CE)
         alice.sendto(first, ("127.0.0.1", session.a.port))
         assert (await _recv(bob))[0] == first  # relayed as it came...
-        assert tapped == [first]  # ... and seen by the tap
+        assert tapped == also == [first]  # ... and seen by both taps
+        session.a.rtp.remove_tap(also.append)
         alice.sendto(b"\x00not rtp", ("127.0.0.1", session.a.port))
         await _recv(bob)
         assert tapped == [first]  # only RTP reaches the tap
@@ -530,7 +533,9 @@ async def test_a_tap_sees_each_rtp_packet_and_the_nodes_own_packets_join_the_str
         session.a.rtp.peer = None
         alice.sendto(_rtp(11, 1760, 0xA11CE), ("127.0.0.1", session.a.port))
         await _nothing(bob)
-        assert len(tapped) == 2
+        assert len(tapped) == 2 and len(also) == 1
+        session.a.rtp.remove_tap(tapped.append)
+        assert session.a.rtp.tap is None
     finally:
         session.close()
         for sock in (alice, bob):
