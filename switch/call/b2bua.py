@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ..media.relay import PortPool, anchor, clock_rates
+from ..media.relay import LegQuality, PortPool, anchor, clock_rates
 from ..registrar.guard import Caller
 from ..sip import session_timer
 from ..sip.address import parse_address
@@ -400,6 +400,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
             return body
         mine, theirs = (media.a, media.b) if toward_a else (media.b, media.a)
         origin = call.origins["a" if toward_a else "b"]
+        theirs.sdp = body  # (read for the codec's name when its quality is reported)
         sent = self._webrtc_sdp(call, body, toward_a, offer)
         anchored, remote = anchor(sent, self.media_address, mine.port, origin)
         if remote is not None:
@@ -412,6 +413,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
         if media is None or not body:
             return
         leg = media.a if side == "a" else media.b
+        leg.sdp = body  # (read for the codec's name when its quality is reported)
         _, remote = anchor(body, self.media_address, leg.port)
         if remote is not None:
             leg.expect(remote, clock_rates(body))
@@ -1021,6 +1023,13 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def quality(self, call: Call) -> dict[str, LegQuality]:
+        """Each leg's media figures and MOS ("a", "b"): live while the call
+        has media (for the CTI), the final ones after it ended (for the CDR)."""
+        if call.media is None:
+            return call.quality
+        return {"a": call.media.a.quality(), "b": call.media.b.quality()}
+
     def _forget(self, call: Call) -> None:
         for handle in call.timer_handles.values():
             handle.cancel()
@@ -1028,8 +1037,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
         self._stop_b_timer(call)
         if call.ended_at is None:
             call.ended_at = time.time()
-            if call.media is not None:
-                call.quality = {"a": call.media.a.quality(), "b": call.media.b.quality()}
+            call.quality = self.quality(call)
             if self.on_end is not None:
                 try:
                     self.on_end(call)

@@ -138,6 +138,7 @@ class Transfers:
         media = call.media
         if media is not None and resp.body:
             leg = media.a if from_a else media.b
+            leg.sdp = resp.body
             _, remote = anchor(resp.body, self.media_address, leg.port)
             leg.rtp.latched = leg.rtcp.latched = False  # the new party's packets from now on
             if remote is not None:

@@ -32,7 +32,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ..sip.sdp import Connection, SdpError, parse_sdp
+from ..sip.sdp import STATIC_PAYLOAD_TYPES, Connection, SdpError, parse_sdp
+from .quality import Estimate, QualityError, leg_estimate
 from .rtcp import (
     MIN_INTERVAL,
     Bye,
@@ -363,12 +364,45 @@ class LegQuality:
     reported_fraction_lost: float | None  # 0..1, what the endpoint says it lost lately
     reported_jitter: float | None  # seconds, what the endpoint measures
     rtcp_malformed: int  # RTCP packets from the endpoint that were dropped
+    codec: str | None = None  # SDP name of what the endpoint sends, lower case ("pcmu", "opus")
+
+    def estimate(self) -> Estimate | None:
+        """The MOS estimate of this leg (G.107, see `switch.media.quality`),
+        or None for a codec the E-model has no values for."""
+        try:
+            return leg_estimate(self, self.codec or "pcmu")
+        except QualityError:
+            return None
+
+    def to_dict(self) -> dict[str, object]:
+        """For the call record and the CTI: the figures, rounded, and the MOS."""
+        estimate = self.estimate()
+        return {
+            "codec": self.codec,
+            "packets_received": self.packets_received,
+            "packets_lost": self.packets_lost,
+            "packets_sent": self.packets_sent,
+            "jitter_ms": round(self.jitter * 1000, 1),
+            "rtt_ms": round(self.rtt * 1000, 1) if self.rtt is not None else None,
+            "reported_loss_percent": (
+                round(100 * self.reported_fraction_lost, 2)
+                if self.reported_fraction_lost is not None
+                else None
+            ),
+            "reported_jitter_ms": (
+                round(self.reported_jitter * 1000, 1) if self.reported_jitter is not None else None
+            ),
+            "mos": round(estimate.mos, 2) if estimate is not None else None,
+        }
 
 
 @dataclass
 class LegMedia:
     rtp: RtpPort
     rtcp: RtcpPort
+    # The endpoint's last SDP, read only when a quality report names the
+    # codec (parsing it on every offer would cost the call path for nothing).
+    sdp: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         self.rtcp.rtp = self.rtp
@@ -406,6 +440,7 @@ class LegMedia:
             reported_fraction_lost=far.fraction_lost / 256 if far else None,
             reported_jitter=far.jitter / sending.rate if far else None,
             rtcp_malformed=rtcp.malformed,
+            codec=codec_name(self.sdp, reception.payload_type),
         )
 
     def close(self) -> None:
@@ -522,6 +557,27 @@ class PortPool:
             raise
         self.sessions += 1
         return MediaSession(a, b)
+
+
+def codec_name(body: bytes, payload_type: int | None) -> str | None:
+    """The SDP encoding name (lower case) of `payload_type` in the first audio
+    stream of `body`, or None when the SDP does not say."""
+    if payload_type is None or payload_type < 0:
+        return None
+    try:
+        sdp = parse_sdp(body) if body else None
+    except SdpError:
+        sdp = None
+    for media in sdp.media if sdp is not None else ():
+        if media.media == "audio":
+            codec = media.rtpmaps().get(payload_type)
+            if codec is not None:
+                name = codec.name.lower()
+                # (A stream caught between talk spurts: what it says is no codec.)
+                return None if name in ("telephone-event", "cn") else name
+            break
+    static = STATIC_PAYLOAD_TYPES.get(payload_type)
+    return static.name.lower() if static is not None else None
 
 
 def clock_rates(body: bytes) -> dict[int, int]:

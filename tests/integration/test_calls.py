@@ -434,11 +434,17 @@ async def test_audio_crosses_the_relay_unchanged(tmp_path):
             assert result.ok, result.output
             assert len(received) == len(expected)  # no loss through the relay
             assert received == expected  # and not a byte changed
-            # The record of the call says how its media went, leg by leg.
+            # The record of the call says how its media went, leg by leg
+            # (and the call layer answers the same once the media is gone).
+            assert node.calls.quality(ended[0]) is ended[0].quality
             quality = ended[0].quality
             assert quality["a"].packets_received == len(expected)
             assert quality["a"].packets_lost == 0
             assert quality["b"].packets_sent == len(expected)
+            # ... with the codec each side sent and a MOS estimate for the CTI and CDR.
+            report = quality["a"].to_dict()
+            assert report["codec"] == "pcma" and report["packets_lost"] == 0  # the pcap's A-law
+            assert 4.0 < report["mos"] <= 4.5  # no loss, a short delay: G.711's best
 
 
 async def test_a_trunk_that_requires_100rel_gets_its_prack(tmp_path):

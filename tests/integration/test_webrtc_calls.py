@@ -182,6 +182,9 @@ async def test_a_browser_agent_calls_out_through_the_trunk_in_pcmu_pass_through(
 async def test_a_browser_agent_speaking_opus_is_transcoded_to_a_pcmu_trunk(tmp_path):
     call = await asyncio.wait_for(_browser_calls_out(tmp_path, ("opus",)), 40)
     assert call.quality["a"].packets_received > 50 * (SECONDS - 1)
+    # Each leg's report names what its endpoint sent, and rates it.
+    assert call.quality["a"].codec == "opus" and call.quality["b"].codec == "pcmu"
+    assert call.quality["a"].to_dict()["mos"] > 4.0
 
 
 async def _trunk_calls_browser(tmp_path, codecs: tuple[str, ...], refresh: bool = False) -> None:

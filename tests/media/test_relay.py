@@ -540,3 +540,22 @@ async def test_a_tap_sees_each_rtp_packet_and_the_nodes_own_packets_join_the_str
         session.close()
         for sock in (alice, bob):
             sock.close()
+
+
+def test_a_legs_codec_is_named_from_its_sdp_and_its_quality_rated() -> None:
+    body = OFFER.replace(b"RTP/AVP 0 8 101", b"RTP/AVP 96 0 101").replace(
+        b"m=video", b"a=rtpmap:96 opus/48000/2\r\nm=video"
+    )
+    assert relay.codec_name(body, 96) == "opus"
+    assert relay.codec_name(body, 8) == "pcma"  # static: named by RFC 3551 though not offered
+    assert relay.codec_name(body, 101) is None  # an event is no codec
+    assert relay.codec_name(b"", 0) == "pcmu" and relay.codec_name(b"junk", 99) is None
+    figures = dict(
+        packets_received=990, packets_lost=10, jitter=0.002, packets_sent=1000, rtt=0.1,
+        reported_fraction_lost=None, reported_jitter=None, rtcp_malformed=0,
+    )  # fmt: skip
+    good = relay.LegQuality(**figures, codec="pcmu").to_dict()
+    assert good["jitter_ms"] == 2.0 and good["rtt_ms"] == 100.0 and good["codec"] == "pcmu"
+    worse = relay.LegQuality(**{**figures, "packets_lost": 100}, codec="pcmu").to_dict()
+    assert 1.0 <= worse["mos"] < good["mos"] <= 4.5
+    assert relay.LegQuality(**figures, codec="g723").to_dict()["mos"] is None  # no E-model values
