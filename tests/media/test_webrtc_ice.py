@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 
 import pytest
 from aiortc import RTCCertificate
@@ -17,10 +18,12 @@ from switch.media.relay import LegMedia, MediaSession, PortPool, anchor
 from switch.media.transcode import CodecChoice
 from switch.media.webrtc import GATHER_TIMEOUT, WebRtcLeg
 from switch.media.webrtc_sdp import (
+    LocalTransport,
     RemoteTransport,
     answer_codecs,
     codecs_of,
     remote_transport,
+    to_plain,
     to_webrtc,
 )
 from switch.sip.sdp import parse_sdp
@@ -229,6 +232,17 @@ async def test_with_the_relay_policy_media_flows_through_coturn_both_ways(coturn
 
 
 # -- ICE-lite ----------------------------------------------------------------------------------
+
+
+def test_an_ice_lite_end_says_so_at_session_level_and_a_plain_leg_never_sees_it():
+    host = "1 1 udp 2130706431 203.0.113.5 30000 typ host"
+    local = LocalTransport("node", "p" * 22, ("sha-256", "AA:BB"), "actpass", (host,), True)
+    body = to_webrtc(PLAIN_OFFER, local)
+    sdp = parse_sdp(body)
+    assert sdp.has("ice-lite") and not sdp.media[0].has("ice-lite")
+    assert remote_transport(body).ice_lite
+    assert b"ice-lite" not in to_plain(body)
+    assert not parse_sdp(to_webrtc(PLAIN_OFFER, replace(local, ice_lite=False))).has("ice-lite")
 
 
 async def test_ice_lite_answers_checks_only_and_the_browser_nominates():
