@@ -35,8 +35,10 @@ from tests.support.turn import PASSWORD, USER, Coturn
 SECONDS = 2.5
 
 
-def _turn(server: Coturn, username: str = USER, password: str = PASSWORD) -> IceServer:
-    return IceServer("turn", "127.0.0.1", server.port, "udp", username, password)
+def _turn(
+    server: Coturn, username: str = USER, password: str = PASSWORD, transport: str = "udp"
+) -> IceServer:
+    return IceServer("turn", "127.0.0.1", server.port, transport, username, password)
 
 
 def _stun(port: int) -> IceServer:
@@ -117,10 +119,10 @@ async def test_stun_gives_a_server_reflexive_candidate_mapped_by_the_server(cotu
         leg.close()
 
 
-async def test_turn_gives_a_relay_candidate_from_coturn(coturn):
-    leg = await WebRtcLeg.open(
-        PortPool("127.0.0.1", 42100, 42200), IceSettings(turn=(_turn(coturn),))
-    )
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_turn_gives_a_relay_candidate_from_coturn(coturn, transport):
+    turn = _turn(coturn, transport=transport)
+    leg = await WebRtcLeg.open(PortPool("127.0.0.1", 42100, 42200), IceSettings(turn=(turn,)))
     try:
         (relay,) = [c for c in leg.agent.local_candidates if c.type == "relay"]
         low, high = coturn.relay_ports
@@ -207,8 +209,9 @@ async def test_bad_turn_credentials_are_logged_and_the_call_uses_host_candidates
 # -- media through coturn ----------------------------------------------------------------------
 
 
-async def test_with_the_relay_policy_media_flows_through_coturn_both_ways(coturn):
-    settings = IceSettings(turn=(_turn(coturn),), policy="relay")
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_with_the_relay_policy_media_flows_through_coturn_both_ways(coturn, transport):
+    settings = IceSettings(turn=(_turn(coturn, transport=transport),), policy="relay")
     call = await Call.open(42600, settings)
     try:
         _, answer = await _browser_offers(call.leg, call.browser)
