@@ -45,10 +45,13 @@ To the relay a `WebRtcLeg` is a `LegMedia` whose RTP port is a
 codec, `WebRtcLeg.transcode` puts a `PacketTranscoder` on each direction
 (Opus from the browser to PCMU/PCMA for the trunk and back).
 
-Not done here: TURN over TLS is untested (aioice supports it: turns:), ICE
-over TCP candidates (the browser's are ignored), trickle ICE (the node
-gathers before it sends its SDP, and reads the browser's candidates from
-its SDP alone).
+Not done here: TURN over TLS (turns:) is passed to aioice but untested;
+the browser's TCP candidates are ignored; no trickle ICE (the node gathers
+before it sends its SDP, and reads the browser's candidates from its SDP
+alone); the node starts no ICE restart itself; sending through a TURN
+relay costs a task per packet (aioice's `TurnTransport.sendto`); the SRs
+of a transcoded stream give the figures (RTP clock, octets) of the stream
+before transcoding.
 """
 
 from __future__ import annotations
@@ -562,7 +565,8 @@ class WebRtcPort(RtpPort):
         super().__init__()
         self.transport = _SrtpOut(self)  # type: ignore[assignment]
         self.srtp_out = None  # libsrtp session toward the browser, after the handshake
-        self.socket: asyncio.DatagramTransport | None = None  # the ICE pair's socket
+        # The selected pair's way out: its socket, or aioice's TurnTransport (relayed).
+        self.socket: asyncio.DatagramTransport | None = None
         self.agent_sockname: tuple[str, int] | None = None
         self.inbound: PacketTranscoder | None = None  # browser -> the other leg
         self.outbound: PacketTranscoder | None = None  # the other leg -> browser

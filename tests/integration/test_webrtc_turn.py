@@ -126,7 +126,12 @@ async def _call_out(tmp_path, coturn: Coturn, media: str, restart: bool = False)
                     got = await _far_end_talks(far_media, node_b, SECONDS)
                     _heard_both_tones(got, browser, skip)
                 else:
-                    await _far_end_talks(far_media, node_b, 2.0)  # (RTCP reports meanwhile)
+                    # Until the node has sent an SR and the browser's report on
+                    # it came back (reports go every 2-6 s): at most 12 s.
+                    for _ in range(12):
+                        if leg.quality().rtt is not None:
+                            break
+                        await _far_end_talks(far_media, node_b, 1.0)
 
                 await ws.send(dialog.request("BYE"))
                 bye = await _request_of(carrier, "BYE")
