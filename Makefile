@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Debian packages the tests drive: SIPp, Redis, Chromium, text to speech.
-TEST_PACKAGES := sip-tester redis-server chromium espeak-ng libopus0
+TEST_PACKAGES := sip-tester redis-server chromium espeak-ng libopus0 coturn
 
 .PHONY: install run test lint format bench bench-smoke clean
 

@@ -59,6 +59,7 @@ __all__ = [
     "DnsConfig",
     "HostPort",
     "HttpConfig",
+    "IceUrl",
     "InboundRegister",
     "Ivr",
     "NodeConfig",
@@ -71,6 +72,7 @@ __all__ = [
     "StateConfig",
     "Tenant",
     "Trunk",
+    "TurnServer",
     "User",
     "demo_config_text",
     "load_config",
@@ -462,6 +464,86 @@ class HttpConfig(_Model):
         return self
 
 
+class IceUrl(NamedTuple):
+    """A STUN or TURN server, as its URI names it (RFC 7064, RFC 7065)."""
+
+    scheme: str  # "stun", "turn" or "turns" (TURN over TLS)
+    host: str  # name or IP address (IPv6 without brackets)
+    port: int
+    transport: str  # "udp" or "tcp": how the node reaches the server
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        url = f"{self.scheme}:{host}:{self.port}"
+        return url if self.scheme == "stun" else f"{url}?transport={self.transport}"
+
+
+_ICE_DEFAULT_PORT = {"stun": 3478, "turn": 3478, "turns": 5349}
+
+
+def _ice_url(kind: str):
+    """A validator of `stun:HOST[:PORT]` (kind "stun") or
+    `turn:HOST[:PORT][?transport=udp|tcp]` / `turns:...` (kind "turn")."""
+    example = (
+        '"stun:stun.example.com:3478"'
+        if kind == "stun"
+        else '"turn:turn.example.com:3478?transport=udp" (or transport=tcp, or turns: for TLS)'
+    )
+
+    def parse(value: Any) -> IceUrl:
+        if isinstance(value, IceUrl):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"expected a {kind.upper()} URL such as {example}, got {_got(value)}")
+        scheme, colon, rest = value.partition(":")
+        schemes = ("stun",) if kind == "stun" else ("turn", "turns")
+        if not colon or scheme.lower() not in schemes:
+            raise ValueError(f"{_show(value)} is not a {kind.upper()} URL: write {example}")
+        scheme = scheme.lower()
+        address, _, query = rest.partition("?")
+        transport = "tcp" if scheme == "turns" else "udp"
+        if query:
+            name, _, given = query.partition("=")
+            if kind == "stun" or name != "transport" or given not in ("udp", "tcp"):
+                allowed = "nothing" if kind == "stun" else "?transport=udp or ?transport=tcp"
+                raise ValueError(f"{_show(value)}: after the address write {allowed}")
+            if scheme == "turns" and given == "udp":
+                raise ValueError(f"{_show(value)}: turns: is TLS over TCP; write transport=tcp")
+            transport = given
+        parts = _split_host_port(address)
+        if parts is None or not parts[0] or not _is_host(parts[0]):
+            raise ValueError(f"{_show(value)} has no valid host: write {example}")
+        host, port_text = parts
+        port = _ICE_DEFAULT_PORT[scheme]
+        if port_text is not None:
+            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+                raise ValueError(f"{_show(value)}: the port is not a number from 1 to 65535")
+            port = int(port_text)
+        return IceUrl(scheme, host, port, transport)
+
+    return parse
+
+
+StunUrl = Annotated[IceUrl, PlainValidator(_ice_url("stun")), PlainSerializer(str)]
+TurnUrl = Annotated[IceUrl, PlainValidator(_ice_url("turn")), PlainSerializer(str)]
+
+
+class TurnServer(_Model):
+    """A TURN server the node takes relay candidates from (browser agents' legs)."""
+
+    url: TurnUrl
+    # Long-term credentials (coturn: --user); empty: minted from [media] turn_secret.
+    username: str = ""
+    password: str = ""
+
+    @model_validator(mode="after")
+    def _pair(self) -> TurnServer:
+        if bool(self.username) != bool(self.password):
+            present, absent = ("username", "password")[:: 1 if self.username else -1]
+            raise _problem(f"required because {present} is set (they go together)", absent)
+        return self
+
+
 class MediaConfig(_Model):
     """Where calls' RTP flows through the node."""
 
@@ -472,6 +554,18 @@ class MediaConfig(_Model):
     address: str = ""
     # Calls with no RTP from either side for this long are torn down; 0 = never.
     timeout: int = Field(60, ge=0)
+    # ICE of browser agents' legs (WebRTC): STUN servers for the node's
+    # server-reflexive candidate, TURN servers for its relay candidates, and
+    # coturn's REST API secret (use-auth-secret) to mint TURN credentials.
+    stun_servers: list[StunUrl] = Field(default_factory=list)
+    turn_servers: list[TurnServer] = Field(default_factory=list)
+    turn_secret: str = ""
+    # true: the node's media address is reachable directly (no NAT): it runs
+    # ICE-lite (RFC 8445 §2.5) with its host candidate alone.
+    ice_lite: bool = False
+    # "relay": the node advertises only its TURN relay candidates (a node
+    # behind a NAT it cannot open).
+    ice_policy: Literal["all", "relay"] = "all"
 
     @model_validator(mode="after")
     def _range(self) -> MediaConfig:
@@ -481,6 +575,27 @@ class MediaConfig(_Model):
                 "(each call needs two pairs of ports)",
                 "rtp_port_max",
             )
+        problems: list[tuple[tuple[str, ...], str]] = []
+        if not self.turn_secret:
+            for server in self.turn_servers:
+                if not server.username:
+                    problems.append((("turn_servers",), (
+                        f"{server.url} has no username and password: give them, or set "
+                        "turn_secret (coturn's static-auth-secret) to mint them"
+                    )))  # fmt: skip
+        if self.ice_policy == "relay" and not self.turn_servers:
+            problems.append((("ice_policy",), (
+                '"relay" needs turn_servers (the node advertises only TURN relay '
+                'candidates): add one, or write ice_policy = "all"'
+            )))  # fmt: skip
+        if self.ice_lite and self.ice_policy == "relay":
+            problems.append((("ice_lite",), (
+                'ice_lite = true is for a node reachable directly at its address, '
+                'ice_policy = "relay" for one behind NAT: set ice_lite = false or '
+                'ice_policy = "all"'
+            )))  # fmt: skip
+        if problems:
+            raise _Problems(problems)
         return self
 
 

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..config import Config
+from ..media.ice import IceSettings
 from ..media.relay import PortPool
 from ..registrar.accounts import Accounts
 from ..registrar.auth import Authenticator
@@ -68,4 +69,5 @@ def build_calls(
         min_se=calls_config.min_se,
         redirects=calls_config.redirects,
     )
+    calls.ice = IceSettings.from_config(media)
     return CallParts(carriers, guard, trunks, calls)

@@ -512,9 +512,7 @@ class PortPool:
             except OSError:
                 rtp.close()
                 continue
-            self._rtcp.add(rtcp)  # type: ignore[arg-type]
-            if self._ticker is None:
-                self._ticker = loop.call_later(REPORT_TICK, self._tick)
+            self.add_reports(rtcp)  # type: ignore[arg-type]
             return LegMedia(rtp, rtcp)  # type: ignore[arg-type]
         raise OSError(errno.EADDRINUSE, f"no free RTP port pair in {self.low}-{self.high}")
 
@@ -533,6 +531,14 @@ class PortPool:
             except OSError:  # in use: the next one (see `leg`)
                 continue
         raise OSError(errno.EADDRINUSE, f"no free RTP port in {self.low}-{self.high}")
+
+    def add_reports(self, rtcp: RtcpPort) -> None:
+        """Call `rtcp.tick` on the pool's timer when its reports are due, until it
+        is closed (for a port made elsewhere too: a WebRTC leg's, which sends
+        on its ICE socket)."""
+        self._rtcp.add(rtcp)
+        if self._ticker is None:
+            self._ticker = asyncio.get_running_loop().call_later(REPORT_TICK, self._tick)
 
     def _tick(self) -> None:
         now = time.monotonic()

@@ -65,6 +65,7 @@ class LocalTransport:
     fingerprint: tuple[str, str]  # (hash algorithm, colon-separated hex)
     setup: str  # actpass in an offer, active or passive in an answer
     candidates: tuple[str, ...]
+    ice_lite: bool = False  # the node runs ICE-lite (a=ice-lite, RFC 8839 §5.3)
 
 
 def _audio(sdp: SessionDescription) -> MediaDescription | None:
@@ -188,6 +189,8 @@ def to_webrtc(body: bytes, local: LocalTransport, extra: Iterable[Codec] = ()) -
     audio.attributes += [("candidate", c) for c in local.candidates]
     audio.attributes.append(("end-of-candidates", None))
     sdp.attributes[:0] = [("group", f"BUNDLE {MID}")]
+    if local.ice_lite:
+        sdp.attributes.insert(0, ("ice-lite", None))
     return sdp.to_bytes()
 
 
