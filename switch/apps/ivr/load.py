@@ -20,7 +20,7 @@ from switch.config import BUILTIN_IVR_FLOWS, Config, ConfigError, Ivr, Tenant
 
 from . import graph
 from .parse import FlowContext, parse_flow
-from .read import FlowSyntaxError, close, compose
+from .read import FlowSyntaxError, compose, suggest
 from .verbs import Flow
 
 BUILTIN_DIR = Path(__file__).parent / "flows"
@@ -51,8 +51,8 @@ def load_flow(text: str, source: str, context: FlowContext | None = None) -> Flo
                 shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
                 problems.add(
                     ref.node,
-                    f"{ref.label}: no step named {ref.target!r}"
-                    f"{close(ref.target, names)}; steps are: {shown}",
+                    f"{ref.label}: no step named {ref.target!r}; "
+                    f"{suggest(ref.target, names)}steps: {shown}",
                     ref.step,
                 )
     # The shape is judged only on a flow read without error: a verb that

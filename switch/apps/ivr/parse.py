@@ -34,7 +34,7 @@ from switch.media.wav import WavError, read_prompt
 
 from . import conditions as c
 from . import verbs as v
-from .read import Problems, Values, at, close, kind, pairs
+from .read import Problems, Values, at, kind, pairs, suggest
 from .template import Template, TemplateError, literal, parse_template
 
 VERBS = (
@@ -136,8 +136,8 @@ class Parser:
             elif name not in allowed:
                 self.problem(
                     key,
-                    f"{label}: unknown key {name!r}{close(name, allowed)} "
-                    f"({label.split('.')[0]} takes {', '.join(allowed)})",
+                    f"{label}: unknown key {name!r}; {suggest(name, allowed)}"
+                    f"{label.split('.')[0]} takes: {', '.join(allowed)}",
                 )
             else:
                 found[name] = (key, value)
@@ -181,10 +181,11 @@ class Parser:
         unit = "a whole number" if whole else "a number of seconds"
         ok_type = isinstance(value, int) if whole else isinstance(value, int | float)
         if isinstance(value, bool) or not ok_type:
+            example = min(max(low, 1 if whole else 5), high)
             self.problem(
                 node,
                 f"{label}: expected {unit}, got {kind(node)}; "
-                f"write e.g. {label.rsplit('.', 1)[-1]}: {int(low) if whole else max(low, 1):g}",
+                f"write e.g. {label.rsplit('.', 1)[-1]}: {example:g}",
             )
             return None
         if not low <= value <= high:
@@ -208,8 +209,8 @@ class Parser:
         if value not in choices:
             self.problem(
                 node,
-                f"{label}: {value!r} is not one of {', '.join(choices)}"
-                f"{close(value, choices)}; use one of them",
+                f"{label}: {value!r} is not a choice; {suggest(value, choices)}"
+                f"use one of: {', '.join(choices)}",
             )
             return None
         return value
@@ -252,9 +253,9 @@ class Parser:
             tenant = self.context.tenant
             self.problem(
                 node,
-                f"{label}: unknown {what} {name!r} in tenant {tenant!r} "
-                f"({what}s: {listing}){close(name, known)}; "
-                f"use one of them or define [{where.format(tenant=tenant, name=name)}]",
+                f"{label}: unknown {what} {name!r} in tenant {tenant!r}; "
+                f"{suggest(name, known)}use one of: {listing}, "
+                f"or define [{where.format(tenant=tenant, name=name)}]",
             )
             return None
         return name
@@ -371,9 +372,8 @@ class Parser:
                 extra = rest[0][0]
                 self.problem(
                     rest[0][1],
-                    f"{name}: {extra!r} is at the level of the verb; "
-                    f"a list item holds one verb: indent {extra!r} under {name!r} "
-                    f"({name}:\\n    {extra}: ...)",
+                    f"{name}: {extra!r} is beside the verb, not in it (a list item holds one "
+                    f"verb); make it a key of {name}: - {name}: {{..., {extra}: ...}}",
                 )
                 return None
         else:
@@ -385,7 +385,7 @@ class Parser:
             return None
         if name not in VERBS:
             self.problem(
-                key, f"unknown verb {name!r}{close(name, VERBS)}; verbs are {', '.join(VERBS)}"
+                key, f"unknown verb {name!r}; {suggest(name, VERBS)}verbs: {', '.join(VERBS)}"
             )
             return None
         if value is not None and isinstance(value, ScalarNode) and value.tag == _NULL:
@@ -522,8 +522,8 @@ class Parser:
         if isinstance(node, ScalarNode) and node.tag == _NULL:
             self.problem(
                 node,
-                f'{label}: empty: # starts a comment in YAML; write it in quotes: "#" '
-                '(or "" for no key)',
+                f"{label}: no value (# starts a comment in YAML); "
+                'write the key in quotes: "#" (or "" for no key)',
             )
             return None
         written = self.text(node, label, '"#"')
@@ -578,7 +578,7 @@ class Parser:
         options = self.table(options_node, "menu.options", tuple(KEYS), '{"1": support}')
         if options is None:
             return None
-        if not options:
+        if not options_node.value:
             self.problem(options_node, 'menu.options: no options; add at least one ("1": support)')
             return None
         targets = {
@@ -720,7 +720,9 @@ class Parser:
             try:
                 parts.append(c.DayIs(parse_days(self.values.plain(days_node))))
             except ValueError as exc:
-                self.problem(days_node, f"{label}.days: invalid day condition: {exc}")
+                self.problem(
+                    days_node, f"{label}.days: invalid day condition: {exc}; write e.g. mon-fri"
+                )
                 parts.append(None)
         for name in ("open", "holiday"):
             if name in keys:
@@ -1190,11 +1192,13 @@ def parse_flow(
     steps = parser.steps = _steps(parser, steps_node)
     if steps is None:
         return None, parser
-    if not steps:
+    if not steps_node.value:
         parser.problem(
             steps_node, "steps: no steps; add at least one (welcome: [answer, {say: Hello}])"
         )
         return None, parser
+    if not steps:
+        return None, parser  # every step's name was wrong, and said so
     top.setdefault("start", next(iter(steps)))
     if None in top.values():
         return None, parser
@@ -1218,11 +1222,11 @@ def _zone(parser: Parser, node: Node) -> str | None:
         try:
             zoneinfo.ZoneInfo(name)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            hint = close(name, sorted(zoneinfo.available_timezones()))
+            hint = suggest(name, sorted(zoneinfo.available_timezones()))
             parser.problem(
                 node,
-                f"timezone: {name!r} is not an IANA time zone{hint}; "
-                "use e.g. UTC, Europe/London or Asia/Shanghai",
+                f"timezone: {name!r} is not an IANA time zone; "
+                f"{hint or 'use e.g. UTC, Europe/London or Asia/Shanghai'}".rstrip(),
             )
             return None
     return name

@@ -40,6 +40,9 @@ def compose(text: str, source: str) -> Node | None:
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         what = exc.problem or "cannot be read"
         context = f" ({exc.context})" if exc.context else ""
+        start = exc.context_mark
+        if exc.context and start is not None and mark is not None and start.line != mark.line:
+            context = f" ({exc.context} at line {start.line + 1}, column {start.column + 1})"
         hint = "fix the YAML there"
         lines = text.splitlines()
         if (
@@ -75,9 +78,24 @@ def kind(node: Node) -> str:
     return f"{shown} ({names.get(node.tag, 'a value')})"
 
 
-def close(word: str, choices: Iterable[str]) -> str:
-    found = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean {found[0]!r}?" if found else ""
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """ "did you mean 'x'? " for the choice closest to a mistyped word, or ""."""
+    names = list(choices)
+    if word.isdigit():
+        return ""  # extension 1009 is not a typo of 1002
+    found = difflib.get_close_matches(word, names, n=1)
+    if not found and len(word) >= 3:
+        # "max_digits" for "max": a name with something added or cut off.
+        found = sorted(
+            (
+                name
+                for name in names
+                if len(name) >= 3 and (word.startswith(name) or name.startswith(word))
+            ),
+            key=len,
+            reverse=True,
+        )
+    return f"did you mean {found[0]!r}? " if found else ""
 
 
 class Problems:

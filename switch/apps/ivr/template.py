@@ -143,9 +143,9 @@ def literal(value: str) -> Template:
     return Template(value, (value,) if value else ())
 
 
-def _close(word: str, choices: list[str]) -> str:
-    found = difflib.get_close_matches(word, choices, n=1)
-    return f"; did you mean {found[0]!r}?" if found else ""
+def _close(word: str, choices: list[str], written: str = "") -> str:
+    found = difflib.get_close_matches(written or word, choices, n=1)
+    return f"did you mean {found[0]!r}? " if found else ""
 
 
 def _expr(source: str, start: int, end: int) -> Expr:
@@ -162,8 +162,8 @@ def _expr(source: str, start: int, end: int) -> Expr:
     at = match.end()
     if root not in ROOTS:
         raise TemplateError(
-            f"unknown name {root!r} in {{{{{inner}}}}}: templates read "
-            f"{', '.join(f'{name}.*' for name in ROOTS)}{_close(root, list(ROOTS))}",
+            f"unknown name {root!r} in {{{{{inner}}}}}; {_close(root, list(ROOTS))}"
+            f"templates read only {', '.join(f'{name}.*' for name in ROOTS)}",
             start + match.start(1),
         )
     path: list[str] = []
@@ -174,8 +174,9 @@ def _expr(source: str, start: int, end: int) -> Expr:
     if fields is not None and (not path or path[0] not in fields or len(path) > 1):
         wrong = path[0] if path else ""
         raise TemplateError(
-            f"{root}.{'.'.join(path) if path else '?'} is not a value: {root} has "
-            f"{', '.join(f'{root}.{name}' for name in fields)}{_close(wrong, list(fields))}",
+            f"{root}.{'.'.join(path) if path else '?'} is not a value; "
+            f"{_close(wrong, [f'{root}.{name}' for name in fields], wrong and f'{root}.{wrong}')}"
+            f"{root} has {', '.join(f'{root}.{name}' for name in fields)}",
             start + match.start(1),
         )
     if root == "vars" and not path:
@@ -189,8 +190,8 @@ def _expr(source: str, start: int, end: int) -> Expr:
         at = found.end()
         if name not in FILTERS:
             raise TemplateError(
-                f"unknown filter {name!r}: filters are {', '.join(FILTERS)}"
-                f"{_close(name, list(FILTERS))}",
+                f"unknown filter {name!r}; {_close(name, list(FILTERS))}"
+                f"filters are {', '.join(FILTERS)}",
                 start + found.start(1),
             )
         argument = _ARGUMENT.match(inner, at)
