@@ -1,5 +1,6 @@
-"""The `switch` command line: run a node, check a config file, print the version,
-manage the agents of the directory database (`switch agent ...`).
+"""The `switch` command line: run a node, check a config file and its IVR flows, have a
+running node reload its flows, print the version, manage the agents of the directory
+database (`switch agent ...`).
 
 Exit codes: 0 success, 1 the check or the node failed, 2 bad usage or a
 config the node cannot start with, 130 interrupted.

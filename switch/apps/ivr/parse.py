@@ -277,7 +277,7 @@ class Parser:
         if "{{" in written:
             self.problem(node, f"{label}: a file name cannot be a template; name the file")
             return None
-        path = Path(written).expanduser()
+        path = Path(written)
         if not path.is_absolute() and self.context.base_dir is not None:
             path = self.context.base_dir / path
         if path not in self._sounds:
@@ -291,6 +291,8 @@ class Parser:
     @staticmethod
     def _sound_problem(written: str, path: Path) -> str | None:
         where = "" if str(path) == written else f" (looked for {path})"
+        if "\0" in written:
+            return f"{written!r} is not a file name (it holds a NUL character); name a WAV file"
         if not path.exists():
             return (
                 f"prompt file {written!r} does not exist{where}; record it there or "
@@ -1085,10 +1087,10 @@ class Parser:
         written = self.text(node, label, "brochure.pdf")
         if written is None:
             return None
-        path = Path(written).expanduser()
+        path = Path(written)
         if not path.is_absolute() and self.context.base_dir is not None:
             path = self.context.base_dir / path
-        if not path.is_file():
+        if "\0" in written or not path.is_file():
             self.problem(
                 node,
                 f"{label}: file {written!r} does not exist (looked for {path}); "
