@@ -26,7 +26,7 @@ import tomllib
 import warnings
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
@@ -960,8 +960,11 @@ class Hours(_Model):
         return _time_zone(value) if value else value
 
     @property
-    def zone(self) -> zoneinfo.ZoneInfo:
-        return zoneinfo.ZoneInfo(self.timezone or "UTC")
+    def zone(self) -> tzinfo:
+        # UTC needs no tz database (a container may have none).
+        if self.timezone in ("", "UTC"):
+            return UTC
+        return zoneinfo.ZoneInfo(self.timezone)
 
     def local(self, when: datetime) -> datetime:
         """`when` (aware) on this calendar's clock."""

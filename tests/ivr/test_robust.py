@@ -45,7 +45,7 @@ SCALARS = st.sampled_from(
         "[0-9]+",
         "(",
         "https://x.example/{{ caller.number }}",
-    ]  # fmt: skip
+    ]
 )
 VALUES = st.recursive(
     SCALARS,

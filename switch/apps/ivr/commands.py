@@ -46,8 +46,9 @@ class Answer:
 class Play:
     """Play the items as one stream, `loop` times (0: until StopPlay).
 
-    With barge_in the engine will send StopPlay when a key is pressed; the
-    runner answers PlayDone(id) when the playing has ended, however it ended.
+    One prompt plays at a time: a new Play replaces the one playing. With
+    barge_in the engine sends StopPlay when a key is pressed; the runner
+    answers PlayDone(id) when the playing has ended, however it ended.
     """
 
     id: int

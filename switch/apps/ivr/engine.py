@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
@@ -144,7 +144,8 @@ class Run:
             "call": {"id": call.id, "did": call.did, "tenant": call.tenant, "ivr": flow.name},
             "vars": self._vars,
         }
-        self._zone = ZoneInfo(flow.timezone)
+        # UTC needs no tz database (a container may have none).
+        self._zone = UTC if flow.timezone == "UTC" else ZoneInfo(flow.timezone)
         self._step = flow.start
         self._index = 0
         self._wait: _Wait | None = None

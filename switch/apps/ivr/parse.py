@@ -22,351 +22,44 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from switch.config import Hours, TimeRange, parse_days, parse_time_range
-from switch.media.wav import WavError, read_prompt
-
-from . import conditions as c
 from . import verbs as v
-from .read import Problems, Values, at, kind, pairs, suggest
-from .template import Template, TemplateError, literal, parse_template
+from .fields import KEYS, NULL, VAR_NAME, FlowContext, Ref
+from .read import at, kind, pairs, suggest
+from .template import Template, literal, parse_template
+from .when import Conditions
+
+__all__ = ["VERBS", "FlowContext", "Parser", "Ref", "parse_flow"]
 
 VERBS = (
-    "answer",
-    "play",
-    "say",
-    "gather",
-    "menu",
-    "record",
-    "set",
-    "branch",
-    "http",
-    "enqueue",
-    "dial",
-    "voicemail",
-    "callback",
-    "notify",
-    "transfer",
-    "hangup",
-    "goto",
-)
+    "answer", "play", "say", "gather", "menu", "record", "set", "branch", "http", "enqueue",
+    "dial", "voicemail", "callback", "notify", "transfer", "hangup", "goto",
+)  # fmt: skip
 BARE_VERBS = ("answer", "hangup", "voicemail")  # may be written alone: "- answer"
 TOP_KEYS = ("steps", "start", "language", "voice", "timezone", "vars", "fallback", "loop_limit")
-KEYS = "0123456789*#"
 _STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
-_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_VOICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+\-/]*")
-_HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _URL_START = re.compile(r"https?://[^/?#{}\s]+")
-_NULL = "tag:yaml.org,2002:null"
-_VAR_KEYS = ("var", "equals", "in", "empty", "matches", "min", "max")
-_QUEUE_KEYS = ("queue", "agents_available", "waiting", "estimated_wait")
 
 
-@dataclass(frozen=True)
-class FlowContext:
-    """What a flow may refer to: the tenant's queues, agents and calendars."""
-
-    tenant: str = "default"
-    ivr: str = "main"
-    queues: frozenset[str] = frozenset()
-    agents: frozenset[str] = frozenset()
-    calendars: Mapping[str, Hours] = field(default_factory=dict)
-    timezone: str = "UTC"
-    base_dir: Path | None = None  # prompt files are relative to it
-
-
-@dataclass
-class Ref:
-    """A step named somewhere, to be checked once every step is known."""
-
-    target: str
-    node: Node
-    step: str | None
-    label: str
-
-
-class Parser:
+class Parser(Conditions):
     """Reads one flow document; `problems` holds everything wrong with it."""
 
     def __init__(self, source: str, context: FlowContext) -> None:
-        self.source = source
-        self.context = context
-        self.problems = Problems(source)
-        self.values = Values()
-        self.refs: list[Ref] = []
+        super().__init__(source, context)
         self.steps: dict[str, v.Step] | None = None  # once read
-        self.default_voice = "en"
-        self._sounds: dict[Path, str | None] = {}  # file -> problem, checked once
         self._verbs: dict[str, Callable[[Node, Node | None], v.Verb | None]] = {
             name: getattr(self, f"_{name}") for name in VERBS
         }
-
-    def problem(self, node: Node | v.At, message: str) -> None:
-        self.problems.add(node, message)
-
-    # -- values ------------------------------------------------------------
-
-    def table(
-        self, node: Node, label: str, allowed: tuple[str, ...], example: str = ""
-    ) -> dict[str, tuple[Node, Node]] | None:
-        """A mapping's keys (key node, value node); unknown and repeated keys reported."""
-        if not isinstance(node, MappingNode):
-            hint = f" (e.g. {example})" if example else ""
-            self.problem(
-                node,
-                f"{label}: expected a mapping of keys, got {kind(node)}; "
-                f"write its keys below it, indented{hint}",
-            )
-            return None
-        found: dict[str, tuple[Node, Node]] = {}
-        for name, key, value in pairs(node):
-            if name in found:
-                self.problem(
-                    key,
-                    f"{label}: {name!r} is written twice (first at line "
-                    f"{at(found[name][0]).line}); keep one",
-                )
-            elif name not in allowed:
-                self.problem(
-                    key,
-                    f"{label}: unknown key {name!r}; {suggest(name, allowed)}"
-                    f"{label.split('.')[0]} takes: {', '.join(allowed)}",
-                )
-            else:
-                found[name] = (key, value)
-        return found
-
-    def text(self, node: Node, label: str, example: str) -> str | None:
-        if isinstance(node, ScalarNode) and node.tag != _NULL:
-            return node.value
-        if (
-            isinstance(node, MappingNode)
-            and node.value
-            and isinstance(node.value[0][0], MappingNode)
-        ):
-            self.problem(
-                node,
-                f"{label}: a value starting with {{{{ must be in quotes; "
-                f'write it as "{{{{ ... }}}}"',
-            )
-            return None
-        self.problem(node, f"{label}: expected text, got {kind(node)}; write e.g. {example}")
-        return None
-
-    def template(self, node: Node, label: str, example: str) -> Template | None:
-        source = self.text(node, label, example)
-        if source is None:
-            return None
-        try:
-            return parse_template(source)
-        except TemplateError as exc:
-            place = at(node)
-            assert isinstance(node, ScalarNode)
-            if node.style in (None, '"', "'") and "\n" not in source:
-                place = v.At(place.line, place.column + exc.offset + (node.style is not None))
-            self.problem(place, f"{label}: bad template: {exc}")
-            return None
-
-    def number(
-        self, node: Node, label: str, low: float, high: float, *, whole: bool = False
-    ) -> Any:
-        value = self.values.scalar(node) if isinstance(node, ScalarNode) else None
-        unit = "a whole number" if whole else "a number of seconds"
-        ok_type = isinstance(value, int) if whole else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok_type:
-            example = min(max(low, 1 if whole else 5), high)
-            self.problem(
-                node,
-                f"{label}: expected {unit}, got {kind(node)}; "
-                f"write e.g. {label.rsplit('.', 1)[-1]}: {example:g}",
-            )
-            return None
-        if not low <= value <= high:
-            self.problem(node, f"{label}: {value} is out of range; use {low:g} to {high:g}")
-            return None
-        return value
-
-    def boolean(self, node: Node, label: str) -> bool | None:
-        value = self.values.scalar(node) if isinstance(node, ScalarNode) else None
-        if not isinstance(value, bool):
-            self.problem(
-                node, f"{label}: expected true or false, got {kind(node)}; write true or false"
-            )
-            return None
-        return value
-
-    def choice(self, node: Node, label: str, choices: tuple[str, ...]) -> str | None:
-        value = self.text(node, label, choices[0])
-        if value is None:
-            return None
-        if value not in choices:
-            self.problem(
-                node,
-                f"{label}: {value!r} is not a choice; {suggest(value, choices)}"
-                f"use one of: {', '.join(choices)}",
-            )
-            return None
-        return value
-
-    def var_name(self, node: Node, label: str) -> str | None:
-        name = self.text(node, label, "account")
-        if name is not None and not _VAR_NAME.fullmatch(name):
-            self.problem(
-                node,
-                f"{label}: {name!r} is not a variable name; use letters, "
-                "digits and _ (e.g. account_number)",
-            )
-            return None
-        return name
-
-    def voice(self, node: Node, label: str) -> str | None:
-        name = self.text(node, label, "en")
-        if name is not None and not _VOICE.fullmatch(name):
-            self.problem(
-                node,
-                f"{label}: {name!r} is not a voice; use an espeak-ng voice "
-                "such as en, en-us or cmn (see espeak-ng --voices)",
-            )
-            return None
-        return name
-
-    def step_ref(self, node: Node, label: str) -> str | None:
-        name = self.text(node, label, "main_menu")
-        if name is not None:
-            self.refs.append(Ref(name, node, self.problems.step, label))
-        return name
-
-    def named(self, node: Node, label: str, what: str, known: Any, where: str) -> str | None:
-        """A queue, agent or calendar of the tenant."""
-        name = self.text(node, label, "support")
-        if name is None:
-            return None
-        if name not in known:
-            listing = ", ".join(sorted(known)) or "none"
-            tenant = self.context.tenant
-            self.problem(
-                node,
-                f"{label}: unknown {what} {name!r} in tenant {tenant!r}; "
-                f"{suggest(name, known)}use one of: {listing}, "
-                f"or define [{where.format(tenant=tenant, name=name)}]",
-            )
-            return None
-        return name
-
-    def queue(self, node: Node, label: str) -> str | None:
-        return self.named(
-            node, label, "queue", self.context.queues, "tenants.{tenant}.queues.{name}"
-        )
-
-    def calendar(self, node: Node, label: str) -> str | None:
-        return self.named(
-            node, label, "calendar", self.context.calendars, "tenants.{tenant}.hours.{name}"
-        )
-
-    def sound(self, node: Node, label: str) -> Path | None:
-        written = self.text(node, label, "sounds/welcome.wav")
-        if written is None:
-            return None
-        if "{{" in written:
-            self.problem(node, f"{label}: a file name cannot be a template; name the file")
-            return None
-        path = Path(written)
-        if not path.is_absolute() and self.context.base_dir is not None:
-            path = self.context.base_dir / path
-        if path not in self._sounds:
-            self._sounds[path] = self._sound_problem(written, path)
-        problem = self._sounds[path]
-        if problem is not None:
-            self.problem(node, f"{label}: {problem}")
-            return None
-        return path
-
-    @staticmethod
-    def _sound_problem(written: str, path: Path) -> str | None:
-        where = "" if str(path) == written else f" (looked for {path})"
-        if "\0" in written:
-            return f"{written!r} is not a file name (it holds a NUL character); name a WAV file"
-        if not path.exists():
-            return (
-                f"prompt file {written!r} does not exist{where}; record it there or "
-                "correct the path (relative to the flow file)"
-            )
-        if not path.is_file():
-            return f"prompt file {written!r} is a directory{where}; name a WAV file"
-        try:
-            read_prompt(path)
-        except (WavError, OSError) as exc:
-            return f"prompt file {written!r} cannot be played: {exc}"
-        return None
-
-    def prompt(self, node: Node, label: str) -> v.Prompt:
-        items = node.value if isinstance(node, SequenceNode) else [node]
-        prompt: list[v.PromptItem] = []
-        for item in items:
-            if isinstance(item, ScalarNode):
-                text = self.template(item, label, '"Welcome"')
-                if text is not None:
-                    prompt.append(v.Speak(text, self.default_voice))
-                continue
-            keys = self.table(
-                item, label, ("say", "play", "pause", "language", "voice"), "say: Welcome"
-            )
-            if keys is None:
-                continue
-            kinds = [name for name in ("say", "play", "pause") if name in keys]
-            if len(kinds) != 1:
-                self.problem(
-                    item,
-                    f"{label}: each item of a prompt is one of say, play or "
-                    f"pause (found {', '.join(kinds) or 'none'}); write one per item",
-                )
-                continue
-            if kinds[0] != "say":
-                for extra in ("language", "voice"):
-                    if extra in keys:
-                        self.problem(keys[extra][0], f"{label}.{extra}: only for say; remove it")
-            if kinds[0] == "say":
-                voice = self.item_voice(keys, label)
-                text = self.template(keys["say"][1], f"{label}.say", '"Welcome"')
-                if text is not None and voice is not None:
-                    prompt.append(v.Speak(text, voice))
-            elif kinds[0] == "play":
-                path = self.sound(keys["play"][1], f"{label}.play")
-                if path is not None:
-                    prompt.append(v.Sound(path))
-            else:
-                seconds = self.number(keys["pause"][1], f"{label}.pause", 0.02, 60)
-                if seconds is not None:
-                    prompt.append(v.Pause(int(seconds * 1000)))
-        return tuple(prompt)
-
-    def item_voice(self, keys: Mapping[str, tuple[Node, Node]], label: str) -> str | None:
-        if "voice" in keys:
-            return self.voice(keys["voice"][1], f"{label}.voice")
-        if "language" in keys:
-            return self.voice(keys["language"][1], f"{label}.language")
-        return self.default_voice
-
-    def required(
-        self, keys: Mapping[str, tuple[Node, Node]], name: str, node: Node, verb: str, example: str
-    ) -> Node | None:
-        if name in keys:
-            return keys[name][1]
-        self.problem(node, f"{verb}: missing {name!r}; add {name}: {example}")
-        return None
 
     # -- verbs -------------------------------------------------------------
 
     def verb(self, item: Node) -> v.Verb | None:
         value: Node | None
-        if isinstance(item, ScalarNode) and item.tag != _NULL:
+        if isinstance(item, ScalarNode) and item.tag != NULL:
             name, key, value = item.value, item, None
         elif isinstance(item, MappingNode) and item.value:
             (name, key, value), *rest = list(pairs(item))
@@ -390,7 +83,7 @@ class Parser:
                 key, f"unknown verb {name!r}; {suggest(name, VERBS)}verbs: {', '.join(VERBS)}"
             )
             return None
-        if value is not None and isinstance(value, ScalarNode) and value.tag == _NULL:
+        if value is not None and isinstance(value, ScalarNode) and value.tag == NULL:
             value = None
         if value is None and name not in BARE_VERBS:
             self.problem(
@@ -520,40 +213,6 @@ class Parser:
             return None
         return v.Gather(at(key), **out)
 
-    def finish_keys(self, node: Node, label: str, most: int) -> str | None:
-        if isinstance(node, ScalarNode) and node.tag == _NULL:
-            self.problem(
-                node,
-                f"{label}: no value (# starts a comment in YAML); "
-                'write the key in quotes: "#" (or "" for no key)',
-            )
-            return None
-        written = self.text(node, label, '"#"')
-        if written is None:
-            return None
-        if len(written) > most or any(key not in KEYS for key in written):
-            self.problem(
-                node,
-                f"{label}: {written!r} is not a phone key; use one of "
-                f'{" ".join(KEYS)}, in quotes (or "" for none)',
-            )
-            return None
-        return written
-
-    def pattern(self, node: Node, label: str) -> re.Pattern[str] | None:
-        written = self.text(node, label, '"[0-9]{6}"')
-        if written is None:
-            return None
-        try:
-            return re.compile(written)
-        except re.error as exc:
-            self.problem(
-                node,
-                f"{label}: {written!r} is not a regular expression ({exc}); "
-                'correct it (e.g. "[0-9]{6}")',
-            )
-            return None
-
     def _menu(self, key: Node, value: Node | None) -> v.Verb | None:
         assert value is not None
         allowed = (
@@ -630,7 +289,7 @@ class Parser:
                 self.problem(name_node, f"set: {name!r} is set twice here; keep one")
                 continue
             if isinstance(node, ScalarNode) and node.tag != "tag:yaml.org,2002:str":
-                values[name] = literal("" if node.tag == _NULL else node.value)
+                values[name] = literal("" if node.tag == NULL else node.value)
                 continue
             template = self.template(node, f"set.{name}", '"gold"')
             if template is not None:
@@ -679,184 +338,6 @@ class Parser:
             cases.append(v.Case(condition, target, at(item)))
         return v.Branch(at(key), tuple(cases), otherwise) if ok else None
 
-    _CONDITIONS = (
-        "caller",
-        "did",
-        "var",
-        "equals",
-        "in",
-        "empty",
-        "matches",
-        "min",
-        "max",
-        "time",
-        "days",
-        "open",
-        "holiday",
-        "queue",
-        "agents_available",
-        "waiting",
-        "estimated_wait",
-        "any",
-        "all",
-        "not",
-    )
-
-    def condition(self, node: Node, label: str) -> c.Condition | None:
-        keys = self.table(node, label, self._CONDITIONS, '{caller: "+44*"}')
-        if keys is None:
-            return None
-        if not keys:
-            self.problem(node, f"{label}: empty condition; write one, e.g. {{open: office}}")
-            return None
-        parts: list[c.Condition | None] = []
-        for name in ("caller", "did"):
-            if name in keys:
-                parts.append(self.number_is(name, keys[name][1], f"{label}.{name}"))
-        if any(name in keys for name in _VAR_KEYS):
-            parts.append(self.var_is(keys, label))
-        if "time" in keys:
-            parts.append(self.time_is(keys["time"][1], f"{label}.time"))
-        if "days" in keys:
-            days_node = keys["days"][1]
-            try:
-                parts.append(c.DayIs(parse_days(self.values.plain(days_node))))
-            except ValueError as exc:
-                self.problem(
-                    days_node, f"{label}.days: invalid day condition: {exc}; write e.g. mon-fri"
-                )
-                parts.append(None)
-        for name in ("open", "holiday"):
-            if name in keys:
-                calendar = self.calendar(keys[name][1], f"{label}.{name}")
-                parts.append(None if calendar is None else c.CalendarIs(name, calendar))  # type: ignore[arg-type]
-        if any(name in keys for name in _QUEUE_KEYS):
-            parts.append(self.queue_is(keys, label))
-        for name in ("any", "all"):
-            if name in keys:
-                parts.append(self.group(name, keys[name][1], f"{label}.{name}"))
-        if "not" in keys:
-            inner = self.condition(keys["not"][1], f"{label}.not")
-            parts.append(None if inner is None else c.Not(inner))
-        if None in parts:
-            return None
-        return parts[0] if len(parts) == 1 else c.AllOf(tuple(parts))  # type: ignore[arg-type]
-
-    def number_is(self, name: str, node: Node, label: str) -> c.Condition | None:
-        items = node.value if isinstance(node, SequenceNode) else [node]
-        patterns = [self.text(item, label, '"+44*"') for item in items]
-        if None in patterns or not patterns:
-            return None
-        return c.NumberIs(name, tuple(patterns))  # type: ignore[arg-type]
-
-    def var_is(self, keys: Mapping[str, tuple[Node, Node]], label: str) -> c.Condition | None:
-        tests = [name for name in _VAR_KEYS[1:] if name in keys]
-        if "var" not in keys:
-            for name in tests:
-                self.problem(
-                    keys[name][0], f"{label}.{name}: tests a variable; add var: NAME beside it"
-                )
-            return None
-        name = self.var_name(keys["var"][1], f"{label}.var")
-        numeric = [t for t in tests if t in ("min", "max")]
-        others = [t for t in tests if t not in ("min", "max")]
-        if len(others) + bool(numeric) > 1:
-            self.problem(
-                keys["var"][1],
-                f"{label}: var takes one test, found {', '.join(tests)}; "
-                "use any/all to combine tests",
-            )
-            return None
-        if name is None:
-            return None
-        if "equals" in keys:
-            equals = self.template(keys["equals"][1], f"{label}.equals", '"gold"')
-            return None if equals is None else c.VarIs(name, equals=equals)
-        if "in" in keys:
-            items_node = keys["in"][1]
-            items = items_node.value if isinstance(items_node, SequenceNode) else [items_node]
-            one_of = [self.template(item, f"{label}.in", '"gold"') for item in items]
-            return None if None in one_of or not one_of else c.VarIs(name, one_of=tuple(one_of))  # type: ignore[arg-type]
-        if "empty" in keys:
-            empty = self.boolean(keys["empty"][1], f"{label}.empty")
-            return None if empty is None else c.VarIs(name, empty=empty)
-        if "matches" in keys:
-            pattern = self.pattern(keys["matches"][1], f"{label}.matches")
-            return None if pattern is None else c.VarIs(name, matches=pattern)
-        if numeric:
-            low = (
-                self.number(keys["min"][1], f"{label}.min", -1e12, 1e12) if "min" in keys else None
-            )
-            high = (
-                self.number(keys["max"][1], f"{label}.max", -1e12, 1e12) if "max" in keys else None
-            )
-            if ("min" in keys and low is None) or ("max" in keys and high is None):
-                return None
-            return c.VarIs(name, bounds=c.Bounds(low, high))
-        return c.VarIs(name)
-
-    def time_is(self, node: Node, label: str) -> c.Condition | None:
-        items = node.value if isinstance(node, SequenceNode) else [node]
-        ranges: list[TimeRange] = []
-        for item in items:
-            written = self.values.scalar(item) if isinstance(item, ScalarNode) else None
-            try:
-                ranges.append(parse_time_range(written))
-            except ValueError as exc:
-                self.problem(item, f"{label}: invalid time condition: {exc}")
-        if len(ranges) != len(items) or not ranges:
-            return None
-        return c.TimeIs(tuple(ranges))
-
-    def queue_is(self, keys: Mapping[str, tuple[Node, Node]], label: str) -> c.Condition | None:
-        measures = [name for name in _QUEUE_KEYS[1:] if name in keys]
-        if "queue" not in keys:
-            for name in measures:
-                self.problem(
-                    keys[name][0], f"{label}.{name}: is about a queue; add queue: NAME beside it"
-                )
-            return None
-        queue = self.queue(keys["queue"][1], f"{label}.queue")
-        if len(measures) != 1:
-            self.problem(
-                keys["queue"][0],
-                f"{label}: queue needs one of agents_available, waiting "
-                "or estimated_wait (e.g. agents_available: {min: 1}); "
-                "use any/all to combine them",
-            )
-            return None
-        measure = measures[0]
-        bounds = self.bounds(keys[measure][1], f"{label}.{measure}")
-        if queue is None or bounds is None:
-            return None
-        return c.QueueIs(queue, measure, bounds)  # type: ignore[arg-type]
-
-    def bounds(self, node: Node, label: str) -> c.Bounds | None:
-        keys = self.table(node, label, ("min", "max"), "{min: 1}")
-        if keys is None:
-            return None
-        if not keys:
-            self.problem(node, f"{label}: give min, max or both; e.g. {{min: 1}}")
-            return None
-        low = self.number(keys["min"][1], f"{label}.min", 0, 1e9) if "min" in keys else None
-        high = self.number(keys["max"][1], f"{label}.max", 0, 1e9) if "max" in keys else None
-        if ("min" in keys and low is None) or ("max" in keys and high is None):
-            return None
-        return c.Bounds(low, high)
-
-    def group(self, name: str, node: Node, label: str) -> c.Condition | None:
-        if not isinstance(node, SequenceNode) or not node.value:
-            self.problem(
-                node,
-                f"{label}: expected a list of conditions, got {kind(node)}; "
-                f'write {name}: [{{caller: "+44*"}}, {{did: "100"}}]',
-            )
-            return None
-        inner = [self.condition(item, label) for item in node.value]
-        if None in inner:
-            return None
-        return (c.AnyOf if name == "any" else c.AllOf)(tuple(inner))  # type: ignore[arg-type]
-
     def _http(self, key: Node, value: Node | None) -> v.Verb | None:
         assert value is not None
         allowed = ("url", "method", "headers", "body", "timeout", "into", "fallback")
@@ -894,31 +375,6 @@ class Parser:
         if url is None or None in out.values():
             return None
         return v.Http(at(key), url, **out)
-
-    def template_table(
-        self, node: Node, label: str, headers: bool
-    ) -> Mapping[str, Template] | None:
-        if not isinstance(node, MappingNode):
-            self.problem(
-                node,
-                f"{label}: expected name: value pairs, got {kind(node)}; "
-                f"write them below {label.split('.')[-1]}, indented",
-            )
-            return None
-        out: dict[str, Template] = {}
-        for name, name_node, item in pairs(node):
-            if headers and not _HEADER.fullmatch(name):
-                self.problem(
-                    name_node, f"{label}: {name!r} is not a header name; use letters, digits and -"
-                )
-                continue
-            if isinstance(item, ScalarNode) and item.tag != "tag:yaml.org,2002:str":
-                out[name] = literal("" if item.tag == _NULL else item.value)
-                continue
-            template = self.template(item, f"{label}.{name}", '"{{ caller.number }}"')
-            if template is not None:
-                out[name] = template
-        return MappingProxyType(out)
 
     def _enqueue(self, key: Node, value: Node | None) -> v.Verb | None:
         assert value is not None
@@ -1083,22 +539,6 @@ class Parser:
             return None
         return v.Notify(at(key), channel, to, body, subject, attachment)  # type: ignore[arg-type]
 
-    def sound_or_file(self, node: Node, label: str) -> Path | None:
-        written = self.text(node, label, "brochure.pdf")
-        if written is None:
-            return None
-        path = Path(written)
-        if not path.is_absolute() and self.context.base_dir is not None:
-            path = self.context.base_dir / path
-        if "\0" in written or not path.is_file():
-            self.problem(
-                node,
-                f"{label}: file {written!r} does not exist (looked for {path}); "
-                "put it there or correct the path (relative to the flow file)",
-            )
-            return None
-        return path
-
     def _transfer(self, key: Node, value: Node | None) -> v.Verb | None:
         assert value is not None
         if isinstance(value, MappingNode):
@@ -1177,7 +617,7 @@ def parse_flow(
     if "vars" in keys:
         top["variables"] = parser.template_table(keys["vars"][1], "vars", False)
         for name in top["variables"] or ():
-            if not _VAR_NAME.fullmatch(name):
+            if not VAR_NAME.fullmatch(name):
                 parser.problem(
                     keys["vars"][1],
                     f"vars: {name!r} is not a variable name; use letters, digits and _",
@@ -1264,7 +704,7 @@ def _steps(parser: Parser, node: Node) -> dict[str, v.Step] | None:
         parser.problems.step = name
         if not isinstance(body, SequenceNode) or not body.value:
             empty = isinstance(body, SequenceNode) or (
-                isinstance(body, ScalarNode) and body.tag == _NULL
+                isinstance(body, ScalarNode) and body.tag == NULL
             )
             parser.problem(
                 key if empty else body,
