@@ -106,3 +106,20 @@ def test_a_key_during_the_greeting_skips_the_rest(demo: Flow) -> None:
     assert out[0] == cmd.StopPlay(greeting.id)
     assert isinstance(out[1], cmd.Enqueue) and out[1].queue == "sales"
     assert caller.run.summary()["steps"] == ["welcome", "main_menu", "sales"]
+
+
+def test_every_builtin_flow_is_shipped_and_good() -> None:
+    from switch.apps.ivr import FlowContext, builtin_path, load_flow_file
+    from switch.config import BUILTIN_IVR_FLOWS
+
+    demo_tenant = load_demo_config().tenants["demo"]
+    for name in BUILTIN_IVR_FLOWS:
+        path = builtin_path(name)
+        context = FlowContext(
+            tenant="demo",
+            ivr=name,
+            queues=frozenset(demo_tenant.queues),
+            agents=frozenset(demo_tenant.agents),
+            base_dir=path.parent,
+        )
+        assert load_flow_file(path, context).name == name
