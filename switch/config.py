@@ -26,7 +26,7 @@ import tomllib
 import warnings
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
@@ -58,6 +58,7 @@ __all__ = [
     "Did",
     "DnsConfig",
     "HostPort",
+    "Hours",
     "HttpConfig",
     "IceUrl",
     "InboundRegister",
@@ -71,12 +72,15 @@ __all__ = [
     "SipConfig",
     "StateConfig",
     "Tenant",
+    "TimeRange",
     "Trunk",
     "TurnServer",
     "User",
     "demo_config_text",
     "load_config",
     "load_demo_config",
+    "parse_days",
+    "parse_time_range",
 ]
 
 DEFAULT_TENANT = "default"
@@ -925,6 +929,176 @@ class Ivr(_Model):
         return self
 
 
+# ---------------------------------------------------------------------------
+# Business hours and holidays: named calendars of a tenant, read by IVR
+# flows (`branch` on `open` or `holiday`) and, later, by queues.
+
+
+def _time_zone(value: str) -> str:
+    if value == "UTC":  # valid even where the system has no tz database
+        return value
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        message = (
+            f"{_show(value)} is not an IANA time zone (e.g. UTC, Europe/Paris, America/New_York)"
+        )
+        close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1)
+        raise ValueError(f"{message}; did you mean {close[0]!r}?" if close else message) from None
+    return value
+
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
+_CLOCK = re.compile(r"([01][0-9]|2[0-4]):([0-5][0-9])")
+
+
+class TimeRange(NamedTuple):
+    """From `start` to `end`, in minutes after midnight; `end` is excluded (24:00 = 1440)."""
+
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        return "-".join(f"{m // 60:02d}:{m % 60:02d}" for m in (self.start, self.end))
+
+    def holds(self, minute: int) -> bool:
+        return self.start <= minute < self.end
+
+
+def parse_time_range(text: Any) -> TimeRange:
+    """ "09:00-17:30" -> TimeRange(540, 1050); ValueError says what is wrong and what is right."""
+    form = 'HH:MM-HH:MM, e.g. "09:00-17:30"'
+    if not isinstance(text, str):
+        raise ValueError(f"expected a time range ({form}), got {_got(text)}")
+    start_text, dash, end_text = text.replace(" ", "").partition("-")
+    clocks = [_CLOCK.fullmatch(part) for part in (start_text, end_text)]
+    if not dash or not all(clocks):
+        raise ValueError(f"{_show(text)} is not a time range ({form})")
+    start, end = (int(m.group(1)) * 60 + int(m.group(2)) for m in clocks if m is not None)
+    if start > 1440 or end > 1440:
+        raise ValueError(f"{_show(text)}: the latest time of a day is 24:00")
+    if end <= start:
+        raise ValueError(
+            f"{_show(text)} ends before it starts; a range cannot cross midnight: "
+            f'split it in two ("{start_text}-24:00" and "00:00-{end_text}" the next day)'
+        )
+    return TimeRange(start, end)
+
+
+def parse_days(text: Any) -> frozenset[int]:
+    """ "mon-fri" or ["sat", "sun"] -> weekday numbers (Monday = 0)."""
+    form = 'day names mon..sun, ranges like "mon-fri", or a list ["sat", "sun"]'
+    items = [text] if isinstance(text, str) else text
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"expected {form}, got {_got(text)}")
+    days: set[int] = set()
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"expected {form}, got {_got(item)}")
+        for part in item.replace(" ", "").lower().split(","):
+            first, dash, last = part.partition("-")
+            if first not in DAY_NAMES or (dash and last not in DAY_NAMES):
+                close = difflib.get_close_matches(first, DAY_NAMES, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close and not dash else ""
+                raise ValueError(f"{_show(part)} is not a day ({form}){hint}")
+            a = DAY_NAMES.index(first)
+            b = DAY_NAMES.index(last) if dash else a
+            # "fri-mon" wraps over the weekend.
+            days.update(day % 7 for day in range(a, b + 1 if b >= a else b + 8))
+    return frozenset(days)
+
+
+class Holiday(NamedTuple):
+    """One date ("2025-12-25") or the same day every year ("12-25": year 0)."""
+
+    year: int
+    month: int
+    day: int
+
+    def __str__(self) -> str:
+        day = f"{self.month:02d}-{self.day:02d}"
+        return f"{self.year:04d}-{day}" if self.year else day
+
+    def on(self, when: date) -> bool:
+        same_day = (when.month, when.day) == (self.month, self.day)
+        return same_day and self.year in (0, when.year)
+
+
+def _holiday(value: Any) -> Holiday:
+    form = 'a date: 2025-12-25 (that day) or "12-25" (every year)'
+    if isinstance(value, Holiday):
+        return value
+    if isinstance(value, datetime) or not isinstance(value, date | str):
+        raise ValueError(f"expected {form}, got {_got(value)}")
+    if isinstance(value, date):
+        return Holiday(value.year, value.month, value.day)
+    match = re.fullmatch(r"(?:([0-9]{4})-)?([0-9]{2})-([0-9]{2})", value)
+    if match is None:
+        raise ValueError(f"{_show(value)} is not {form}")
+    year, month, day = (int(part) if part else 0 for part in match.groups())
+    try:
+        date(year or 2000, month, day)  # 2000 is a leap year: "02-29" is allowed
+    except ValueError:
+        raise ValueError(f"{_show(value)} is not a day of the calendar") from None
+    return Holiday(year, month, day)
+
+
+HolidayDate = Annotated[Holiday, PlainValidator(_holiday), PlainSerializer(str)]
+DayHours = Annotated[
+    list[Annotated[TimeRange, PlainValidator(parse_time_range), PlainSerializer(str)]],
+    BeforeValidator(lambda value: [value] if isinstance(value, str) else value),
+]
+
+
+class Hours(_Model):
+    """A named calendar: weekly opening times and holidays, in one time zone.
+
+    [tenants.X.hours.office]
+    timezone = "Europe/London"       # default: the tenant's
+    mon = ["09:00-12:30", "13:30-17:30"]
+    holidays = [2025-12-25, "01-01"]  # a date, or "MM-DD" every year
+    """
+
+    timezone: str = ""  # filled in with the tenant's at load
+    mon: DayHours = Field(default_factory=list)
+    tue: DayHours = Field(default_factory=list)
+    wed: DayHours = Field(default_factory=list)
+    thu: DayHours = Field(default_factory=list)
+    fri: DayHours = Field(default_factory=list)
+    sat: DayHours = Field(default_factory=list)
+    sun: DayHours = Field(default_factory=list)
+    holidays: list[HolidayDate] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str) -> str:
+        return _time_zone(value) if value else value
+
+    @property
+    def zone(self) -> tzinfo:
+        # UTC needs no tz database (a container may have none).
+        if self.timezone in ("", "UTC"):
+            return UTC
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def local(self, when: datetime) -> datetime:
+        """`when` (aware) on this calendar's clock."""
+        return when.astimezone(self.zone)
+
+    def is_holiday(self, when: datetime) -> bool:
+        day = self.local(when).date()
+        return any(holiday.on(day) for holiday in self.holidays)
+
+    def is_open(self, when: datetime) -> bool:
+        """Inside the opening times of that weekday, and not a holiday."""
+        local = self.local(when)
+        if any(holiday.on(local.date()) for holiday in self.holidays):
+            return False
+        minute = local.hour * 60 + local.minute
+        ranges = getattr(self, DAY_NAMES[local.weekday()])
+        return any(time_range.holds(minute) for time_range in ranges)
+
+
 _DID_TARGETS = ("ivr", "queue", "agent", "app", "forward")
 
 
@@ -1084,20 +1258,7 @@ class _TenantSettings(_Model):
     @field_validator("timezone")
     @classmethod
     def _iana(cls, value: str) -> str:
-        if value == "UTC":  # valid even where the system has no tz database
-            return value
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            message = (
-                f"{_show(value)} is not an IANA time zone "
-                "(e.g. UTC, Europe/Paris, America/New_York)"
-            )
-            close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1)
-            raise ValueError(
-                f"{message}; did you mean {close[0]!r}?" if close else message
-            ) from None
-        return value
+        return _time_zone(value)
 
 
 class Tenant(_Model):
@@ -1113,6 +1274,7 @@ class Tenant(_Model):
     dids: dict[str, Did] = Field(default_factory=dict)
     outbound: dict[str, OutboundRoute] = Field(default_factory=dict)
     users: dict[str, User] = Field(default_factory=dict)
+    hours: dict[str, Hours] = Field(default_factory=dict)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -1191,6 +1353,7 @@ _KINDS: dict[str, type[_Model]] = {
     "dids": Did,
     "outbound": OutboundRoute,
     "users": User,
+    "hours": Hours,
 }
 _SINGULAR = {
     "agents": "agent",
@@ -1200,6 +1363,7 @@ _SINGULAR = {
     "dids": "DID",
     "outbound": "outbound route",
     "users": "user",
+    "hours": "hours calendar",
 }
 # Names are used in URLs, reports and cross-references: keep them plain.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -1642,6 +1806,12 @@ def _build(
             else:
                 owners[number] = path
         if settings is not None:
+            # A calendar without a time zone keeps the tenant's clock.
+            zone = {"timezone": settings.timezone}
+            objects["hours"] = {
+                name: hours if hours.timezone else hours.model_copy(update=zone)
+                for name, hours in objects["hours"].items()
+            }
             tenants[tenant_id] = Tenant(
                 id=tenant_id,
                 name=settings.name or tenant_id,
