@@ -234,11 +234,13 @@ def test_a_recording_and_its_metadata(tmp_path):
         "tenant": "acme",
         "file": "call-1.wav",
         "format": "wav",
+        "codec": "pcm_s16le",
         "rate": 8000,
         "channels": ["caller", "agent"],
         "started_at": "2026-11-23T14:00:00+00:00",
         "ended_at": "2026-11-23T14:00:03+00:00",
         "duration": 3.0,
+        "paused_duration": 0.25,
         "paused": [{"from": 2.5, "to": 2.75}],
         "bytes": 44 + 4 * 3 * 8000,
     }
