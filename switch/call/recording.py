@@ -178,7 +178,11 @@ class Recordings:
         if recording is None:
             return
         if recording.failed:
-            call.recording_paused = recording.recorder.paused_intervals()
+            # What was written is in the partial file (a leftover): the call
+            # keeps no link to a recording that does not exist.
+            log.error("call %d: the recording stopped early (%s); what it has is in %s",
+                      call.id, recording.failed, recording.recorder.partial)  # fmt: skip
+            call.recording_path = ""
             return
         try:
             meta = recording.stop()

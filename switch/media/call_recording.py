@@ -35,8 +35,13 @@ whatever the jitter buffers hold is thrown away, so paused audio is never
 decoded nor buffered; the recorder writes silence for the span.
 
 CPU: a tick costs, per direction, the jitter buffer's bookkeeping, one
-`bytes.translate` per G.711 frame, and one write; `python -m bench --only
-recording` measures it per call.
+`bytes.translate` per G.711 frame, and one write of the frames that follow
+each other as one piece. `python -m bench --only recording` measures it
+(60 recorded G.711 calls, on the development machine): a WAV recording
+adds about 1.6 ms of CPU per call-second (0.16% of a core per call) to
+the relay's own 2.7 ms; by profile about half of that is the jitter
+buffer's push and pop, decoding by table 0.1 ms. Opus in Ogg adds about
+4.9 ms (the encoder; see switch.media.recorder).
 """
 
 from __future__ import annotations
@@ -244,9 +249,12 @@ class Direction:
         buffer = self.buffer
         if buffer is None:
             return
-        while len(buffer):
+        # Each pop plays at least one frame or grows the delay by one (at
+        # most max_delay's worth): bounded, but bounded here too.
+        for _ in range(4 * len(buffer) + 64):
             deadline = buffer.next_deadline()
-            assert deadline is not None
+            if not len(buffer) or deadline is None:
+                break
             self._play(buffer.pop(deadline), out)
         self._end_stream()
 
@@ -261,10 +269,22 @@ class Direction:
         assert after is not None
         frame = buffer.frame
         count = len(items)
+        # Frames that follow each other go out as one piece: the recorder's
+        # work is per piece, not per sample (five 20 ms frames a tick: one).
+        start = -1.0
+        piece = bytearray()
         for i, item in enumerate(items):
             pcm = self._decode(item) if type(item) is Frame else self._conceal()
+            t = after - (count - i) * frame
+            if piece and (not pcm or abs(t - start - len(piece) / (2 * RATE)) > 1e-6):
+                out.append((start, bytes(piece)))
+                piece.clear()
             if pcm:
-                out.append((after - (count - i) * frame, pcm))
+                if not piece:
+                    start = t
+                piece += pcm
+        if piece:
+            out.append((start, bytes(piece)))
 
     def _decode(self, item: Frame) -> bytes:
         self._gaps = 0
