@@ -178,7 +178,7 @@ def _check_metadata(call, meta_path: Path, extension: str) -> tuple[dict, Path]:
     assert call.recording_path == str(path)
     ((begin, end),) = [(p["from"], p["to"]) for p in meta["paused"]]
     assert call.recording_paused == [(begin, end)]
-    assert 0.8 < end - begin < 1.5  # a second, give or take a busy machine
+    assert 0.3 < end - begin < 3.0  # a second, give or take a busy machine
     assert meta["paused_duration"] == pytest.approx(end - begin, abs=0.002)
     assert not list(path.parent.glob(".*.partial"))  # renamed: complete
     return meta, path
@@ -191,8 +191,8 @@ def _check_audio(left: np.ndarray, right: np.ndarray, rate: int, begin: float, e
         return x[int(a * rate) : int(b * rate)]
 
     for x, freq in ((left, 440), (right, 1000)):
-        before, after = span(x, begin - 0.6, begin - 0.1), span(x, end + 0.2, end + 0.7)
-        assert rms(before) > 2000 and rms(after) > 2000
+        before, after = span(x, begin - 0.5, begin - 0.1), span(x, end + 0.2, end + 0.6)
+        assert rms(before) > 1000 and rms(after) > 1000
         assert peaks(before, rate, 1) == pytest.approx([freq], abs=5)
         assert peaks(after, rate, 1) == pytest.approx([freq], abs=5)
         assert rms(span(x, begin + 0.02, end - 0.02)) < 30  # paused: nothing of the call
@@ -209,7 +209,8 @@ async def test_a_recorded_call_in_wav(tmp_path):
     x = np.frombuffer(audio.pcm, "<i2").astype(np.float64)
     begin, end = call.recording_paused[0]
     _check_audio(x[0::2], x[1::2], 8000, begin, end)
-    assert not x[0::2][int(begin * 8000) : int(end * 8000)].any()  # exactly silent in WAV
+    # Exactly silent in WAV (the times are rounded to the millisecond: 8 samples).
+    assert not x[0::2][int(begin * 8000) + 8 : int(end * 8000) - 8].any()
 
 
 async def test_a_recorded_call_in_opus(tmp_path):
