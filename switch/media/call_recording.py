@@ -174,7 +174,8 @@ class Direction:
     # -- a tick ----------------------------------------------------------------------
 
     def frames(self, now: float) -> list[tuple[float, bytes]]:
-        """What is due at `now`: (time the frame plays, linear 8 kHz audio)."""
+        """What is due at `now`: (when it plays, linear 8 kHz audio), frames
+        that follow each other joined into one piece."""
         out: list[tuple[float, bytes]] = []
         inbox, self.inbox = self.inbox, []
         for data, arrival in inbox:
@@ -415,6 +416,13 @@ class CallRecording:
             for channel, side in ((CALLER, "a"), (AGENT, "b")):
                 for t, pcm in self.sides[side].drain():
                     self.recorder.feed(channel, t, pcm)
+        for side, d in self.sides.items():
+            log.debug(
+                "recording %s, leg %s: %d packets, %d not audio, %d lost, %d late, "
+                "%d concealed, %d malformed, %d over the inbox, %d streams",
+                self.path, side, d.packets, d.ignored, d.lost, d.late, d.concealed,
+                d.errors, d.overflow, d.streams,
+            )  # fmt: skip
         return self.recorder.finish(now)
 
     async def commit(self) -> None:
