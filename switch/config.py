@@ -67,6 +67,7 @@ __all__ = [
     "Numbers",
     "OutboundRoute",
     "Queue",
+    "RecordingConfig",
     "RecordsConfig",
     "RegistrarConfig",
     "SipConfig",
@@ -666,6 +667,16 @@ class RecordsConfig(_Model):
         return self
 
 
+class RecordingConfig(_Model):
+    """Call recording (issue #5). Which calls are recorded is said by
+    `record` on DIDs, outbound routes and tenants."""
+
+    format: Literal["wav", "opus"] = "wav"  # WAV (linear PCM) or Opus in Ogg (8x smaller)
+    # Default <node.data_dir>/recordings (filled in at load); relative paths
+    # are taken from the directory switch is started in, as data_dir.
+    directory: Directory | None = None
+
+
 class RegistrarConfig(_Model):
     """Registration, authentication and the defences around them."""
 
@@ -1109,6 +1120,7 @@ class Did(_Model):
     app: Literal["echo"] | None = None
     forward: PhoneNumber | None = None
     trunk: str | None = None  # the trunk that carries a forwarded call
+    record: bool | None = None  # record its calls; unset: the tenant's `record`
 
     @property
     def target(self) -> tuple[str, str]:
@@ -1149,6 +1161,7 @@ class OutboundRoute(_Model):
     caller_id: PhoneNumber | None = None  # presented on calls out, after the agent's
     # Seconds a callee may ring before the caller gets 480; 0 = no limit.
     ring_timeout: int = Field(0, ge=0)
+    record: bool | None = None  # record its calls; unset: the tenant's `record`
 
     @property
     def trunk_order(self) -> list[str]:
@@ -1254,6 +1267,7 @@ class _TenantSettings(_Model):
     # only when two tenants share an extension number.
     domains: list[str] = Field(default_factory=list)
     numbers: Numbers = Field(default_factory=Numbers)
+    record: bool = False  # record calls whose DID or outbound route does not say
 
     @field_validator("timezone")
     @classmethod
@@ -1267,6 +1281,7 @@ class Tenant(_Model):
     timezone: str = "UTC"
     domains: list[str] = Field(default_factory=list)
     numbers: Numbers = Field(default_factory=Numbers)
+    record: bool = False
     agents: dict[str, Agent] = Field(default_factory=dict)
     trunks: dict[str, Trunk] = Field(default_factory=dict)
     queues: dict[str, Queue] = Field(default_factory=dict)
@@ -1290,6 +1305,7 @@ class Config(_Model):
     state: StateConfig
     records: RecordsConfig
     registrar: RegistrarConfig
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
     tenants: dict[str, Tenant]
     dns: DnsConfig = Field(default_factory=DnsConfig)
     source: str  # the file it came from, or "<demo>"
@@ -1344,6 +1360,7 @@ _SECTIONS: dict[str, type[_Model]] = {
     "records": RecordsConfig,
     "registrar": RegistrarConfig,
     "dns": DnsConfig,
+    "recording": RecordingConfig,
 }
 _KINDS: dict[str, type[_Model]] = {
     "agents": Agent,
@@ -1818,6 +1835,7 @@ def _build(
                 timezone=settings.timezone,
                 domains=[d.lower() for d in settings.domains],
                 numbers=settings.numbers,
+                record=settings.record,
                 **objects,
             )
 
@@ -1830,6 +1848,11 @@ def _build(
     if records.backend == "sqlite" and not records.dsn:
         sections["records"] = records.model_copy(
             update={"dsn": str(sections["node"].data_dir / "switch.db")}
+        )
+    recording = sections["recording"]
+    if recording.directory is None:
+        sections["recording"] = recording.model_copy(
+            update={"directory": sections["node"].data_dir / "recordings"}
         )
     config = Config(**sections, tenants=tenants, source=source)
     config._raw = raw

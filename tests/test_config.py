@@ -238,7 +238,7 @@ def test_unknown_top_level_key_suggests_the_right_one(tmp_path: Path) -> None:
     assert errors_of(path) == [
         f"{path}: agent: unknown key (expected one of agents, calls, dids, dns, hours, http, ivr, "
         "media, node, "
-        "outbound, queues, records, registrar, sip, state, tenants, trunks, users); "
+        "outbound, queues, recording, records, registrar, sip, state, tenants, trunks, users); "
         "did you mean 'agents'?"
     ]
 

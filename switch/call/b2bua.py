@@ -60,6 +60,7 @@ from ..sip.uri import parse_uri
 from .attempts import Attempts
 from .caller_id import Identity, presented
 from .model import Call, Hangup, LegEnd, PendingAck
+from .recording import NoSuchCall, NotRecorded, Recordings, RecordingStatus
 from .refresh import SessionRefresh, allows_update
 from .routing import App, Rejection, Router, Target
 from .transfer import Transfers
@@ -85,8 +86,10 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
         session_expires: int = 0,
         min_se: int = session_timer.MIN_SE_FLOOR,
         redirects: str = "report",
+        recordings: Recordings | None = None,
     ) -> None:
         self.router = router
+        self.recordings = recordings  # who is recorded, and their files (issue #5)
         # RFC 4028 session timers: the interval we ask for (0 = off) and the
         # shortest we accept.
         self.session_expires = session_expires
@@ -569,6 +572,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
         call.a_dialog.response_sent(answer)
         self._send_response(answer)
         log.info("call %d: answered", call.id)
+        if self.recordings is not None:
+            self.recordings.answered(call)
 
     def _prack(self, call: Call, resp: Response) -> None:
         """Acknowledge a reliable provisional response (RFC 3262 §7.2).
@@ -952,6 +957,27 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
             await asyncio.sleep(min(5.0, timeout / 2))
             self.reap(timeout)
 
+    # -- recording (issue #5) ---------------------------------------------------------------
+
+    def pause_recording(self, call_id: int) -> RecordingStatus:
+        """Record silence on call `call_id` (its `Call.id`) from now on, until
+        `resume_recording`. NoSuchCall or NotRecorded if it cannot be."""
+        recordings, call = self._recorded(call_id)
+        return recordings.pause(call)
+
+    def resume_recording(self, call_id: int) -> RecordingStatus:
+        """Record call `call_id` again. NoSuchCall or NotRecorded if it cannot be."""
+        recordings, call = self._recorded(call_id)
+        return recordings.resume(call)
+
+    def _recorded(self, call_id: int) -> tuple[Recordings, Call]:
+        call = next((c for c in self._by_invite.values() if c.id == call_id), None)
+        if call is None or call.state == "ended":
+            raise NoSuchCall(f"no call {call_id} on this node (it may have ended)")
+        if self.recordings is None:
+            raise NotRecorded("this node records no calls")
+        return self.recordings, call
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _via(self, flow: Flow) -> str:
@@ -1038,6 +1064,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
         if call.ended_at is None:
             call.ended_at = time.time()
             call.quality = self.quality(call)
+            if self.recordings is not None:
+                self.recordings.ended(call)
             if self.on_end is not None:
                 try:
                     self.on_end(call)
@@ -1063,6 +1091,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.recordings is not None:
+            await self.recordings.close()  # what was recorded so far is kept
         for call in list(self._by_invite.values()):
             if call.media is not None:
                 call.media.close()

@@ -111,6 +111,10 @@ class Call:
     ack_wait: PendingAck | None = None
     redirects: int = 0  # 3xx followed so far
     a_trunk: tuple[str, str] | None = None  # the trunk on leg A's side, if any
+    # The recording (issue #5): its file, and the spans paused (seconds from
+    # its start), known once the call ended. Empty when it was not recorded.
+    recording_path: str = ""
+    recording_paused: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

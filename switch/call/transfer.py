@@ -252,6 +252,8 @@ class Transfers:
         other.hangup = Hangup("caller" if in_other == "a" else "callee", 200,
                               "transferred (attended)")  # fmt: skip
         other.state = "ended"
+        if self.recordings is not None:  # the recording follows the party that joined
+            self.recordings.joined(call, mine, other)
         self._forget(other)
         log.info("call %d: joined with call %d (attended transfer)", call.id, other.id)
 

@@ -22,6 +22,7 @@ from ..sip.transaction import ClientTransaction
 from ..store.state import State
 from .b2bua import Calls
 from .carrier import CarrierRegistrations
+from .recording import Recordings
 from .routing import Locate, Router
 from .trunks import TrunkMonitor
 
@@ -56,8 +57,11 @@ def build_calls(
     trunks = TrunkMonitor(config, sip.request, sip.sent_by, sip.server, locate=sip.locate)
     media, calls_config = config.media, config.calls
     listen = config.sip.listen.host
+    router = Router(config, state.locations, trunks.is_up, locate=sip.locate)
+    recordings = Recordings(config, router)
+    recordings.report_leftovers()  # a crash's remnants, for the operator
     calls = Calls(
-        Router(config, state.locations, trunks.is_up, locate=sip.locate),
+        router,
         sip.send_request,
         sip.respond,
         sip.send_stateless,
@@ -68,6 +72,7 @@ def build_calls(
         session_expires=calls_config.session_expires,
         min_se=calls_config.min_se,
         redirects=calls_config.redirects,
+        recordings=recordings,
     )
     calls.ice = IceSettings.from_config(media)
     return CallParts(carriers, guard, trunks, calls)
