@@ -57,6 +57,7 @@ from .dtmf.outgoing import EventSender, Out, ToneSender
 from .jitter import Frame, JitterBuffer
 from .packet_transcoder import payload as rtp_payload
 from .relay import MediaSession
+from .rtp import ts_distance
 from .splice import Splice
 
 log = logging.getLogger("switch.media")
@@ -174,6 +175,7 @@ class _Direction:
         elif to.mode == "inband" and source.mode != "inband":
             self.tones = ToneSender(self.splice.timestamp_at)
         self.takes_events = source.mode == "rfc4733" and to.mode != "rfc4733"
+        self.tone_until: int | None = None  # the timestamp of the last tone frame sent
 
     def receiver(self, pt: int) -> EventReceiver:
         receiver = self.receivers.get(pt)
@@ -229,11 +231,26 @@ class DtmfBridge:
         if way.reader is not None:
             body = rtp_payload(data) or b""
             self._keys(side, way.reader.push(seq, ts, pt, body, now), now, out)
-        if way.tones is not None and way.tones.busy():
+        if way.tones is not None and self._covered(way, ts, rate):
             way.splice.drop(data, now, rate)  # the node's tone plays in its place
             return out
         out.append(Emit(to, way.splice.forward(data, now, rate), rate))
         return out
+
+    @staticmethod
+    def _covered(way: _Direction, ts: int, rate: int) -> bool:
+        """Audio to leave out: a tone is playing, or the audio is of a time a
+        tone frame already took (the tone is stamped a frame ahead of the
+        audio it began after, so one packet may fall under it)."""
+        assert way.tones is not None
+        if way.tones.busy():
+            return True
+        if way.tone_until is None:
+            return False
+        if -rate <= ts_distance(ts, way.tone_until) <= 0:
+            return True
+        way.tone_until = None
+        return False
 
     def info(self, side: str, digit: str, duration: float, now: float) -> list[Action]:
         """A key in an INFO from leg `side`."""
@@ -321,6 +338,7 @@ class DtmfBridge:
         for f in frames:
             packet = way.splice.insert(pt, f.timestamp, encode(f.payload), f.marker)
             out.append(Emit(to, packet, 8000))
+        way.tone_until = frames[-1].timestamp
 
     @staticmethod
     def _g711_toward(way: _Direction) -> tuple[int, str | None]:

@@ -9,12 +9,15 @@ timeline of the audio around them. `Splice` keeps that for one direction:
 
 - `forward(packet, now, rate)`: a relayed packet, its sequence number
   shifted by the packets put in less those left out so far;
-- `drop(packet)`: a relayed packet left out (the next ones close the gap);
+- `drop(packet)`: a relayed packet left out (the next ones close the gap;
+  a duplicate or a late packet left out leaves the numbering as it is);
 - `insert(payload_type, timestamp, payload, marker)`: the node's packet,
   numbered next in the stream, with the stream's SSRC;
 - `timestamp_at(now)`: where the stream's clock stands at `now`, from the
   last audio packet relayed (its timestamp, plus the time since in its
-  clock): the timestamp the node's own packets take.
+  clock, and at least one frame on: a packet of the node's never shares a
+  timestamp with the audio before it): the timestamp the node's own
+  packets take.
 
 A packet that arrives out of order after the node put one in takes the
 number the shift gives it, which may repeat one already sent: the far end
@@ -36,7 +39,10 @@ _SEQ = struct.Struct("!H")
 class Splice:
     """One direction of a call's stream, renumbered around the node's changes."""
 
-    __slots__ = ("_at", "_rate", "_ts", "dropped", "inserted", "last_pt", "seq", "shift", "ssrc")
+    __slots__ = (
+        "_at", "_audio_seq", "_in_seq", "_rate", "_step", "_ts", "dropped", "inserted",
+        "last_pt", "seq", "shift", "ssrc",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.shift = 0  # added to relayed sequence numbers (mod 2^16)
@@ -46,6 +52,9 @@ class Splice:
         self._ts: int | None = None  # the last audio timestamp, when it came, its clock
         self._at = 0.0
         self._rate = 8000
+        self._step = 160  # timestamp units between two audio packets (a frame)
+        self._audio_seq = -1  # the sequence number of the last audio packet
+        self._in_seq: int | None = None  # the newest sequence number relayed or dropped
         self.inserted = self.dropped = 0
 
     def forward(self, packet: bytes, now: float, rate: int | None = None) -> bytes:
@@ -54,8 +63,8 @@ class Splice:
         _, flags, seq, ts, ssrc = _HEADER.unpack_from(packet)
         self.ssrc = ssrc
         if rate is not None:
-            self._ts, self._at, self._rate = ts, now, rate
-            self.last_pt = flags & 0x7F
+            self._audio(flags, seq, ts, now, rate)
+        self._newer(seq)
         out_seq = (seq + self.shift) & 0xFFFF
         if self.seq is None or 0 < (out_seq - self.seq) & 0xFFFF < 0x8000:
             self.seq = out_seq
@@ -71,12 +80,31 @@ class Splice:
         _, flags, seq, ts, ssrc = _HEADER.unpack_from(packet)
         self.ssrc = ssrc
         if rate is not None:
-            self._ts, self._at, self._rate = ts, now, rate
-            self.last_pt = flags & 0x7F
+            self._audio(flags, seq, ts, now, rate)
+        self.dropped += 1
+        if not self._newer(seq):
+            return  # a copy or a late one: its number is not in the stream's way
         if self.seq is None:
             self.seq = (seq + self.shift - 1) & 0xFFFF
         self.shift = (self.shift - 1) & 0xFFFF
-        self.dropped += 1
+
+    def _newer(self, seq: int) -> bool:
+        """Whether `seq` is ahead of every sequence number seen (and note it)."""
+        last = self._in_seq
+        if last is not None and not 0 < (seq - last) & 0xFFFF < 0x8000:
+            return False
+        self._in_seq = seq
+        return True
+
+    def _audio(self, flags: int, seq: int, ts: int, now: float, rate: int) -> None:
+        if rate != self._rate:
+            self._step = rate // 50
+        elif self._ts is not None and seq == (self._audio_seq + 1) & 0xFFFF:
+            step = (ts - self._ts) & 0xFFFFFFFF
+            if 0 < step <= rate // 5:  # the next frame (not a jump)
+                self._step = step
+        self._ts, self._at, self._rate, self._audio_seq = ts, now, rate, seq
+        self.last_pt = flags & 0x7F
 
     def insert(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> bytes:
         """The node's packet, next in the stream."""
@@ -96,7 +124,8 @@ class Splice:
         if self._ts is None:
             # Nothing relayed yet: the node's packets start the timeline.
             self._ts, self._at = random.getrandbits(32), now
-        return (self._ts + round((now - self._at) * self._rate)) & 0xFFFFFFFF
+        ticks = max(round((now - self._at) * self._rate), self._step)
+        return (self._ts + ticks) & 0xFFFFFFFF
 
     @property
     def rate(self) -> int:

@@ -1,0 +1,259 @@
+"""DTMF across calls through a live node, checked by content at the far ends.
+
+A carrier's call comes in on the demo trunk (from 127.0.0.1) to an agent's
+desk phone (registered from 127.0.0.2); each end is a real UDP socket
+sending a 20 ms PCMU stream in real time. The trunk's `dtmf` setting decides
+what each side must get: all sixteen keys, each exactly once, in the form
+that side takes (RFC 4733 events, SIP INFO, tones at -20 dBm0 in noise),
+both ways at once, with end packets and start packets duplicated on the way
+in. A browser agent speaking Opus to a PCMU trunk (transcoded) is in
+`test_dtmf_webrtc` below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from switch.media.dtmf import DIGITS
+from switch.media.dtmf.info import parse_info
+from switch.node import Node
+from switch.sip.errors import ParseError
+from switch.sip.message import Request, Response, make_response
+from switch.sip.sdp import parse_sdp
+from tests.integration.conftest import ended_calls, running_node, sip_address
+from tests.support.rtpend import (
+    RtpEnd,
+    fields,
+    keys_in_audio,
+    keys_in_events,
+    noise,
+    pcmu,
+    with_events,
+    with_keys_in_band,
+)
+from tests.support.sipclient import UdpPhone, register_agent
+from tests.support.sipclient import invite as invite_text
+
+SECONDS = 5.0  # of media each way: 16 keys at 220 ms from 0.5 s, and room after
+TRUNK_SSRC, AGENT_SSRC = 0x7A0C, 0xA6E7
+
+
+def _sdp(port: int, events: bool) -> str:
+    formats = "0 101" if events else "0"
+    lines = [
+        "v=0", "o=x 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
+        f"m=audio {port} RTP/AVP {formats}",
+    ]  # fmt: skip
+    if events:
+        lines += ["a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _media(body: bytes) -> tuple[str, int]:
+    sdp = parse_sdp(body)
+    audio = sdp.media[0]
+    connection = sdp.media_connection(audio)
+    assert connection is not None
+    return connection.host, audio.port
+
+
+async def _request(phone: UdpPhone, method: str, timeout: float = 10.0) -> Request:
+    while True:
+        msg = await phone.receive(timeout)
+        if isinstance(msg, Request) and msg.method == method:
+            return msg
+
+
+async def _final(phone: UdpPhone, timeout: float = 10.0) -> Response:
+    while True:
+        msg = await phone.receive(timeout)
+        if isinstance(msg, Response) and msg.status >= 200:
+            return msg
+
+
+@dataclass
+class TrunkCall:
+    """A carrier's call on the demo trunk answered by agent 1001's desk phone."""
+
+    node: Node
+    trunk: UdpPhone  # the carrier's SIP
+    agent: UdpPhone  # the desk phone's SIP
+    trunk_media: RtpEnd
+    agent_media: RtpEnd
+    to_node_from_trunk: tuple[str, int]  # the relay port of the trunk's leg
+    to_node_from_agent: tuple[str, int]  # the relay port of the agent's leg
+    offer_to_agent: bytes
+    answer_to_trunk: Response
+    infos: list[Request] = field(default_factory=list)  # INFOs the node sent the carrier
+    cseq: int = 1
+
+    def in_dialog(self, method: str, body: bytes = b"", content_type: str = "") -> str:
+        """A request of the carrier's inside its call (it is leg A's UAC)."""
+        if method != "ACK":
+            self.cseq += 1
+        answered = self.answer_to_trunk
+        lines = [
+            f"{method} {answered.contact[0].uri} SIP/2.0",
+            f"Via: {self.trunk.via};branch=z9hG4bK{secrets.token_hex(8)};rport",
+            "Max-Forwards: 70",
+            f"From: {answered.get('From')}",
+            f"To: {answered.get('To')}",
+            f"Call-ID: {answered.call_id}",
+            f"CSeq: {self.cseq} {method}",
+            *([f"Content-Type: {content_type}"] if content_type else []),
+            f"Content-Length: {len(body)}",
+            "",
+            "",
+        ]
+        return "\r\n".join(lines) + body.decode()
+
+    async def answer_infos(self, until: float) -> None:
+        """Keep the carrier's SIP answering: 200 to each INFO (kept) until `until`."""
+        loop = asyncio.get_running_loop()
+        while (left := until - loop.time()) > 0:
+            try:
+                msg = await self.trunk.receive(left)
+            except TimeoutError:
+                return
+            except ParseError:
+                continue  # RTCP for the media socket's port + 1, which may be this one
+            if isinstance(msg, Request):
+                if msg.method == "INFO":
+                    self.infos.append(msg)
+                self.trunk.send(bytes(make_response(msg, 200)), sip_address(self.node))
+
+
+@contextlib.asynccontextmanager
+async def trunk_calls_agent(
+    tmp_path, dtmf: str, trunk_events: bool, agent_events: bool = True
+) -> AsyncIterator[TrunkCall]:
+    changes = {
+        'app = "echo"              # plays back': 'agent = "1001"              # plays back',
+        "max_calls = 0 ": f'dtmf = "{dtmf}"\nmax_calls = 0 ',
+    }
+    async with (
+        running_node(tmp_path, changes=changes) as node,
+        UdpPhone(sip_address(node), host="127.0.0.2") as agent,
+        UdpPhone(sip_address(node)) as trunk,
+        RtpEnd() as trunk_media,
+        RtpEnd() as agent_media,
+    ):
+        assert (await register_agent(agent, "1001", "agent1001"))[1].status == 200
+        offer = _sdp(trunk_media.port, trunk_events)
+        length = f"Content-Type: application/sdp\r\nContent-Length: {len(offer)}"
+        text = invite_text(trunk, "07700900123", 1).replace("sip:200@", "sip:300@")
+        trunk.send(text.replace("Content-Length: 0", length) + offer)
+        invite = await _request(agent, "INVITE")
+        answer = _sdp(agent_media.port, agent_events).encode()
+        agent.send(bytes(make_response(invite, 200, to_tag="agent1", headers=[
+            ("Contact", f"<sip:1001@{agent.address[0]}:{agent.address[1]}>"),
+            ("Content-Type", "application/sdp"),
+        ], body=answer)))  # fmt: skip
+        answered = await _final(trunk)
+        assert answered.status == 200, answered.reason
+        call = TrunkCall(node, trunk, agent, trunk_media, agent_media, _media(answered.body),
+                         _media(invite.body), invite.body, answered)  # fmt: skip
+        trunk.send(call.in_dialog("ACK"))
+        yield call
+
+
+async def _talk(call: TrunkCall, trunk_stream, agent_stream, infos: str = "") -> None:
+    """Both ends stream at once; the carrier sends `infos` as INFOs meanwhile
+    and answers the node's INFOs; then everything in flight is let arrive."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + SECONDS + 1.5
+
+    async def send_infos() -> None:
+        await asyncio.sleep(0.5)
+        for digit in infos:
+            body = f"Signal={digit}\r\nDuration=100\r\n".encode()
+            call.trunk.send(call.in_dialog("INFO", body, "application/dtmf-relay"))
+            await asyncio.sleep(0.22)
+
+    await asyncio.gather(
+        call.trunk_media.play(call.to_node_from_trunk, trunk_stream),
+        call.agent_media.play(call.to_node_from_agent, agent_stream),
+        send_infos(),
+        call.answer_infos(until),
+    )
+
+
+def _keys_in_infos(infos: list[Request]) -> str:
+    return "".join(parse_info(i.content_type or "", i.body).digit for i in infos)
+
+
+async def test_rfc4733_on_both_legs_passes_through_untouched(tmp_path):
+    async with trunk_calls_agent(tmp_path, "rfc4733", trunk_events=True) as call:
+        assert call.node.calls is not None
+        trunk_stream = with_events(noise(SECONDS), DIGITS, TRUNK_SSRC)
+        agent_stream = with_events(noise(SECONDS, seed=2), DIGITS[::-1], AGENT_SSRC)
+        await _talk(call, trunk_stream, agent_stream)
+        (live,) = call.node.calls._by_invite.values()
+        assert live.dtmf is None or live.dtmf.link is None  # nothing converts...
+        assert live.media is not None
+        assert live.media.a.rtp.tap is None and live.media.b.rtp.tap is None
+        # ...and nothing is tapped: every packet arrives as it was sent.
+        assert sorted(call.agent_media.received) == sorted(p for _, p in trunk_stream)
+        assert keys_in_events(call.agent_media.received, 101) == DIGITS
+        assert keys_in_events(call.trunk_media.received, 101) == DIGITS[::-1]
+        assert call.infos == []
+
+
+async def test_info_trunk_and_rfc4733_agent_both_ways(tmp_path):
+    async with trunk_calls_agent(tmp_path, "info", trunk_events=True) as call:
+        # The trunk is shown no telephone-event; the agent is.
+        assert b"telephone-event" not in call.answer_to_trunk.body
+        assert b"telephone-event" in call.offer_to_agent
+        ended = ended_calls(call.node)
+        agent_stream = with_events(noise(SECONDS, seed=2), DIGITS, AGENT_SSRC, extra_ends=2)
+        await _talk(call, pcmu(noise(SECONDS), TRUNK_SSRC), agent_stream, infos=DIGITS[::-1])
+        # The carrier's INFOs reached the agent as events, each key once.
+        assert keys_in_events(call.agent_media.received, 101) == DIGITS[::-1]
+        # The agent's events reached the carrier as INFOs, each key once,
+        # and no event packet went its way.
+        assert _keys_in_infos(call.infos) == DIGITS
+        assert {i.content_type for i in call.infos} == {"application/dtmf-relay"}
+        assert {fields(p)[0] for p in call.trunk_media.received} == {0}
+        # The audio still crossed both ways, its numbering without holes.
+        trunk_got = [fields(p)[1] for p in call.trunk_media.received]
+        assert len(trunk_got) == sum(1 for _, p in agent_stream if fields(p)[0] == 0)
+        assert sorted(trunk_got) == list(range(trunk_got[0], trunk_got[0] + len(trunk_got)))
+        call.trunk.send(call.in_dialog("BYE"))
+        await _request(call.agent, "BYE")
+        for _ in range(50):
+            if ended:
+                break
+            await asyncio.sleep(0.05)
+        assert ended and ended[0].dtmf is not None and ended[0].dtmf.link is None
+
+
+@pytest.mark.parametrize("trunk_events", [False, True])
+async def test_inband_trunk_and_rfc4733_agent_both_ways(tmp_path, trunk_events):
+    async with trunk_calls_agent(tmp_path, "inband", trunk_events=trunk_events) as call:
+        assert b"telephone-event" not in call.answer_to_trunk.body
+        trunk_audio = with_keys_in_band(noise(SECONDS), DIGITS)
+        agent_stream = with_events(noise(SECONDS, seed=2), DIGITS[::-1], AGENT_SSRC)
+        await _talk(call, pcmu(trunk_audio, TRUNK_SSRC), agent_stream)
+        # The carrier's tones reached the agent as events (and as tones: the audio passes).
+        assert keys_in_events(call.agent_media.received, 101) == DIGITS
+        assert keys_in_audio(call.agent_media.received) == DIGITS
+        # The agent's events reached the carrier as tones in its audio, nothing else.
+        assert keys_in_audio(call.trunk_media.received) == DIGITS[::-1]
+        assert {fields(p)[0] for p in call.trunk_media.received} == {0}
+        assert call.infos == []
+
+
+async def test_auto_trunk_without_events_gets_tones_and_sends_tones(tmp_path):
+    # Asterisk's "auto": no telephone-event negotiated with the trunk -> in-band.
+    async with trunk_calls_agent(tmp_path, "auto", trunk_events=False) as call:
+        trunk_audio = with_keys_in_band(noise(SECONDS), "0123456789")
+        agent_stream = with_events(noise(SECONDS, seed=2), "*#ABCD", AGENT_SSRC)
+        await _talk(call, pcmu(trunk_audio, TRUNK_SSRC), agent_stream)
+        assert keys_in_events(call.agent_media.received, 101) == "0123456789"
+        assert keys_in_audio(call.trunk_media.received) == "*#ABCD"
