@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -27,6 +28,10 @@ from switch.sip.errors import ParseError
 from switch.sip.message import Request, Response, make_response
 from switch.sip.sdp import parse_sdp
 from tests.integration.conftest import ended_calls, running_node, sip_address
+from tests.integration.test_webrtc_calls import _final as ws_final
+from tests.integration.test_webrtc_calls import _register as ws_register
+from tests.integration.test_webrtc_calls import _request as ws_text
+from tests.support.browser import Browser
 from tests.support.rtpend import (
     RtpEnd,
     fields,
@@ -37,7 +42,7 @@ from tests.support.rtpend import (
     with_events,
     with_keys_in_band,
 )
-from tests.support.sipclient import UdpPhone, register_agent
+from tests.support.sipclient import UdpPhone, WsBrowser, authorization, register_agent
 from tests.support.sipclient import invite as invite_text
 
 SECONDS = 5.0  # of media each way: 16 keys at 220 ms from 0.5 s, and room after
@@ -257,3 +262,169 @@ async def test_auto_trunk_without_events_gets_tones_and_sends_tones(tmp_path):
         await _talk(call, pcmu(trunk_audio, TRUNK_SSRC), agent_stream)
         assert keys_in_events(call.agent_media.received, 101) == "0123456789"
         assert keys_in_audio(call.trunk_media.received) == "*#ABCD"
+
+
+# -- a browser agent speaking Opus, a trunk speaking PCMU: transcoded -------------------------
+
+
+class BrowserKeys:
+    """RFC 4733 for the aiortc browser, which has none.
+
+    Keys go out as a browser's insertDTMF sends them: telephone-event
+    packets in place of its audio packets (the same SSRC and sequence
+    numbers), 100 ms of updates then the end three times, on the
+    telephone-event/48000 of its SDP. What the node sends it is caught
+    decrypted, before aiortc's own routing (which would drop the events).
+    """
+
+    def __init__(self, browser: Browser, pt: int = 110) -> None:
+        self.pt = pt
+        self.received: list[bytes] = []
+        self.sent: list[bytes] = []
+        self._keys: list[tuple[float, str]] = []
+        self._now = 0  # packets of the current key sent
+        dtls = browser.transceiver.sender.transport
+        send, handle = dtls._send_rtp, dtls._handle_rtp_data
+
+        async def send_rtp(data: bytes) -> None:
+            if not 191 < data[1] < 224:  # RTP, not RTCP
+                data = self._substitute(data)
+            await send(data)
+
+        async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
+            self.received.append(data)
+            if data[1] & 0x7F != self.pt:
+                await handle(data, arrival_time_ms)
+
+        dtls._send_rtp, dtls._handle_rtp_data = send_rtp, handle_rtp
+        self._ts0 = 0
+
+    def press(self, keys: str, after: float, every: float = 0.26) -> None:
+        start = asyncio.get_running_loop().time() + after
+        self._keys = [(start + every * k, key) for k, key in enumerate(keys)]
+
+    def _substitute(self, data: bytes) -> bytes:
+        if not self._keys or asyncio.get_running_loop().time() < self._keys[0][0]:
+            return data
+        _, key = self._keys[0]
+        _, _, seq, ts, ssrc = fields_header(data)
+        if self._now == 0:
+            self._ts0 = ts
+        end = self._now >= 5
+        duration = min(self._now + 1, 5) * 960
+        code = DIGITS.index(key)
+        payload = bytes([code, (0x80 if end else 0) | 10]) + duration.to_bytes(2, "big")
+        flags = (0x80 if self._now == 0 else 0) | self.pt
+        packet = struct.pack("!BBHII", 0x80, flags, seq, self._ts0, ssrc) + payload
+        self._now += 1
+        if self._now == 8:
+            self._keys.pop(0)
+            self._now = 0
+        self.sent.append(packet)
+        return packet
+
+
+def fields_header(data: bytes) -> tuple[int, int, int, int, int]:
+    return struct.unpack_from("!BBHII", data)
+
+
+def _with_telephone_events(offer: str) -> str:
+    """A browser's offer as Chrome makes it: telephone-event/48000 and /8000 beside Opus."""
+    lines = offer.split("\r\n")
+    out = []
+    for line in lines:
+        if line.startswith("m=audio "):
+            line += " 110 126"
+        out.append(line)
+        if line.startswith("a=rtpmap:") and "opus/48000" in line:
+            out += ["a=rtpmap:110 telephone-event/48000", "a=rtpmap:126 telephone-event/8000"]
+    return "\r\n".join(out)
+
+
+def _events_follow_the_audio(
+    packets: list[bytes], event_pt: int, audio_pt: int, frame: int
+) -> None:
+    """Each press's timestamp is on the timeline of the audio before it (within a few frames)."""
+    last_audio = None
+    starts = 0
+    for packet in packets:
+        pt, _, ts, _ = fields(packet)
+        if pt == audio_pt:
+            last_audio = ts
+        elif pt == event_pt and packet[1] & 0x80 and last_audio is not None:
+            starts += 1
+            assert 0 < (ts - last_audio) & 0xFFFFFFFF <= 8 * frame, (ts, last_audio)
+    assert starts >= 16
+
+
+async def test_dtmf_both_ways_between_an_opus_browser_and_a_pcmu_trunk(tmp_path):
+    await asyncio.wait_for(_browser_and_trunk_press_keys(tmp_path), 60)
+
+
+async def _browser_and_trunk_press_keys(tmp_path) -> None:
+    async with UdpPhone(("127.0.0.1", 9)) as carrier, RtpEnd() as media:
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"',
+            'inbound_from = ["127.0.0.1"]': 'inbound_from = ["127.0.0.9"]',
+        }
+        async with (
+            running_node(tmp_path, changes=changes) as node,
+            WsBrowser(f"{node.http_url}/sip") as ws,
+        ):
+            await ws_register(ws)
+            browser = Browser(1000.0, ("opus",))
+            try:
+                offer = _with_telephone_events(await browser.offer())
+                opus = next(pt for pt, c in parse_sdp(offer).media[0].rtpmaps().items()
+                            if c.name == "opus")  # fmt: skip
+                to, call_id, tag = "<sip:95551234@demo.invalid>", secrets.token_hex(8), "b1"
+                uri = "sip:95551234@demo.invalid"
+                challenge = await ws.request(ws_text("INVITE", uri, 1, to, tag, call_id, offer))
+                creds = authorization(challenge, "1004", "agent1004", uri, "INVITE")
+                await ws.send(ws_text("INVITE", uri, 2, to, tag, call_id, offer,
+                                      (f"Proxy-Authorization: {creds}",)))  # fmt: skip
+                invite = await _request(carrier, "INVITE")
+                audio = parse_sdp(invite.body).media[0]
+                assert audio.rtpmaps()[126].rtpmap == "telephone-event/8000"
+                node_b = _media(invite.body)
+                answer = (
+                    "v=0\r\no=far 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                    f"t=0 0\r\nm=audio {media.port} RTP/AVP 0 126\r\n"
+                    "a=rtpmap:126 telephone-event/8000\r\n"
+                ).encode()
+                carrier.send(bytes(make_response(invite, 200, to_tag="far1", headers=[
+                    ("Contact", f"<sip:4000@127.0.0.1:{carrier.address[1]}>"),
+                    ("Content-Type", "application/sdp"),
+                ], body=answer)), sip_address(node))  # fmt: skip
+                answered = await ws_final(ws)
+                assert answered.status == 200, answered.reason
+                # The browser is answered Opus with its telephone-event/48000: transcoded.
+                codecs = parse_sdp(answered.body).media[0].rtpmaps()
+                assert [(pt, c.rtpmap) for pt, c in codecs.items()] == [
+                    (opus, "opus/48000/2"), (110, "telephone-event/48000"),
+                ]  # fmt: skip
+                await browser.accept(answered.body.decode())
+                contact = answered.contact[0].uri
+                await ws.send(ws_text("ACK", str(contact), 2, answered.get("To"), tag, call_id))
+                keys = BrowserKeys(browser)
+                keys.press(DIGITS, after=0.8)
+                carrier_keys = DIGITS[::-1]
+                stream = with_events(noise(5.5), carrier_keys, TRUNK_SSRC, event_pt=126)
+                await media.play(node_b, stream)
+                await asyncio.sleep(0.5)
+
+                # Browser -> trunk: each key once, as telephone-event/8000 on the
+                # PCMU timeline the transcoder makes.
+                assert len(keys.sent) == 16 * 8
+                assert keys_in_events(media.received, 126) == DIGITS
+                _events_follow_the_audio(media.received, 126, 0, 160)
+                # Trunk -> browser: each key once (duplicated starts and ends and
+                # all), as telephone-event/48000 on the Opus timeline.
+                assert keys_in_events(keys.received, 110, 48000) == carrier_keys
+                _events_follow_the_audio(keys.received, 110, opus, 960)
+
+                await ws.send(ws_text("BYE", str(contact), 3, answered.get("To"), tag, call_id))
+                bye = await _request(carrier, "BYE")
+                carrier.send(bytes(make_response(bye, 200)), sip_address(node))
+            finally:
+                await browser.close()
