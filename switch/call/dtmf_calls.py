@@ -114,7 +114,25 @@ class DtmfCalls:
         """Leg B's INVITE offer for `target` (each fallback trunk may differ)."""
         return self._dtmf_adjust(call, "b", body, True, target)
 
+    def _dtmf_resend(self, call: Call, side: str, theirs: bytes) -> bytes:
+        """What a session refresh offers leg `side` again: as it was shown before."""
+        webrtc = call.webrtc
+        if webrtc is not None and side in webrtc.sent:
+            return theirs  # a browser's: kept as sent, adjustments included
+        return self._dtmf_edit(call, side, theirs, True)
+
     def _dtmf_adjust(
+        self, call: Call, to: str, body: bytes, offer: bool, target: Target | None = None
+    ) -> bytes:
+        edited = self._dtmf_edit(call, to, body, offer, target)
+        webrtc = call.webrtc
+        if edited != body and webrtc is not None and to in webrtc.sent:
+            # What a browser was sent, for a refresh to offer again (its
+            # unanchored form, edited alike).
+            webrtc.sent[to] = self._dtmf_edit(call, to, webrtc.sent[to], offer, target)
+        return edited
+
+    def _dtmf_edit(
         self, call: Call, to: str, body: bytes, offer: bool, target: Target | None = None
     ) -> bytes:
         if not body:
