@@ -130,7 +130,10 @@ class _ToneReader:
         if self.jitter is None:
             ms = len(payload) // 8  # G.711: 8 bytes a millisecond
             frame_ms = ms if ms in (10, 20, 30, 40, 60) else 20
-            self.jitter = JitterBuffer(8000, frame_ms)
+            # More delay than a listener would want: only the keys wait for
+            # it (the audio itself is relayed at once), and a key is not cut
+            # in two by a packet that came late.
+            self.jitter = JitterBuffer(8000, frame_ms, start_delay=0.1, max_delay=0.3)
             self._silence = bytes(2 * 8 * frame_ms)
         self.jitter.push(seq, ts, bytes([pt]) + payload, now)
         return self.pop(now)

@@ -357,15 +357,51 @@ def _events_follow_the_audio(
     assert starts >= 16
 
 
-async def test_dtmf_both_ways_between_an_opus_browser_and_a_pcmu_trunk(tmp_path):
-    await asyncio.wait_for(_browser_and_trunk_press_keys(tmp_path), 60)
+@pytest.mark.parametrize("dtmf", ["auto", "info", "inband"])
+async def test_dtmf_both_ways_between_an_opus_browser_and_a_pcmu_trunk(tmp_path, dtmf):
+    await asyncio.wait_for(_browser_and_trunk_press_keys(tmp_path, dtmf), 60)
 
 
-async def _browser_and_trunk_press_keys(tmp_path) -> None:
+async def _carrier_answers(carrier: UdpPhone, node: Node, infos: list[Request], until: float):
+    """The carrier's SIP: 200 to each request in its dialog (INFOs kept) until `until`."""
+    loop = asyncio.get_running_loop()
+    while (left := until - loop.time()) > 0:
+        try:
+            msg = await carrier.receive(left)
+        except TimeoutError:
+            return
+        except ParseError:
+            continue
+        if isinstance(msg, Request):
+            if msg.method == "INFO":
+                infos.append(msg)
+            carrier.send(bytes(make_response(msg, 200)), sip_address(node))
+
+
+def _carrier_info(invite: Request, carrier: UdpPhone, cseq: int, digit: str) -> str:
+    """An INFO from the carrier (leg B's UAS) in the dialog of the node's `invite`."""
+    body = f"Signal={digit}\r\nDuration=100\r\n"
+    return "\r\n".join([
+        f"INFO {invite.contact[0].uri} SIP/2.0",
+        f"Via: {carrier.via};branch=z9hG4bK{secrets.token_hex(8)};rport",
+        "Max-Forwards: 70",
+        f"From: {invite.get('To')};tag=far1",
+        f"To: {invite.get('From')}",
+        f"Call-ID: {invite.call_id}",
+        f"CSeq: {cseq} INFO",
+        "Content-Type: application/dtmf-relay",
+        f"Content-Length: {len(body)}",
+        "",
+        body,
+    ])  # fmt: skip
+
+
+async def _browser_and_trunk_press_keys(tmp_path, dtmf: str) -> None:
     async with UdpPhone(("127.0.0.1", 9)) as carrier, RtpEnd() as media:
         changes = {
             'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"',
             'inbound_from = ["127.0.0.1"]': 'inbound_from = ["127.0.0.9"]',
+            "max_calls = 0 ": f'dtmf = "{dtmf}"\nmax_calls = 0 ',
         }
         async with (
             running_node(tmp_path, changes=changes) as node,
@@ -384,13 +420,14 @@ async def _browser_and_trunk_press_keys(tmp_path) -> None:
                 await ws.send(ws_text("INVITE", uri, 2, to, tag, call_id, offer,
                                       (f"Proxy-Authorization: {creds}",)))  # fmt: skip
                 invite = await _request(carrier, "INVITE")
-                audio = parse_sdp(invite.body).media[0]
-                assert audio.rtpmaps()[126].rtpmap == "telephone-event/8000"
+                offered = parse_sdp(invite.body).media[0].rtpmaps()
+                events = dtmf == "auto"  # the trunk of the other modes is shown none
+                assert (126 in offered) == events
                 node_b = _media(invite.body)
                 answer = (
                     "v=0\r\no=far 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-                    f"t=0 0\r\nm=audio {media.port} RTP/AVP 0 126\r\n"
-                    "a=rtpmap:126 telephone-event/8000\r\n"
+                    f"t=0 0\r\nm=audio {media.port} RTP/AVP 0{' 126' if events else ''}\r\n"
+                    + ("a=rtpmap:126 telephone-event/8000\r\n" if events else "")
                 ).encode()
                 carrier.send(bytes(make_response(invite, 200, to_tag="far1", headers=[
                     ("Contact", f"<sip:4000@127.0.0.1:{carrier.address[1]}>"),
@@ -398,7 +435,8 @@ async def _browser_and_trunk_press_keys(tmp_path) -> None:
                 ], body=answer)), sip_address(node))  # fmt: skip
                 answered = await ws_final(ws)
                 assert answered.status == 200, answered.reason
-                # The browser is answered Opus with its telephone-event/48000: transcoded.
+                # The browser is answered Opus with its telephone-event/48000
+                # (transcoded), whatever the trunk's DTMF: the node converts.
                 codecs = parse_sdp(answered.body).media[0].rtpmaps()
                 assert [(pt, c.rtpmap) for pt, c in codecs.items()] == [
                     (opus, "opus/48000/2"), (110, "telephone-event/48000"),
@@ -409,15 +447,39 @@ async def _browser_and_trunk_press_keys(tmp_path) -> None:
                 keys = BrowserKeys(browser)
                 keys.press(DIGITS, after=0.8)
                 carrier_keys = DIGITS[::-1]
-                stream = with_events(noise(5.5), carrier_keys, TRUNK_SSRC, event_pt=126)
-                await media.play(node_b, stream)
-                await asyncio.sleep(0.5)
+                loop = asyncio.get_running_loop()
+                infos: list[Request] = []
 
-                # Browser -> trunk: each key once, as telephone-event/8000 on the
-                # PCMU timeline the transcoder makes.
+                async def carrier_infos() -> None:
+                    await asyncio.sleep(0.5)
+                    for cseq, digit in enumerate(carrier_keys, 1):
+                        carrier.send(_carrier_info(invite, carrier, cseq, digit), sip_address(node))
+                        await asyncio.sleep(0.22)
+
+                if dtmf == "auto":
+                    stream = with_events(noise(5.5), carrier_keys, TRUNK_SSRC, event_pt=126)
+                elif dtmf == "inband":
+                    stream = pcmu(with_keys_in_band(noise(5.5), carrier_keys), TRUNK_SSRC)
+                else:
+                    stream = pcmu(noise(5.5), TRUNK_SSRC)
+                await asyncio.gather(
+                    media.play(node_b, stream),
+                    _carrier_answers(carrier, node, infos, loop.time() + 6.0),
+                    *([carrier_infos()] if dtmf == "info" else []),
+                )
+
+                # Browser -> trunk: each key once, in the trunk's form (events
+                # on the PCMU timeline the transcoder makes, INFOs, or tones).
                 assert len(keys.sent) == 16 * 8
-                assert keys_in_events(media.received, 126) == DIGITS
-                _events_follow_the_audio(media.received, 126, 0, 160)
+                if dtmf == "auto":
+                    assert keys_in_events(media.received, 126) == DIGITS
+                    _events_follow_the_audio(media.received, 126, 0, 160)
+                elif dtmf == "info":
+                    assert _keys_in_infos(infos) == DIGITS
+                else:
+                    assert keys_in_audio(media.received) == DIGITS
+                if dtmf != "auto":
+                    assert {fields(p)[0] for p in media.received} == {0}
                 # Trunk -> browser: each key once (duplicated starts and ends and
                 # all), as telephone-event/48000 on the Opus timeline.
                 assert keys_in_events(keys.received, 110, 48000) == carrier_keys

@@ -333,6 +333,17 @@ def test_tones_from_a_trunk_become_events_for_the_agent_and_still_pass():
     assert sim.infos == []
 
 
+def test_tones_are_heard_through_jitter_and_reordering():
+    rng = np.random.default_rng(11)
+    sim = Sim(DtmfBridge(leg("inband"), leg("rfc4733")))
+    stream = audio("a", with_keys(4.0, DIGITS))
+    # Up to 50 ms late at random: packets overtake each other.
+    jittered = [(t + rng.uniform(0, 0.05), side, p) for t, side, p in stream]
+    sim.play(jittered)
+    sim.advance(6.0)
+    assert events_in(sim.sent["b"]) == DIGITS
+
+
 def test_events_from_an_agent_become_tones_in_place_of_the_trunks_audio():
     sim = Sim(DtmfBridge(leg("inband"), leg("rfc4733")))
     stream = agent_keys("b", DIGITS, 0.3, 4.5)
