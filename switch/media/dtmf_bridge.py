@@ -13,7 +13,8 @@ one form into the other, in real time:
 
 - from a leg in "rfc4733": its telephone-events are read (`EventReceiver`:
   one key per press, whatever the network duplicated or lost) and not
-  passed on;
+  passed on (from a leg in another form, stray events are dropped too: the
+  other leg gets the node's own, never both);
 - from a leg in "inband": its audio is decoded (G.711, through a jitter
   buffer) and listened to (`ToneDetector`); the audio still passes on, tone
   and all. Only such a leg pays for decoding;
@@ -162,8 +163,8 @@ class _ToneReader:
 class _Direction:
     """What goes from one leg (`source`) to the other (`to`)."""
 
-    def __init__(self, source: LegDtmf, to: LegDtmf) -> None:
-        self.source, self.to = source, to
+    def __init__(self, source: LegDtmf, to: LegDtmf, to_side: str) -> None:
+        self.source, self.to, self.to_side = source, to, to_side
         self.splice = Splice()
         self.receivers: dict[int, EventReceiver] = {}  # source's events read, per payload type
         self.reader: _ToneReader | None = None
@@ -177,7 +178,9 @@ class _Direction:
             self.events = EventSender(self.splice.timestamp_at, rate)
         elif to.mode == "inband" and source.mode != "inband":
             self.tones = ToneSender(self.splice.timestamp_at)
-        self.takes_events = source.mode == "rfc4733" and to.mode != "rfc4733"
+        # Events from the source are read if it is in "rfc4733"; from a leg
+        # in another form they are strays (the node sends its own): dropped.
+        self.reads_events = source.mode == "rfc4733"
         self.tone_until: int | None = None  # the timestamp of the last tone frame sent
 
     def receiver(self, pt: int) -> EventReceiver:
@@ -193,7 +196,7 @@ class DtmfBridge:
     def __init__(self, a: LegDtmf, b: LegDtmf) -> None:
         self.legs = {"a": a, "b": b}
         # Direction by source side: "a" is what goes from a to b.
-        self._ways = {"a": _Direction(a, b), "b": _Direction(b, a)}
+        self._ways = {"a": _Direction(a, b, "b"), "b": _Direction(b, a, "a")}
         # Each leg whose stream changes gets every packet of the other leg through us.
         self.tapped = frozenset(("a", "b") if a.mode != b.mode else ())
         self.lost = 0  # keys that could not be sent in the other leg's form
@@ -222,13 +225,10 @@ class DtmfBridge:
         out: list[Action] = []
         source = way.source
         if pt in source.events:
-            if way.takes_events:
+            way.splice.drop(data, now)
+            if way.reads_events:
                 body = rtp_payload(data) or b""
-                heard = way.receiver(pt).receive(body, ts, seq, now)
-                way.splice.drop(data, now)
-                self._keys(side, heard, now, out)
-                return out
-            out.append(Emit(to, way.splice.forward(data, now), source.events[pt]))
+                self._keys(side, way.receiver(pt).receive(body, ts, seq, now), now, out)
             return out
         rate = source.clocks.get(pt, 8000)
         if way.reader is not None:
@@ -320,7 +320,7 @@ class DtmfBridge:
                 out.append(SendInfo(self._other(side), key.digit, key.duration))
 
     def _emit_events(self, way: _Direction, packets: list[Out], out: list[Action]) -> None:
-        to = self._other("a" if way is self._ways["a"] else "b")
+        to = way.to_side
         rate = way.events.rate if way.events is not None else 8000
         for p in packets:
             packet = way.splice.insert(way.event_pt, p.timestamp, p.payload, p.marker)
@@ -329,7 +329,7 @@ class DtmfBridge:
     def _emit_tones(self, way: _Direction, frames: list[Out], out: list[Action]) -> None:
         if not frames:
             return
-        to = self._other("a" if way is self._ways["a"] else "b")
+        to = way.to_side
         pt, kind = self._g711_toward(way)
         if kind is None:
             if not self._warned:

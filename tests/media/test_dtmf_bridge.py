@@ -31,6 +31,7 @@ from switch.media.dtmf_bridge import DtmfBridge, Emit, Heard, LegDtmf, SendInfo
 from switch.media.opus import OpusEncoder
 from switch.media.packet_transcoder import PacketTranscoder
 from switch.media.splice import Splice
+from switch.media.webrtc_sdp import answer_codecs, codecs_of
 from switch.sip.sdp import Codec, parse_sdp
 
 HEADER = struct.Struct("!BBHII")
@@ -454,3 +455,31 @@ def test_the_bridge_hears_each_side_once_and_reports_it():
     assert [(i.side, i.digit) for i in sim.infos] == [("b", "0")]
     assert events_in(sim.sent["a"]) == "9"
     assert not any(isinstance(x, DigitBegin) for x in sim.heard)
+
+
+def test_stray_events_from_a_leg_that_takes_info_are_not_passed_on_beside_the_nodes():
+    sim = Sim(DtmfBridge(leg("info"), leg("rfc4733")))
+    sim.play(agent_keys("a", "4", 0.3, 1.0))  # the INFO trunk sends events all the same
+    sim.info(0.6, "a", "4", 0.1)
+    sim.advance(2.0)
+    assert events_in(sim.sent["b"]) == "4"  # the INFO's, once
+    assert sim.infos == []
+
+
+def test_a_transcoded_answer_keeps_events_and_gives_the_side_without_a_number_of_the_nodes():
+    trunk_offer = PLAIN.replace(b" 0 8 101", b" 0 8").replace(
+        b"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n", b""
+    )
+    browser_answer = (
+        b"v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+        b"m=audio 9 UDP/TLS/RTP/SAVPF 111 110\r\nc=IN IP4 0.0.0.0\r\n"
+        b"a=rtpmap:111 opus/48000/2\r\na=rtpmap:110 telephone-event/48000\r\n"
+    )
+    body, choice = answer_codecs(browser_answer, codecs_of(trunk_offer))
+    assert choice is not None and not choice.passthrough
+    # The trunk offered no telephone-event: its answer has none...
+    assert events_of(body) == [] and parse_sdp(body).media[0].formats == ["0"]
+    # ...but the relay's side of the call numbers them (for the node's own).
+    assert choice.a_event == Codec("telephone-event", 8000, 1, 101, "0-16")
+    assert choice.b_event == Codec("telephone-event", 48000, 1, 110)
+    assert choice.reversed().a_event == choice.b_event
