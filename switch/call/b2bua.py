@@ -59,6 +59,7 @@ from ..sip.transaction import (
 from ..sip.uri import parse_uri
 from .attempts import Attempts
 from .caller_id import Identity, presented
+from .dtmf_calls import DtmfCalls
 from .model import Call, Hangup, LegEnd, PendingAck
 from .recording import NoSuchCall, NotRecorded, Recordings, RecordingStatus
 from .refresh import SessionRefresh, allows_update
@@ -69,7 +70,7 @@ from .webrtc_legs import WebRtcCalls
 log = logging.getLogger("switch.call")
 
 
-class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
+class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls):
     """The call layer's TU: new INVITEs, in-dialog requests, CANCEL and B's responses."""
 
     def __init__(
@@ -324,6 +325,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
         body = call.offer_b if call.offer_b is not None else a.body
         if not self._to_browser(call):  # (a browser's offer was cut before translation)
             body = self._offer_to(call, target, body) or body
+        body = self._dtmf_offer_to(call, target, body)
         req.set_body(body, a.content_type if body else None)
         return req
 
@@ -405,6 +407,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
         origin = call.origins["a" if toward_a else "b"]
         theirs.sdp = body  # (read for the codec's name when its quality is reported)
         sent = self._webrtc_sdp(call, body, toward_a, offer)
+        sent = self._dtmf_sdp(call, body, sent, toward_a, offer)
         anchored, remote = anchor(sent, self.media_address, mine.port, origin)
         if remote is not None:
             theirs.expect(remote, clock_rates(body))
@@ -574,6 +577,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
         log.info("call %d: answered", call.id)
         if self.recordings is not None:
             self.recordings.answered(call)
+        self._dtmf_start(call)
 
     def _prack(self, call: Call, resp: Response) -> None:
         """Acknowledge a reliable provisional response (RFC 3262 §7.2).
@@ -702,6 +706,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
         if not pending.to_a and pending.dialog is call.b_dialog and call.b_ack is None:
             call.b_ack = data  # the ACK to B's 2xx, resent if that 2xx comes again
         self._send_stateless(data, pending.flow)
+        if req.body:
+            self._dtmf_start(call)  # the late offer's answer: both legs' SDP known
         if not req.body:
             # RFC 3264 §2: an offer in a 2xx must be answered in the ACK.
             log.warning("call %d: the offer was not answered in the ACK, hanging up", call.id)
@@ -750,6 +756,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
             return
         if req.method == "REFER":
             self._transfer(call, req, from_a)
+            return
+        if req.method == "INFO" and self._dtmf_info(call, req, from_a):
             return
         if req.method in ("INFO", "MESSAGE"):
             self._relay_request(call, req, from_a)
@@ -903,6 +911,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
             return
         call.pending_offer = False
         self._send_response(reply)
+        if isinstance(event, ResponseReceived) and event.response.status < 300 and body:
+            self._dtmf_start(call)  # the codecs or telephone-events may have changed
 
     def stray(self, event: StrayResponse) -> None:
         """A 2xx retransmitted by B after its transaction ended: ACK it again."""
@@ -1071,6 +1081,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
                     self.on_end(call)
                 except Exception:
                     log.exception("on_end failed for call %d", call.id)
+        self._dtmf_stop(call)
         if call.media is not None:
             call.media.close()
             call.media = None
@@ -1094,6 +1105,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls):
         if self.recordings is not None:
             await self.recordings.close()  # what was recorded so far is kept
         for call in list(self._by_invite.values()):
+            self._dtmf_stop(call)
             if call.media is not None:
                 call.media.close()
                 call.media = None

@@ -22,6 +22,7 @@ from ..sip.transaction import ClientTransaction, ServerTransaction
 from .routing import Target
 
 if TYPE_CHECKING:
+    from .dtmf_calls import DtmfState
     from .webrtc_legs import WebRtcState
 
 _ids = itertools.count(1)
@@ -80,6 +81,7 @@ class Call:
     transfer: Request | None = None  # the REFER being carried out
     media: MediaSession | None = None  # the RTP relay, when the offer came with the INVITE
     webrtc: WebRtcState | None = None  # set when a leg is a browser (switch.call.webrtc_legs)
+    dtmf: DtmfState | None = None  # offers seen, and the DTMF bridge (switch.call.dtmf_calls)
     offer_b: bytes | None = None  # A's offer as leg B sees it (anchored in the node)
     trunks: list[tuple[str, str]] = field(default_factory=list)  # counted against max_calls
     state: str = "routing"  # routing, calling, answered, ended

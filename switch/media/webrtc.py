@@ -59,7 +59,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import struct
 import time
 from collections.abc import Callable
@@ -85,11 +84,11 @@ from aiortc.rtcdtlstransport import (
 from pylibsrtp import Error as SrtpError
 from pylibsrtp import Session
 
-from ..sip.sdp import Codec
 from .ice import IceServer, IceSettings
+from .packet_transcoder import PacketTranscoder
 from .relay import LegMedia, PortPool, RtcpPort, RtpPort
 from .rtcp import Bye, RtcpError, SenderReport, build_compound, parse_compound
-from .transcode import CodecChoice, Transcoder
+from .transcode import CodecChoice
 from .webrtc_sdp import LocalTransport, RemoteTransport
 
 log = logging.getLogger("switch.media")
@@ -419,64 +418,6 @@ def _counted(ssrc: int, seq: int, ts: int, payload_type: int, now: float) -> boo
     return False
 
 
-def _payload(packet: bytes) -> bytes | None:
-    """The payload of an RTP packet (after CSRCs, extension and before padding)."""
-    if len(packet) < 12:
-        return None
-    first = packet[0]
-    start = 12 + 4 * (first & 0x0F)
-    if first & 0x10:  # a header extension: 4 bytes, then its length in words
-        if len(packet) < start + 4:
-            return None
-        start += 4 + 4 * int.from_bytes(packet[start + 2 : start + 4], "big")
-    end = len(packet)
-    if first & 0x20 and end > start:  # padding, its length in the last byte
-        end -= packet[-1]
-    return packet[start:end] if end >= start else None
-
-
-class PacketTranscoder:
-    """One direction of a transcoded call, packet to packet: each payload of
-    `source` through a `Transcoder`, the packets re-stamped for `target`
-    (its payload type, its clock; sequence numbers of our own, since one
-    packet in may make none or several out). The SSRC stays the sender's.
-
-    Packets of another payload type (telephone-event, comfort noise) are
-    dropped: the two legs number them differently, and their DTMF is not
-    relayed across a transcoded call yet.
-    """
-
-    def __init__(self, source: Codec, target: Codec) -> None:
-        self.transcoder = Transcoder(source, target)
-        self.source_pt = source.payload_type
-        self.target_pt = target.payload_type or 0
-        self.ratio = (target.clock_rate, source.clock_rate)
-        self.seq = random.randrange(1 << 16)
-        self.dropped = 0
-
-    def convert(self, packet: bytes) -> list[bytes]:
-        try:
-            first, flags, _seq, ts, ssrc = _HEADER.unpack_from(packet)
-        except struct.error:
-            return []
-        payload = _payload(packet)
-        if first >> 6 != 2 or flags & 0x7F != self.source_pt or payload is None:
-            self.dropped += 1
-            return []
-        num, den = self.ratio
-        # (The timestamp scaled by the clock ratio: a wrap of the source's
-        # timestamp, every 6 days of 48 kHz, makes one jump, which the far
-        # end takes as a new talk spurt.)
-        ts = ts * num // den
-        out = []
-        for i, frame in enumerate(self.transcoder.convert(payload)):
-            marker = flags & 0x80 if i == 0 else 0
-            stamp = (ts + i * self.transcoder.frame_ticks) & 0xFFFFFFFF
-            out.append(_HEADER.pack(0x80, marker | self.target_pt, self.seq, stamp, ssrc) + frame)
-            self.seq = (self.seq + 1) & 0xFFFF
-        return out
-
-
 class _SrtpOut:
     """The `transport` a relay port sends to: protect, then out of the selected
     pair's transport (a socket, or aioice's `TurnTransport` for a relayed pair)."""
@@ -586,7 +527,7 @@ class WebRtcPort(RtpPort):
             _, flags, seq, ts, ssrc = _HEADER.unpack_from(data)
         except struct.error:
             return
-        if flags & 0x7F == self.inbound.source_pt:
+        if flags & 0x7F in (self.inbound.source_pt, self.inbound.source_event_pt):
             self.reception.update(ssrc, seq, ts, flags & 0x7F, time.monotonic())
         for packet in self.inbound.convert(data):
             self.datagram_received(packet, addr)
@@ -712,8 +653,8 @@ class WebRtcLeg(LegMedia):
             self.rtp.inbound = self.rtp.outbound = None
             self.rtp._count = self.rtp.reception.update
             return
-        self.rtp.inbound = PacketTranscoder(choice.a, choice.b)
-        self.rtp.outbound = PacketTranscoder(choice.b, choice.a)
+        self.rtp.inbound = PacketTranscoder(choice.a, choice.b, choice.a_event, choice.b_event)
+        self.rtp.outbound = PacketTranscoder(choice.b, choice.a, choice.b_event, choice.a_event)
         self.rtp._count = _counted  # `WebRtcPort.from_browser` counts the originals
 
     def start(self, remote: RemoteTransport, offerer: bool) -> None:
