@@ -87,13 +87,13 @@ class History:
         if talks is None:  # a call outside the ACD
             return now + DEFAULT_TALK
         # A recent call that lasted longer than this one so far: the rest of
-        # it is what this one may still take (DEFAULT_TALK / 4 past them all).
+        # it is what this one may still take.
         elapsed = now - agent.call_started
         longer = bisect.bisect_right(talks, elapsed)
         if longer < len(talks):
             rest = talks[longer + int(self.random() * (len(talks) - longer))] - elapsed
-        else:
-            rest = DEFAULT_TALK / 4
+        else:  # no history yet, or longer than every recent call
+            rest = max(DEFAULT_TALK - elapsed, DEFAULT_TALK / 4)
         return now + rest + self.wrapup[queue]
 
 

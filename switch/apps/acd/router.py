@@ -52,6 +52,8 @@ def eligible_agents(index: Index, get: Get, entry: Entry, now: float) -> list[Ag
         if kept and agent_id != kept:
             continue
         agent = get("agent", agent_id)
+        if agent.status != "available":  # the index lags a write by another node
+            continue
         if kept:  # a sticky agent is reached whatever their tier
             opens = need(agent, rules, entry.skills, tiers=False)
         else:
