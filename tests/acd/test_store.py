@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from switch.apps.acd import Acd, Conflict, MemoryStore, QueueRules, Write
@@ -21,10 +19,10 @@ def records():
 def reserve(agent: AgentRecord, entry: Entry, res_id: str) -> list[Write]:
     res = Reservation(res_id, entry.id, "q", (agent.id,), 1.0, 21.0, version=1)
     return [
-        Write("entry", entry.id, entry.version, replace(entry, status="reserved",
+        Write("entry", entry.id, entry.version, entry._replace(status="reserved",
                                                         reservation=res_id,
                                                         version=entry.version + 1)),
-        Write("agent", agent.id, agent.version, replace(agent, status="reserved",
+        Write("agent", agent.id, agent.version, agent._replace(status="reserved",
                                                         reservation=res_id,
                                                         version=agent.version + 1)),
         Write("reservation", res_id, 0, res),
@@ -66,9 +64,9 @@ def test_a_new_record_must_not_exist_and_versions_must_follow() -> None:
     agent, _ = records()
     store.commit([Write("agent", "a", None, agent)])
     with pytest.raises(Conflict):
-        store.commit([Write("agent", "a", 0, replace(agent, version=1))])
+        store.commit([Write("agent", "a", 0, agent._replace(version=1))])
     with pytest.raises(ValueError, match="the new record's version must be 4, not 9"):
-        store.commit([Write("agent", "a", 3, replace(agent, version=9))])
+        store.commit([Write("agent", "a", 3, agent._replace(version=9))])
 
 
 class Racing(MemoryStore):
@@ -91,7 +89,7 @@ def test_the_engine_decides_again_after_losing_a_race() -> None:
     # conflicts, and the engine offers again from the fresh record.
     def touch(store):
         agent = store.get("agent", "a")
-        return Write("agent", "a", agent.version, replace(agent, version=agent.version + 1))
+        return Write("agent", "a", agent.version, agent._replace(version=agent.version + 1))
 
     store = Racing(touch)
     acd = Acd([QueueRules("q")], store=store)
@@ -106,7 +104,7 @@ def test_the_engine_decides_again_after_losing_a_race() -> None:
 def test_the_engine_does_not_offer_an_agent_another_node_reserved() -> None:
     def take(store):
         agent = store.get("agent", "a")
-        taken = replace(agent, status="reserved", reservation="elsewhere",
+        taken = agent._replace(status="reserved", reservation="elsewhere",
                         version=agent.version + 1)  # fmt: skip
         return Write("agent", "a", agent.version, taken)
 

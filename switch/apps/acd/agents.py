@@ -14,7 +14,6 @@ the table does not allow is a bug or a bad request, never silently ignored).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from .errors import InvalidTransition
@@ -80,8 +79,7 @@ def transition(
     if status == "available" and agent.status != "available":
         fields["idle_since"] = now
     fields.update(changes)
-    new = replace(
-        agent,
+    new = agent._replace(
         status=status,
         reason=reason if status == "not-ready" else "",
         since=now if status != agent.status else agent.since,

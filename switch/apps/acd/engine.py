@@ -25,7 +25,6 @@ import random
 import zlib
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from switch.config import ExitTarget
@@ -190,11 +189,9 @@ class Acd:
         }
         ahead = [entry for entry in ahead if entry.id != caller]
         index = self.index
-        groups = {entry.id: index.group(entry.queue, entry.skills) for entry in (*ahead, target)}
 
         def need_of(agent: AgentRecord, entry: Entry) -> float:
-            value = index.needs[agent.id].get(groups[entry.id])
-            return index.need(agent, entry.queue, entry.skills) if value is None else value
+            return index.need(agent, entry.queue, entry.skills)
 
         wait = ewt_module.estimate(
             target,
@@ -240,8 +237,7 @@ class Acd:
             raise AcdError(f"agent {agent_id}: weight {weight} must be at least 1")
         old = self.store.get("agent", agent_id)
         base = old or AgentRecord(agent_id)
-        new = replace(
-            base,
+        new = base._replace(
             queues=_map(queues),
             skills=_map(skills),
             weight=weight,
@@ -305,7 +301,7 @@ class Acd:
         """
         out = self._advance(now, f"agent {agent_id} device {device} up")
         agent = self.agent(agent_id)
-        self._put_agent(replace(agent, devices=agent.devices | {device}, version=agent.version + 1))
+        self._put_agent(agent._replace(devices=agent.devices | {device}, version=agent.version + 1))
         self._presence(self.agent(agent_id), now)
         return out + self._route(now)
 
@@ -319,7 +315,7 @@ class Acd:
         """
         out = self._advance(now, f"agent {agent_id} device {device} down")
         agent = self.agent(agent_id)
-        self._put_agent(replace(agent, devices=agent.devices - {device}, version=agent.version + 1))
+        self._put_agent(agent._replace(devices=agent.devices - {device}, version=agent.version + 1))
         if not self.agent(agent_id).devices:
             out += self._withdraw(agent_id, now, "disconnected")
         self._presence(self.agent(agent_id), now)
@@ -502,7 +498,7 @@ class Acd:
             entry = self._entry(caller)
         callback = Callback(number, rules.callback_mode, now)  # type: ignore[arg-type]
         self._apply(
-            [("entry", entry, replace(entry, callback=callback, version=entry.version + 1))]
+            [("entry", entry, entry._replace(callback=callback, version=entry.version + 1))]
         )
         self._events.append(CallbackRequested(caller, entry.queue, number, callback.mode, now))
         self.index.touched_callers.add(caller)
@@ -532,13 +528,13 @@ class Acd:
         if not res.agents:
             # The held agent went away while the customer was dialled: the
             # customer, on the line now, waits at the place they kept.
-            live = replace(entry, status="waiting", reservation="", callback=None,
+            live = entry._replace(status="waiting", reservation="", callback=None,
                            version=entry.version + 1)  # fmt: skip
             self._apply([("reservation", res, None), ("entry", entry, live)])
             return out + self._route(now)
         rules = self.queues[res.queue]
-        ringing = replace(
-            res, stage="ringing", expires_at=now + rules.ring_timeout, version=res.version + 1
+        ringing = res._replace(
+            stage="ringing", expires_at=now + rules.ring_timeout, version=res.version + 1
         )
         self._apply([("reservation", res, ringing)])
         self._at(ringing.expires_at, "reservation", res.id)
@@ -593,7 +589,7 @@ class Acd:
             sticky = entry.sticky if now < entry.sticky_until else ""
             skip = tuple((who, until) for who, until in entry.skip if now < until)
             if sticky != entry.sticky or skip != entry.skip:
-                new = replace(entry, sticky=sticky, skip=skip, version=entry.version + 1)
+                new = entry._replace(sticky=sticky, skip=skip, version=entry.version + 1)
                 self._apply([("entry", entry, new)])
             self.index.touched_callers.add(caller)
         return []
@@ -661,11 +657,10 @@ class Acd:
         )  # fmt: skip
         explanation = explain(self.index, self.store.get, entry, chosen, ranked, now, trigger,
                               self.queues)  # fmt: skip
-        held = replace(
-            entry,
+        held = entry._replace(
             status="reserved",
             reservation=res.id,
-            callback=replace(callback, dialled=True) if dialling else callback,
+            callback=callback._replace(dialled=True) if dialling else callback,
             version=entry.version + 1,
         )
         changes: list[tuple[str, Any, Any]] = [("entry", entry, held), ("reservation", None, res)]
@@ -723,9 +718,14 @@ class Acd:
         get = self.store.get
         for kind, old, new in changes:
             key = _key(kind, new if new is not None else old)
-            expected = old.version if old is not None else new.version - 1
+            if old is not None:
+                expected = old.version
+                before = old  # what the commit checks is stored, if it succeeds
+            else:
+                expected = new.version - 1
+                before = get(kind, key)
             writes.append(Write(kind, key, expected, new))  # type: ignore[arg-type]
-            pairs.append((kind, get(kind, key), new))
+            pairs.append((kind, before, new))
         self.store.commit(writes)
         for kind, old, new in pairs:
             if kind == "agent":
@@ -767,7 +767,7 @@ class Acd:
         and callers of queues left with nobody to take them go (leave_when_empty)."""
         for caller in list(self.index.kept.get(agent.id, ())):
             entry = self._entry(caller)
-            self._apply([("entry", entry, replace(entry, sticky="", version=entry.version + 1))])
+            self._apply([("entry", entry, entry._replace(sticky="", version=entry.version + 1))])
             self.index.touched_callers.add(caller)
         for queue in agent.queues:
             if self.queues[queue].leave_when_empty:
@@ -816,7 +816,7 @@ class Acd:
         elif not rules.join_empty and not self._staffed_for(queue, sig):
             reason = "empty"
         if reason is not None:
-            return self._send_out(replace(seed, queue=queue), reason, now, existing)
+            return self._send_out(seed._replace(queue=queue), reason, now, existing)
         sticky, until = "", 0.0
         if rules.sticky_wait and seed.number and seed.callback is None:
             served = self.store.get("served", seed.number)
@@ -828,8 +828,7 @@ class Acd:
                 and seed.enqueued_at + rules.sticky_wait > now
             ):
                 sticky, until = served.agent, seed.enqueued_at + rules.sticky_wait
-        entry = replace(
-            seed, queue=queue, joined_at=now, priority=priority, skills=sig,
+        entry = seed._replace(queue=queue, joined_at=now, priority=priority, skills=sig,
             key=rank_key(seed.enqueued_at, priority, rules), status="waiting", reservation="",
             sticky=sticky, sticky_until=until, skip=(), ewt=None,
             version=existing.version + 1 if existing is not None else 1,
@@ -846,7 +845,7 @@ class Acd:
         ewt = None
         if (rules.announce_every or rules.callback_offer_ewt) and entry.callback is None:
             ewt = self.estimate_wait(entry.id, now)
-            self._apply([("entry", entry, replace(entry, ewt=ewt, version=entry.version + 1))])
+            self._apply([("entry", entry, entry._replace(ewt=ewt, version=entry.version + 1))])
             entry = self._entry(entry.id)
         self._events.append(
             CallerJoined(entry.id, queue, priority, sig, self.index.position(entry), ewt, sticky,
@@ -876,7 +875,7 @@ class Acd:
             and ewt is not None
             and ewt >= rules.callback_offer_ewt
         ):
-            offered = replace(entry, callback_offered=True, version=entry.version + 1)
+            offered = entry._replace(callback_offered=True, version=entry.version + 1)
             self._apply([("entry", entry, offered)])
             out.append(OfferCallback(entry.id, entry.queue, ewt))
         return out
@@ -889,7 +888,7 @@ class Acd:
         if target.queue is not None and target.queue in self.queues and entry.hops < MAX_HOPS:
             self._events.append(CallerMoved(entry.id, entry.queue, target.queue, reason, now))
             moved: list[Command] = [Moved(entry.id, entry.queue, target.queue)]
-            return moved + self._place(replace(entry, hops=entry.hops + 1), target.queue, now,
+            return moved + self._place(entry._replace(hops=entry.hops + 1), target.queue, now,
                                        existing)  # fmt: skip
         if target.queue is not None:
             target = _HANG_UP  # MAX_HOPS overflows: this caller has been sent round enough
@@ -970,14 +969,14 @@ class Acd:
         if staying or res.stage == "dialling":
             # A ringall group rings on; a customer being dialled keeps the
             # reservation (never dialled twice) and waits for its outcome.
-            held = replace(res, agents=staying, version=res.version + 1)
+            held = res._replace(agents=staying, version=res.version + 1)
             changes.append(("reservation", res, held))
-            changes.append(("entry", entry, replace(entry, skip=skip, version=entry.version + 1)))
+            changes.append(("entry", entry, entry._replace(skip=skip, version=entry.version + 1)))
         else:
             callback = entry.callback
             if callback is not None and callback.dialled:
                 callback = None  # the customer is on the line: an ordinary caller again
-            waiting = replace(entry, status="waiting", reservation="", skip=skip,
+            waiting = entry._replace(status="waiting", reservation="", skip=skip,
                               callback=callback, version=entry.version + 1)  # fmt: skip
             changes.append(("reservation", res, None))
             changes.append(("entry", entry, waiting))

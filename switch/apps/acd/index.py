@@ -3,14 +3,20 @@
 Derived entirely from the records: `entry_changed` and `agent_changed` are
 told every write (old record, new record) and keep
 
-- waiting[queue]: callers waiting to be offered, sorted by rank
-  (key, seq, caller, group, enqueued_at), the group interning the
-  (queue, skills) signature so that an agent's need for it is one dict hit;
+- waiting[queue]: callers waiting to be offered, in rank order, as items
+  (key, seq, caller, group, enqueued_at);
+- by_group[group]: the same callers per group, a group being one queue,
+  one skill signature and one priority. Within a group rank order is
+  arrival order, so its head is both its best-ranked and its longest-waiting
+  caller: if the head has not waited long enough for an agent's tier or
+  skills yet, nobody behind it has;
+- groups_of(agent, queue): the groups of a queue an agent may take after
+  some wait, with that wait (rules.need). Finding the caller an agent takes
+  next looks at the head of each of those groups, not at every caller: in
+  skills mode most callers are for someone else;
 - free[queue]: available agents; members[queue]: every agent of the queue;
 - kept[agent]: callers waiting for that sticky agent; special: callers with a
   sticky agent or skipped agents (the only ones the fast path must read);
-- needs[agent][group]: rules.need, cached (an agent's skills change only
-  through add_agent, which forgets their cache);
 - touched callers and agents: those whose change may make a new pair,
   routed at the end of the current input.
 """
@@ -22,9 +28,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from .model import AgentRecord, Entry
-from .rules import QueueRules, need
+from .rules import NEVER, QueueRules, need
 
-__all__ = ["Index", "Sig"]
+__all__ = ["Index", "Item", "Sig"]
 
 Sig = tuple[tuple[str, int], ...]
 Item = tuple[float, int, str, int, float]  # key, seq, caller, group, enqueued_at
@@ -39,31 +45,64 @@ class Index:
         self.members: dict[str, set[str]] = {name: set() for name in self.queues}
         self.kept: dict[str, set[str]] = defaultdict(set)
         self.special: set[str] = set()
-        self.groups: dict[tuple[str, Sig], int] = {}
-        self.sigs: dict[int, Sig] = {}
-        self.needs: dict[str, dict[int, float]] = defaultdict(dict)
+        self.groups: dict[tuple[str, Sig, int], int] = {}
+        self.group_sig: list[Sig] = []
+        self.by_group: list[list[Item]] = []
+        self.queue_groups: dict[str, list[int]] = {name: [] for name in self.queues}
+        self.needs: dict[str, dict[tuple[str, Sig], float]] = defaultdict(dict)
+        # agent -> queue -> (groups of the queue looked at, [(group, need)] of those
+        # with a finite need): extended when a queue gets a new group.
+        self.agent_groups: dict[str, dict[str, tuple[int, list[tuple[int, float]]]]] = defaultdict(
+            dict
+        )
+        # agent -> group -> need, for every group groups_of has looked at
+        self.group_needs: dict[str, dict[int, float]] = defaultdict(dict)
         self.touched_callers: set[str] = set()
         self.touched_agents: set[str] = set()
 
-    def group(self, queue: str, sig: Sig) -> int:
-        group = self.groups.get((queue, sig))
+    def group(self, entry: Entry) -> int:
+        key = (entry.queue, entry.skills, entry.priority)
+        group = self.groups.get(key)
         if group is None:
-            group = self.groups[(queue, sig)] = len(self.groups)
-            self.sigs[group] = sig
+            group = self.groups[key] = len(self.by_group)
+            self.group_sig.append(entry.skills)
+            self.by_group.append([])
+            self.queue_groups[entry.queue].append(group)
         return group
 
     def need(self, agent: AgentRecord, queue: str, sig: Sig) -> float:
-        """rules.need, cached per agent and signature."""
-        group = self.group(queue, sig)
+        """rules.need, cached per agent (add_agent, which may change skills, forgets it)."""
         needs = self.needs[agent.id]
-        value = needs.get(group)
+        value = needs.get((queue, sig))
         if value is None:
-            value = needs[group] = need(agent, self.queues[queue], sig)
+            value = needs[(queue, sig)] = need(agent, self.queues[queue], sig)
         return value
+
+    def groups_of(self, agent: AgentRecord, queue: str) -> list[tuple[int, float]]:
+        """(group, need) for the groups of `queue` the agent may take after some wait."""
+        mine = self.agent_groups[agent.id]
+        seen, found = mine.get(queue) or (0, [])
+        groups = self.queue_groups[queue]
+        if seen < len(groups):
+            needs = self.group_needs[agent.id]
+            for group in groups[seen:]:
+                opens = needs[group] = self.need(agent, queue, self.group_sig[group])
+                if opens != NEVER:
+                    found.append((group, opens))
+            mine[queue] = (len(groups), found)
+        return found
 
     def position(self, entry: Entry) -> int:
         """Callers waiting ahead of `entry` in its queue, plus one."""
         return bisect.bisect_left(self.waiting[entry.queue], entry.rank) + 1
+
+    def ahead(self, rank: tuple[float, int]) -> list[Item]:
+        """Waiting callers of every queue ranked before `rank`, in rank order."""
+        items: list[Item] = []
+        for waiting in self.waiting.values():
+            items.extend(waiting[: bisect.bisect_left(waiting, rank)])
+        items.sort()
+        return items
 
     def agent_changed(self, old: AgentRecord | None, new: AgentRecord | None) -> None:
         if old is not None:
@@ -72,6 +111,8 @@ class Index:
                 self.free[queue].discard(old.id)
             if new is None or new.queues != old.queues or new.skills != old.skills:
                 self.needs.pop(old.id, None)
+                self.agent_groups.pop(old.id, None)
+                self.group_needs.pop(old.id, None)
         if new is None:
             return
         available = new.status == "available"
@@ -85,10 +126,10 @@ class Index:
     def entry_changed(self, old: Entry | None, new: Entry | None) -> None:
         if old is not None:
             if old.status == "waiting":
-                waiting = self.waiting[old.queue]
-                index = bisect.bisect_left(waiting, old.rank)
-                if index < len(waiting) and waiting[index][2] == old.id:
-                    del waiting[index]
+                for items in (self.waiting[old.queue], self.by_group[self.group(old)]):
+                    index = bisect.bisect_left(items, old.rank)
+                    if index < len(items) and items[index][2] == old.id:
+                        del items[index]
             if old.sticky:
                 self.kept[old.sticky].discard(old.id)
             self.special.discard(old.id)
@@ -97,19 +138,13 @@ class Index:
             return
         self.count[new.queue] += 1
         if new.status == "waiting":
-            group = self.group(new.queue, new.skills)
-            bisect.insort(self.waiting[new.queue], (*new.rank, new.id, group, new.enqueued_at))
+            group = self.group(new)
+            item = (new.key, new.seq, new.id, group, new.enqueued_at)
+            bisect.insort(self.waiting[new.queue], item)
+            bisect.insort(self.by_group[group], item)
             if old is None or old.status != "waiting" or old.queue != new.queue:
                 self.touched_callers.add(new.id)
         if new.sticky:
             self.kept[new.sticky].add(new.id)
         if new.sticky or new.skip:
             self.special.add(new.id)
-
-    def ahead(self, rank: tuple[float, int]) -> list[Item]:
-        """Waiting callers of every queue ranked before `rank`, in rank order."""
-        items: list[Item] = []
-        for waiting in self.waiting.values():
-            items.extend(waiting[: bisect.bisect_left(waiting, rank)])
-        items.sort()
-        return items

@@ -1,17 +1,20 @@
 """The ACD's records: agents, waiting callers, reservations, queue memory.
 
-Every record is frozen and carries a `version`. A change is a new record
-with the version one higher, written to the store by compare-and-set
-(store.py), so that two nodes deciding from the same snapshot cannot both
-win: the second write finds the version moved and fails.
+Every record is immutable and carries a `version`. A change is a new record
+with the version one higher (`record._replace(...)`), written to the store
+by compare-and-set (store.py), so that two nodes deciding from the same
+snapshot cannot both win: the second write finds the version moved and fails.
+
+Records are NamedTuples rather than frozen dataclasses: a decision makes
+several new records, and _replace costs a sixth of dataclasses.replace
+(measured; the ACD bench is about that).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, NamedTuple
 
 __all__ = [
     "ACTIVE",
@@ -35,17 +38,12 @@ ACTIVE = frozenset({"reserved", "on-call", "wrap-up"})
 _EMPTY: Mapping = MappingProxyType({})
 
 
-def _empty() -> Mapping:
-    return _EMPTY
-
-
-@dataclass(frozen=True, slots=True)
-class AgentRecord:
+class AgentRecord(NamedTuple):
     """One agent as the ACD sees them."""
 
     id: str
-    queues: Mapping[str, int] = field(default_factory=_empty)  # queue -> tier (1 first)
-    skills: Mapping[str, int] = field(default_factory=_empty)  # skill -> level 1..10
+    queues: Mapping[str, int] = _EMPTY  # queue -> tier (1 first)
+    skills: Mapping[str, int] = _EMPTY  # skill -> level 1..10
     weight: int = 1  # weighted-random
     position: int = 0  # linear order: the agent's place in the config
     status: Status = "logged-out"
@@ -55,12 +53,9 @@ class AgentRecord:
     devices: frozenset[str] = frozenset()  # live devices (browser flows, phones)
     idle_since: float = 0.0  # when the agent last became available (longest-idle)
     missed: int = 0  # offers rung out in a row
-    calls: Mapping[str, int] = field(
-        default_factory=_empty
-    )  # answered ACD calls per queue (fewest-calls)
-    talk: Mapping[str, float] = field(
-        default_factory=_empty
-    )  # talk seconds per queue (least-talk-time)
+    # Answered ACD calls (fewest-calls) and talk seconds (least-talk-time), per queue.
+    calls: Mapping[str, int] = _EMPTY
+    talk: Mapping[str, float] = _EMPTY
     reservation: str = ""  # while reserved
     call_queue: str = ""  # queue of the current or last call (its wrap-up time)
     call_started: float = 0.0  # when the current call was answered
@@ -71,8 +66,7 @@ class AgentRecord:
     resume: tuple[Status, str] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Callback:
+class Callback(NamedTuple):
     """A caller who hung up to be called back; their entry keeps its place."""
 
     number: str
@@ -81,8 +75,7 @@ class Callback:
     dialled: bool = False  # set once, by the write that reserves the agent: never dialled twice
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """A caller waiting in a queue (or waiting to be called back)."""
 
     id: str  # the call's id
@@ -116,8 +109,7 @@ class Entry:
         return any(who == agent and now < until for who, until in self.skip)
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
+class Reservation(NamedTuple):
     """One caller held for one agent (or, for ringall, one group rung together).
 
     Written in the same compare-and-set as the entry and agents it holds;
@@ -136,8 +128,7 @@ class Reservation:
     version: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class QueueMemory:
+class QueueMemory(NamedTuple):
     """What a queue remembers between decisions (round-robin's last agent)."""
 
     name: str
@@ -145,8 +136,7 @@ class QueueMemory:
     version: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Served:
+class Served(NamedTuple):
     """Who served a caller's number last (sticky agent)."""
 
     number: str

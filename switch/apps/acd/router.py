@@ -33,6 +33,8 @@ from .rules import EPSILON, QueueRules, need
 __all__ = ["Pick", "best_caller", "eligible_agents", "explain", "pick"]
 
 Get = Callable[[str, str], Any]
+# Callers looked at one by one, in rank order, before best_caller turns to group heads.
+SCAN = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,28 +82,45 @@ def best_caller(index: Index, get: Get, agent: AgentRecord, now: float) -> Entry
             kept = entry
     if kept is not None:
         return kept
-    needs = index.needs[agent.id]
-    sigs = index.sigs
     special = index.special
     best: tuple[float, int, str] | None = None
+
+    def blocked(caller: str) -> bool:
+        entry = get("entry", caller)
+        if entry.sticky and now < entry.sticky_until and entry.sticky != agent.id:
+            return True
+        return entry.skips(agent.id, now)
+
     for queue in agent.queues:
-        rules = index.queues[queue]
-        for key, seq, caller, group, enqueued_at in index.waiting[queue]:
+        groups = index.groups_of(agent, queue)
+        needs = index.group_needs[agent.id]
+        waiting = index.waiting[queue]
+        # Most of the time a caller near the front will do: look at the first
+        # few in rank order. Past them, look at the head of each group this
+        # agent may take instead of at every caller (skills mode: most callers
+        # may be for someone else), so that the worst case stays short.
+        for key, seq, caller, group, enqueued_at in waiting[:SCAN]:
             if best is not None and (key, seq) >= best[:2]:
-                break  # the rest of this queue ranks behind what another queue offers
-            opens = needs.get(group)
-            if opens is None:
-                opens = needs[group] = need(agent, rules, sigs[group])
-            if now - enqueued_at + EPSILON < opens:
+                break
+            if now - enqueued_at + EPSILON < needs[group]:
                 continue
-            if caller in special:
-                entry = get("entry", caller)
-                if entry.sticky and now < entry.sticky_until and entry.sticky != agent.id:
-                    continue
-                if entry.skips(agent.id, now):
-                    continue
+            if caller in special and blocked(caller):
+                continue
             best = (key, seq, caller)
             break
+        else:
+            if len(waiting) <= SCAN:
+                continue
+            for group, opens in groups:
+                for key, seq, caller, _, enqueued_at in index.by_group[group]:
+                    if best is not None and (key, seq) >= best[:2]:
+                        break
+                    if now - enqueued_at + EPSILON < opens:
+                        break  # in a group rank is arrival: nobody behind waited longer
+                    if caller in special and blocked(caller):
+                        continue
+                    best = (key, seq, caller)
+                    break
     return get("entry", best[2]) if best is not None else None
 
 

@@ -190,9 +190,15 @@ def required(
     return tuple((skill, level - lower) for skill, level in sig if level - lower > 0)
 
 
-def _meets(agent: AgentRecord, sig: Iterable[tuple[str, int]], lower: int) -> bool:
+def _deficit(agent: AgentRecord, sig: Iterable[tuple[str, int]]) -> int:
+    """The most levels the agent lacks on any skill of `sig` (0 or less: none)."""
     skills = agent.skills
-    return all(skills.get(skill, 0) >= level - lower for skill, level in sig)
+    worst = 0
+    for skill, level in sig:
+        gap = level - skills.get(skill, 0)
+        if gap > worst:
+            worst = gap
+    return worst
 
 
 def need(
@@ -208,12 +214,12 @@ def need(
     tier = agent.queues.get(rules.name)
     if tier is None:
         return NEVER
-    if _meets(agent, sig, 0):
-        skills_wait = 0.0
-    else:
-        skills_wait = NEVER
+    # Relaxed by `lower` levels, a requirement is met when no skill lacks more.
+    deficit = _deficit(agent, sig)
+    skills_wait = 0.0 if deficit <= 0 else NEVER
+    if deficit > 0:
         for after, lower in rules.relax:
-            if _meets(agent, sig, lower):
+            if lower >= deficit:
                 skills_wait = after
                 break
     return max(rules.tier_wait(tier), skills_wait) if tiers else skills_wait
