@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from switch.apps.acd import QueueRules
+from switch.apps.acd.events import Announce, CallerJoined
 
-from .support import make, serve
+from .support import make, of_type, serve
 
 
 def warmed(agents: dict, talk: float = 100.0):
@@ -83,3 +84,22 @@ def test_before_any_call_a_default_handle_time_is_assumed() -> None:
     serve(acd, "a", 0)
     acd.join("c1", "q", 10)
     assert acd.estimate_wait("c1", 10) == pytest.approx(180 - 10 + 20)
+
+
+def test_announcements_give_position_and_estimate_periodically() -> None:
+    acd = make(QueueRules("q", wrapup=0, announce_every=30.0), {"a": {}})
+    acd.join("x", "q", 0)
+    serve(acd, "a", 0)
+    [first] = acd.join("c1", "q", 10)
+    assert isinstance(first, Announce)
+    assert (first.caller, first.position) == ("c1", 1)
+    assert first.ewt == pytest.approx(180 - 10)
+    assert of_type(acd.take_events(), CallerJoined)[-1].ewt == first.ewt
+    acd.join("c2", "q", 20)
+    commands = acd.handle_timer(40)
+    assert [(c.caller, c.position) for c in commands] == [("c1", 1)]
+    commands = acd.handle_timer(50)
+    assert [(c.caller, c.position) for c in commands] == [("c2", 2)]
+    assert commands[0].ewt > first.ewt
+    acd.hangup("c1", 55)
+    assert [(c.caller, c.position) for c in acd.handle_timer(80)] == [("c2", 1)]

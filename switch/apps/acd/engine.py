@@ -11,109 +11,51 @@
 Nothing here reads a clock, opens a socket or sleeps: the time is an
 argument, so tests drive it with a virtual clock. Each input first fires the
 timers due by its `now`, then applies its change, then routes the callers
-and agents it touched (router.py decides; this module commits).
+and agents it touched.
 
-State is records in a store (store.py); every change is a compare-and-set
-commit, and the index (index.py) follows each write.
+This module holds the inputs and the timers; the rest of Acd is layered
+under it: state.py (records, index, every change a compare-and-set
+commit), placing.py (joins, limits, exits, announcements), offers.py
+(routing as router.py decides, offers ending unanswered).
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import random
-import zlib
-from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from switch.config import ExitTarget
-
-from . import ewt as ewt_module
 from .agents import transition
 from .errors import AcdError, OfferGone
 from .events import (
-    Announce,
     CallbackDialled,
     CallbackEnded,
     CallbackRequested,
     CallerAbandoned,
     CallerAnswered,
-    CallerExited,
-    CallerJoined,
-    CallerMoved,
     Command,
-    Decided,
     DialCallback,
     Event,
-    ExitReason,
-    Moved,
-    NotifyAgent,
-    Offer,
-    OfferCallback,
     OfferEnded,
-    OfferReason,
-    SendTo,
     StopOffer,
     WrapupExtended,
 )
-from .index import Index, Sig
-from .model import STAFFED, AgentRecord, Callback, Entry, QueueMemory, Reservation, Served
+from .model import AgentRecord, Callback, Entry, Reservation, Served
 from .model import frozen_map as _map
-from .router import explain, pick
-from .rules import MAX_PRIORITY, NEVER, QueueRules, TenantRules, rank_key, signature
-from .store import AcdStore, Conflict, MemoryStore, Write
-from .strategies import choose
+from .offers import Offers
+from .rules import MAX_PRIORITY, QueueRules, TenantRules, signature
+from .state import MAX_HOPS
+from .store import AcdStore
 
 if TYPE_CHECKING:
     from switch.config import Tenant
 
 __all__ = ["MAX_HOPS", "Acd"]
 
-# Exits that send a caller on to another queue, at most this many per call:
-# a loop of overflows (a -> b -> a) ends in a hang-up instead of spinning.
-MAX_HOPS = 8
-# Replays averaged for one estimated wait (ewt.py).
-EWT_RUNS = 4
-_HANG_UP = ExitTarget(message="")
 
-
-def _key(kind: str, record: Any) -> str:
-    if kind == "served":
-        return record.number
-    if kind == "queue":
-        return record.name
-    return record.id
-
-
-class Acd:
-    def __init__(
-        self,
-        queues: Iterable[QueueRules],
-        tenant: TenantRules | None = None,
-        *,
-        store: AcdStore | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.queues: dict[str, QueueRules] = {rules.name: rules for rules in queues}
-        self.tenant = tenant or TenantRules()
-        self.store: AcdStore = store if store is not None else MemoryStore()
-        self.rng = rng if rng is not None else random.Random()
-        self.index = Index(self.queues.values())
-        self.decisions = 0  # reservations made
-        self._timers: list[tuple[float, int, str, str]] = []
-        self._ticks = itertools.count()
-        self._seq = itertools.count(1)
-        self._ids = itertools.count(1)
-        self._events: list[Event] = []
-        self._talk: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=ewt_module.HISTORY))
-        self._handle: dict[str, deque[float]] = defaultdict(
-            lambda: deque(maxlen=ewt_module.HISTORY)
-        )
-        self._ring: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=ewt_module.HISTORY))
-        self._bridged: dict[str, tuple[str, float]] = {}  # agent-first callbacks: queue, since
-        self._exits_due: list[str] = []  # callers of queues that emptied (leave_when_empty)
-        self._cause = ""
+class Acd(Offers):
+    """The ACD of one tenant: its queues' rules, its agents, its waiting callers."""
 
     @classmethod
     def from_config(
@@ -138,13 +80,6 @@ class Acd:
 
     # ------------------------------------------------------------------
     # Reading
-
-    def agent(self, agent_id: str) -> AgentRecord:
-        record = self.store.get("agent", agent_id)
-        if record is None:
-            raise AcdError(f"no agent {agent_id!r} in this ACD")
-        return record
-
     def entry(self, caller: str) -> Entry | None:
         return self.store.get("entry", caller)
 
@@ -162,51 +97,6 @@ class Acd:
     def position(self, caller: str) -> int:
         """1 for the caller offered next in their queue (callers being rung not counted)."""
         return self.index.position(self._entry(caller))
-
-    def handle_time(self, queue: str) -> float:
-        """Mean recent handle time (answer to available again) of `queue`'s calls."""
-        history = self._handle.get(queue)
-        if history:
-            return sum(history) / len(history)
-        return ewt_module.DEFAULT_TALK + self.queues[queue].wrapup
-
-    def estimate_wait(self, caller: str, now: float) -> float | None:
-        """Seconds before an agent answers `caller` (ewt.py); None: no agent ever may."""
-        target = self._entry(caller)
-        get = self.store.get
-        ahead = [get("entry", item[2]) for item in self.index.ahead(target.rank)]
-        staffed = [agent for agent in self.store.all("agent") if agent.status in STAFFED]
-        history = ewt_module.History(
-            {name: self._talk.get(name, ()) for name in self.queues},
-            {name: self._handle.get(name, ()) for name in self.queues},
-            {name: rules.wrapup for name, rules in self.queues.items()},
-            random.Random(zlib.crc32(f"{caller}@{now}".encode())),
-        )
-        reservations = {
-            agent.id: get("reservation", agent.reservation).queue
-            for agent in staffed
-            if agent.status == "reserved"
-        }
-        ahead = [entry for entry in ahead if entry.id != caller]
-        index = self.index
-
-        def need_of(agent: AgentRecord, entry: Entry) -> float:
-            return index.need(agent, entry.queue, entry.skills)
-
-        wait = ewt_module.estimate(
-            target,
-            ahead,
-            staffed,
-            lambda agent: history.free_at(agent, reservations.get(agent.id, ""), now),
-            history.handle,
-            need_of,
-            now,
-            EWT_RUNS,
-        )
-        if wait is None:
-            return None
-        ring = self._ring.get(target.queue)
-        return wait + (sum(ring) / len(ring) if ring else 0.0)
 
     def next_deadline(self) -> float | None:
         """When handle_timer() must be called next (None: nothing pending)."""
@@ -561,9 +451,6 @@ class Acd:
         self._cause = cause
         return out
 
-    def _at(self, when: float, kind: str, key: str) -> None:
-        heapq.heappush(self._timers, (when, next(self._ticks), kind, key))
-
     def _timer_reservation(self, res_id: str, now: float) -> list[Command]:
         res = self.store.get("reservation", res_id)
         if res is None or res.expires_at > now:
@@ -609,410 +496,3 @@ class Acd:
             return []
         self._at(now + self.queues[entry.queue].announce_every, "announce", caller)
         return self._announce(entry, now) if entry.status == "waiting" else []
-
-    # ------------------------------------------------------------------
-    # Routing
-
-    def _route(self, now: float) -> list[Command]:
-        """Offer the touched callers and agents, best-ranked pair first, until none is left."""
-        out: list[Command] = []
-        while self._exits_due:
-            entry = self.store.get("entry", self._exits_due.pop())
-            if (
-                entry is not None
-                and entry.status == "waiting"
-                and entry.callback is None
-                and not self._staffed_for(entry.queue, entry.skills)
-            ):
-                out += self._exit(entry, "empty", now)
-        index = self.index
-        callers, agents = index.touched_callers, index.touched_agents
-        index.touched_callers, index.touched_agents = set(), set()
-        get = self.store.get
-        while callers or agents:
-            found = pick(index, get, now, callers, agents)
-            if found is None:
-                break
-            out += self._offer(found.entry, found.agents, now, f"{self._cause}; {found.why}")
-            callers.discard(found.entry.id)
-            # A conflict (another node was first) touches records to route again.
-            callers |= index.touched_callers
-            agents |= index.touched_agents
-            index.touched_callers, index.touched_agents = set(), set()
-        return out
-
-    def _offer(
-        self, entry: Entry, eligible: list[AgentRecord], now: float, trigger: str
-    ) -> list[Command]:
-        rules = self.queues[entry.queue]
-        memory = self.store.get("queue", entry.queue)
-        chosen, ranked = choose(rules.strategy, entry.queue, eligible, memory, self.rng)
-        callback = entry.callback
-        dialling = callback is not None and callback.mode == "customer-first"
-        timeout = rules.ring_timeout + (rules.callback_dial_timeout if dialling else 0.0)
-        res = Reservation(
-            f"r{next(self._ids)}", entry.id, entry.queue, tuple(a.id for a in chosen), now,
-            now + timeout, "callback" if callback else "offer",
-            "dialling" if dialling else "ringing", version=1,
-        )  # fmt: skip
-        explanation = explain(self.index, self.store.get, entry, chosen, ranked, now, trigger,
-                              self.queues)  # fmt: skip
-        held = entry._replace(
-            status="reserved",
-            reservation=res.id,
-            callback=callback._replace(dialled=True) if dialling else callback,
-            version=entry.version + 1,
-        )
-        changes: list[tuple[str, Any, Any]] = [("entry", entry, held), ("reservation", None, res)]
-        events: list[Event] = []
-        for agent in chosen:
-            record, event = transition(agent, "reserve", now, reservation=res.id)
-            changes.append(("agent", agent, record))
-            events.append(event)
-        if rules.strategy == "round-robin":
-            first = chosen[0]
-            version = (memory.version if memory else 0) + 1
-            last = (first.position, first.id)
-            changes.append(("queue", memory, QueueMemory(entry.queue, last, version)))
-        try:
-            self._apply(changes)
-        except Conflict:
-            # Another node changed one of these first: what this one saw is
-            # stale. Route them again from what the store holds now.
-            self.index.touched_callers.add(entry.id)
-            self.index.touched_agents.update(agent.id for agent in chosen)
-            return []
-        self.decisions += 1
-        self._events.extend(events)
-        self._events.append(Decided(explanation, now))
-        self._at(res.expires_at, "reservation", res.id)
-        if dialling:
-            agent_id = res.agents[0]
-            self._events.append(
-                CallbackDialled(entry.id, entry.queue, callback.number, agent_id, now)
-            )
-            return [
-                DialCallback(res.id, entry.id, entry.queue, callback.number, agent_id,
-                             "customer-first", rules.callback_dial_timeout)
-            ]  # fmt: skip
-        return [self._offer_command(res, callback is not None)]
-
-    def _offer_command(self, res: Reservation, callback: bool) -> Offer:
-        devices = tuple(
-            (agent_id, tuple(sorted(self.agent(agent_id).devices))) for agent_id in res.agents
-        )
-        return Offer(res.id, res.entry, res.queue, res.agents, devices, res.expires_at, callback)
-
-    # ------------------------------------------------------------------
-    # Changes
-
-    def _apply(self, changes: list[tuple[str, Any, Any]]) -> None:
-        """Commit (kind, old, new) changes together, then update the index.
-
-        `old` is the record the change was computed from (None: derived from
-        the version before new's, or a new record when new.version is 1);
-        `new` None deletes `old`.
-        """
-        writes = []
-        pairs = []
-        get = self.store.get
-        for kind, old, new in changes:
-            key = _key(kind, new if new is not None else old)
-            if old is not None:
-                expected = old.version
-                before = old  # what the commit checks is stored, if it succeeds
-            else:
-                expected = new.version - 1
-                before = get(kind, key)
-            writes.append(Write(kind, key, expected, new))  # type: ignore[arg-type]
-            pairs.append((kind, before, new))
-        self.store.commit(writes)
-        for kind, old, new in pairs:
-            if kind == "agent":
-                self.index.agent_changed(old, new)
-            elif kind == "entry":
-                self.index.entry_changed(old, new)
-
-    def _put_agent(self, agent: AgentRecord) -> None:
-        self._apply([("agent", None, agent)])
-
-    def _transition(
-        self, agent: AgentRecord, action: str, now: float, reason: str = "", **fields: Any
-    ) -> AgentRecord:
-        """Apply one transition of the table, then what follows from it: presence
-        (no device: not ready), and a staffing agent leaving (sticky, leave_when_empty)."""
-        was_staffed = agent.status in STAFFED
-        agent, event = transition(agent, action, now, reason, **fields)
-        self._events.append(event)
-        self._put_agent(agent)
-        agent = self._presence(agent, now)
-        if was_staffed and agent.status not in STAFFED:
-            self._unstaffed(agent, now)
-        return agent
-
-    def _presence(self, agent: AgentRecord, now: float) -> AgentRecord:
-        """Reachable iff a device is live: disconnect or reconnect to match."""
-        disconnected = agent.status == "not-ready" and agent.reason == "disconnected"
-        if not agent.devices and agent.status in ("available", "wrap-up", "not-ready"):
-            if not disconnected:
-                if agent.status == "wrap-up":
-                    self._record_handle(agent, now)
-                return self._transition(agent, "disconnect", now)
-        elif agent.devices and disconnected:
-            return self._transition(agent, "reconnect", now)
-        return agent
-
-    def _unstaffed(self, agent: AgentRecord, now: float) -> None:
-        """The agent stopped taking calls: callers kept for them stop waiting for them,
-        and callers of queues left with nobody to take them go (leave_when_empty)."""
-        for caller in list(self.index.kept.get(agent.id, ())):
-            entry = self._entry(caller)
-            self._apply([("entry", entry, entry._replace(sticky="", version=entry.version + 1))])
-            self.index.touched_callers.add(caller)
-        for queue in agent.queues:
-            if self.queues[queue].leave_when_empty:
-                self._exits_due.extend(item[2] for item in self.index.waiting[queue])
-
-    def _staffed_for(self, queue: str, sig: Sig) -> bool:
-        """Some logged-in agent, ready or busy, may take such a caller (after any wait)."""
-        get = self.store.get
-        for agent_id in self.index.members[queue]:
-            agent = get("agent", agent_id)
-            if agent.status in STAFFED and self.index.need(agent, queue, sig) < NEVER:
-                return True
-        return False
-
-    def _end_wrapup(self, agent: AgentRecord, now: float) -> None:
-        self._record_handle(agent, now)
-        self._transition(agent, "wrapup-end", now)
-
-    def _record_handle(self, agent: AgentRecord, now: float) -> None:
-        if agent.call_queue in self.queues:
-            self._handle[agent.call_queue].append(now - agent.call_started)
-
-    # ------------------------------------------------------------------
-    # Callers: placing, exits, offers ending
-
-    def _place(
-        self, seed: Entry, queue: str, now: float, existing: Entry | None = None
-    ) -> list[Command]:
-        """Put a caller in `queue`, or send them where its exits say.
-
-        `seed` carries what a caller keeps across queues: enqueue time,
-        arrival order, the priority and skills asked, number, callback, hops.
-        `existing` is their record in the queue they leave (its version goes
-        on rising: a record is never deleted and made again under one id).
-        """
-        rules = self.queues[queue]
-        priority = seed.priority
-        if seed.number in rules.vip:
-            priority = max(priority, rules.vip_priority)
-        sig = signature(rules.skills, dict(seed.asked))
-        reason: ExitReason | None = None
-        if rules.calendar is not None and not rules.calendar.is_open(now):
-            reason = "closed"
-        elif rules.max_len and self.index.count[queue] >= rules.max_len:
-            reason = "full"
-        elif not rules.join_empty and not self._staffed_for(queue, sig):
-            reason = "empty"
-        if reason is not None:
-            return self._send_out(seed._replace(queue=queue), reason, now, existing)
-        sticky, until = "", 0.0
-        if rules.sticky_wait and seed.number and seed.callback is None:
-            served = self.store.get("served", seed.number)
-            if (
-                served is not None
-                and now - served.at <= self.tenant.sticky_memory
-                and served.agent in self.index.members[queue]
-                and self.agent(served.agent).status in STAFFED
-                and seed.enqueued_at + rules.sticky_wait > now
-            ):
-                sticky, until = served.agent, seed.enqueued_at + rules.sticky_wait
-        entry = seed._replace(queue=queue, joined_at=now, priority=priority, skills=sig,
-            key=rank_key(seed.enqueued_at, priority, rules), status="waiting", reservation="",
-            sticky=sticky, sticky_until=until, skip=(), ewt=None,
-            version=existing.version + 1 if existing is not None else 1,
-        )  # fmt: skip
-        self._apply([("entry", existing, entry)])
-        for wait in rules.thresholds:
-            if entry.enqueued_at + wait > now:
-                self._at(entry.enqueued_at + wait, "wait", entry.id)
-        if sticky:
-            self._at(until, "wait", entry.id)
-        if rules.max_wait and entry.callback is None:
-            self._at(now + rules.max_wait, "max_wait", entry.id)
-        out: list[Command] = []
-        ewt = None
-        if (rules.announce_every or rules.callback_offer_ewt) and entry.callback is None:
-            ewt = self.estimate_wait(entry.id, now)
-            self._apply([("entry", entry, entry._replace(ewt=ewt, version=entry.version + 1))])
-            entry = self._entry(entry.id)
-        self._events.append(
-            CallerJoined(entry.id, queue, priority, sig, self.index.position(entry), ewt, sticky,
-                         now)
-        )  # fmt: skip
-        if rules.announce_every and entry.callback is None:
-            out += self._announce(entry, now, ewt)
-            self._at(now + rules.announce_every, "announce", entry.id)
-        elif rules.callback_offer_ewt and entry.callback is None:
-            out += self._announce(entry, now, ewt, say=False)
-        return out
-
-    def _announce(
-        self, entry: Entry, now: float, ewt: float | None = None, say: bool = True
-    ) -> list[Command]:
-        """Position and EWT for the caller; a callback offer, once, when the EWT is long."""
-        rules = self.queues[entry.queue]
-        if ewt is None:
-            ewt = self.estimate_wait(entry.id, now)
-        out: list[Command] = []
-        if say:
-            out.append(Announce(entry.id, entry.queue, self.index.position(entry), ewt))
-        if (
-            rules.callback_offer_ewt
-            and not entry.callback_offered
-            and entry.callback is None
-            and ewt is not None
-            and ewt >= rules.callback_offer_ewt
-        ):
-            offered = entry._replace(callback_offered=True, version=entry.version + 1)
-            self._apply([("entry", entry, offered)])
-            out.append(OfferCallback(entry.id, entry.queue, ewt))
-        return out
-
-    def _send_out(
-        self, entry: Entry, reason: ExitReason, now: float, existing: Entry | None
-    ) -> list[Command]:
-        """Send a caller out of `entry.queue` where the queue's exit for `reason` says."""
-        target = self.queues[entry.queue].exit(reason)
-        if target.queue is not None and target.queue in self.queues and entry.hops < MAX_HOPS:
-            self._events.append(CallerMoved(entry.id, entry.queue, target.queue, reason, now))
-            moved: list[Command] = [Moved(entry.id, entry.queue, target.queue)]
-            return moved + self._place(entry._replace(hops=entry.hops + 1), target.queue, now,
-                                       existing)  # fmt: skip
-        if target.queue is not None:
-            target = _HANG_UP  # MAX_HOPS overflows: this caller has been sent round enough
-        if existing is not None:
-            self._apply([("entry", existing, None)])
-        self._events.append(
-            CallerExited(entry.id, entry.queue, reason, target, now - entry.enqueued_at, now)
-        )
-        return [SendTo(entry.id, entry.queue, reason, target)]
-
-    def _exit(self, entry: Entry, reason: ExitReason, now: float) -> list[Command]:
-        return self._send_out(entry, reason, now, entry)
-
-    def _withdraw(self, agent_id: str, now: float, reason: OfferReason) -> list[Command]:
-        """Pull back the offer ringing (or held for) this agent, if any: not a miss."""
-        agent = self.agent(agent_id)
-        if agent.status != "reserved":
-            return []
-        return self._end_offer(agent.reservation, now, reason, miss=False, only=agent_id)
-
-    def _drop_callback(self, res: Reservation, now: float) -> list[Command]:
-        """A customer-first callback whose customer was not reached: release the agent."""
-        entry = self._entry(res.entry)
-        changes: list[tuple[str, Any, Any]] = [("reservation", res, None), ("entry", entry, None)]
-        for agent_id in res.agents:
-            agent = self.agent(agent_id)
-            record, event = transition(agent, "release", now, "callback failed", reservation="")
-            self._events.append(event)
-            changes.append(("agent", agent, record))
-        self._apply(changes)
-        for agent_id in res.agents:
-            self._presence(self.agent(agent_id), now)
-        return [StopOffer(res.id, entry.id, res.agents, "callback failed")] if res.agents else []
-
-    def _end_offer(
-        self,
-        res_id: str,
-        now: float,
-        reason: OfferReason,
-        *,
-        miss: bool,
-        only: str | None = None,
-    ) -> list[Command]:
-        """An offer ends unanswered, for all its agents or `only` one of a ringall group.
-
-        The caller waits again with its rank unchanged: ahead of everyone it
-        ranked ahead of, at the front if it was first. Agents who let it ring
-        out (miss) are not offered it again for the ring timeout, and are set
-        not ready ("missed calls") after the tenant's max_missed in a row.
-        """
-        res = self.store.get("reservation", res_id)
-        if res is None:
-            return []
-        rules = self.queues[res.queue]
-        leaving = [only] if only is not None else list(res.agents)
-        staying = tuple(a for a in res.agents if a not in leaving)
-        entry = self._entry(res.entry)
-        changes: list[tuple[str, Any, Any]] = []
-        out: list[Command] = []
-        limit = self.tenant.max_missed
-        over: list[str] = []
-        for agent_id in leaving:
-            agent = self.agent(agent_id)
-            missed = agent.missed + 1 if miss else agent.missed
-            record, event = transition(agent, "release", now, reason, reservation="", missed=missed)
-            self._events.append(event)
-            self._events.append(OfferEnded(res.id, entry.id, agent_id, reason, missed, now))
-            changes.append(("agent", agent, record))
-            if miss and limit and missed >= limit:
-                over.append(agent_id)
-        # Also for an agent held while a customer-first callback is dialled: released.
-        out.append(StopOffer(res.id, entry.id, tuple(leaving), reason))
-        skip = entry.skip
-        if miss:
-            until = now + rules.ring_timeout
-            skip = (*skip, *((agent_id, until) for agent_id in leaving))
-            self._at(until, "wait", entry.id)
-        if staying or res.stage == "dialling":
-            # A ringall group rings on; a customer being dialled keeps the
-            # reservation (never dialled twice) and waits for its outcome.
-            held = res._replace(agents=staying, version=res.version + 1)
-            changes.append(("reservation", res, held))
-            changes.append(("entry", entry, entry._replace(skip=skip, version=entry.version + 1)))
-        else:
-            callback = entry.callback
-            if callback is not None and callback.dialled:
-                callback = None  # the customer is on the line: an ordinary caller again
-            waiting = entry._replace(status="waiting", reservation="", skip=skip,
-                              callback=callback, version=entry.version + 1)  # fmt: skip
-            changes.append(("reservation", res, None))
-            changes.append(("entry", entry, waiting))
-        self._apply(changes)
-        for agent_id in leaving:
-            agent = self.agent(agent_id)
-            if agent_id in over:
-                self._transition(agent, "not-ready", now, "missed calls", missed=0)
-                out.append(
-                    NotifyAgent(
-                        agent_id,
-                        f"set not ready: the last {limit} calls offered to you were not "
-                        "answered; set yourself ready to take calls again",
-                    )
-                )
-            else:
-                self._presence(agent, now)
-        current = self.store.get("entry", entry.id)
-        if (
-            current is not None
-            and current.status == "waiting"
-            and current.callback is None
-            and rules.max_wait
-            and now - current.joined_at >= rules.max_wait
-            and reason != "caller left"
-        ):
-            out += self._exit(current, "max_wait", now)
-        return out
-
-    # ------------------------------------------------------------------
-
-    def _entry(self, caller: str) -> Entry:
-        entry = self.store.get("entry", caller)
-        if entry is None:
-            raise AcdError(f"no caller {caller!r} is waiting")
-        return entry
-
-    def _names(self) -> str:
-        return ", ".join(sorted(self.queues)) or "none"

@@ -17,7 +17,6 @@ from types import MappingProxyType
 from typing import Literal, NamedTuple
 
 __all__ = [
-    "ACTIVE",
     "STAFFED",
     "AgentRecord",
     "Callback",
@@ -32,8 +31,6 @@ Status = Literal["logged-out", "available", "reserved", "on-call", "wrap-up", "n
 # Agents who count as staffing a queue (join_empty, leave_when_empty, EWT):
 # logged in and taking calls, now or after the current one.
 STAFFED = frozenset({"available", "reserved", "on-call", "wrap-up"})
-# States in which an agent is busy with a call the ACD gave them.
-ACTIVE = frozenset({"reserved", "on-call", "wrap-up"})
 
 _EMPTY: Mapping = MappingProxyType({})
 
