@@ -80,6 +80,7 @@ class Acd(Offers):
 
     # ------------------------------------------------------------------
     # Reading
+
     def entry(self, caller: str) -> Entry | None:
         return self.store.get("entry", caller)
 
@@ -255,8 +256,9 @@ class Acd(Offers):
         except ValueError as exc:
             raise AcdError(f"caller {caller}: {exc}") from None
         out = self._advance(now, f"caller {caller} joined {queue}")
-        seed = Entry(caller, queue, now, now, next(self._seq), priority, (), 0.0, number,
-                     asked=asked)  # fmt: skip
+        seed = Entry(
+            caller, queue, now, now, next(self._seq), priority, (), 0.0, number, asked=asked
+        )
         out += self._place(seed, queue, now)
         return out + self._route(now)
 
@@ -298,10 +300,16 @@ class Acd(Offers):
         self._ring[queue].append(now - res.at)
         changes: list[tuple[str, Any, Any]] = [("reservation", res, None), ("entry", entry, None)]
         record, event = transition(
-            agent, "answer", now, "answered", reservation="", call_queue=queue,
-            call_started=now, missed=0,
+            agent,
+            "answer",
+            now,
+            "answered",
+            reservation="",
+            call_queue=queue,
+            call_started=now,
+            missed=0,
             calls=_map({**agent.calls, queue: agent.calls.get(queue, 0) + 1}),
-        )  # fmt: skip
+        )
         self._events.append(event)
         changes.append(("agent", agent, record))
         others = [other for other in res.agents if other != agent_id]
@@ -322,16 +330,24 @@ class Acd(Offers):
             out.append(StopOffer(res.id, caller, tuple(others), "answered elsewhere"))
         callback = entry.callback
         self._events.append(
-            CallerAnswered(caller, queue, agent_id, now - entry.enqueued_at, callback is not None,
-                           now)
-        )  # fmt: skip
+            CallerAnswered(
+                caller, queue, agent_id, now - entry.enqueued_at, callback is not None, now
+            )
+        )
         if callback is not None and callback.mode == "agent-first":
             self._bridged[caller] = (queue, entry.enqueued_at)
             self._events.append(CallbackDialled(caller, queue, callback.number, agent_id, now))
             out.append(
-                DialCallback(res.id, caller, queue, callback.number, agent_id, "agent-first",
-                             self.queues[queue].callback_dial_timeout)
-            )  # fmt: skip
+                DialCallback(
+                    res.id,
+                    caller,
+                    queue,
+                    callback.number,
+                    agent_id,
+                    "agent-first",
+                    self.queues[queue].callback_dial_timeout,
+                )
+            )
         return out + self._route(now)
 
     def declined(self, caller: str, agent_id: str, now: float) -> list[Command]:
@@ -356,9 +372,13 @@ class Acd(Offers):
             self._talk[queue].append(talk)
             talked = _map({**agent.talk, queue: agent.talk.get(queue, 0.0) + talk})
         agent = self._transition(
-            agent, "hangup", now, talk=talked, wrapup_until=now + wrapup,
+            agent,
+            "hangup",
+            now,
+            talk=talked,
+            wrapup_until=now + wrapup,
             wrapup_cap=now + max(rules.wrapup_max if rules else 0.0, wrapup),
-        )  # fmt: skip
+        )
         if agent.status == "wrap-up":  # not disconnected meanwhile
             if wrapup > 0:
                 self._at(now + wrapup, "wrapup", agent_id)
@@ -418,8 +438,9 @@ class Acd(Offers):
         if not res.agents:
             # The held agent went away while the customer was dialled: the
             # customer, on the line now, waits at the place they kept.
-            live = entry._replace(status="waiting", reservation="", callback=None,
-                           version=entry.version + 1)  # fmt: skip
+            live = entry._replace(
+                status="waiting", reservation="", callback=None, version=entry.version + 1
+            )
             self._apply([("reservation", res, None), ("entry", entry, live)])
             return out + self._route(now)
         rules = self.queues[res.queue]

@@ -124,12 +124,18 @@ class Explanation:
                 verdict = f"a lower tier ({tier}) had an agent"
             else:
                 verdict = f"after the chosen one in {rules.strategy} order"
-            looks.append(AgentLook(agent.id, figure(rules.strategy, rules.name, agent, self.now),
-                                   verdict))  # fmt: skip
+            looks.append(
+                AgentLook(agent.id, figure(rules.strategy, rules.name, agent, self.now), verdict)
+            )
         for agent in self.others[: max(0, LIMIT - len(looks))]:
             reason = why_not(self.entry, agent, rules, self.now) or "not available"
-            looks.append(AgentLook(agent.id, figure(rules.strategy, rules.name, agent, self.now),
-                                   f"may not take this caller: {reason}"))  # fmt: skip
+            looks.append(
+                AgentLook(
+                    agent.id,
+                    figure(rules.strategy, rules.name, agent, self.now),
+                    f"may not take this caller: {reason}",
+                )
+            )
         return tuple(looks)
 
     def text(self) -> str:

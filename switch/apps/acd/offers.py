@@ -23,7 +23,11 @@ from .router import explain, pick
 from .store import Conflict
 from .strategies import choose
 
-__all__ = ["Offers"]
+__all__ = ["MAX_CONFLICTS", "Offers"]
+
+# Decisions lost to another node's write within one input before giving up
+# until the next input (the store keeps the records right either way).
+MAX_CONFLICTS = 8
 
 
 class Offers(Placing):
@@ -43,16 +47,23 @@ class Offers(Placing):
         callers, agents = index.touched_callers, index.touched_agents
         index.touched_callers, index.touched_agents = set(), set()
         get = self.store.get
+        conflicts = 0
         while callers or agents:
             found = pick(index, get, now, callers, agents)
             if found is None:
                 break
-            out += self._offer(found.entry, found.agents, now, f"{self._cause}; {found.why}")
+            offered = self._offer(found.entry, found.agents, now, f"{self._cause}; {found.why}")
+            out += offered
             callers.discard(found.entry.id)
-            # A conflict (another node was first) touches records to route again.
-            callers |= index.touched_callers
-            agents |= index.touched_agents
-            index.touched_callers, index.touched_agents = set(), set()
+            if not offered:
+                # A conflict: another node was first. Route what it touched again,
+                # from fresh records, a few times; the rest waits for the next input.
+                conflicts += 1
+                if conflicts > MAX_CONFLICTS:
+                    break
+                callers |= index.touched_callers
+                agents |= index.touched_agents
+                index.touched_callers, index.touched_agents = set(), set()
         return out
 
     def _offer(
@@ -65,12 +76,19 @@ class Offers(Placing):
         dialling = callback is not None and callback.mode == "customer-first"
         timeout = rules.ring_timeout + (rules.callback_dial_timeout if dialling else 0.0)
         res = Reservation(
-            f"r{next(self._ids)}", entry.id, entry.queue, tuple(a.id for a in chosen), now,
-            now + timeout, "callback" if callback else "offer",
-            "dialling" if dialling else "ringing", version=1,
-        )  # fmt: skip
-        explanation = explain(self.index, self.store.get, entry, chosen, ranked, now, trigger,
-                              self.queues)  # fmt: skip
+            f"r{next(self._ids)}",
+            entry.id,
+            entry.queue,
+            tuple(a.id for a in chosen),
+            now,
+            now + timeout,
+            "callback" if callback else "offer",
+            "dialling" if dialling else "ringing",
+            version=1,
+        )
+        explanation = explain(
+            self.index, self.store.get, entry, chosen, ranked, now, trigger, self.queues
+        )
         held = entry._replace(
             status="reserved",
             reservation=res.id,
@@ -106,9 +124,16 @@ class Offers(Placing):
                 CallbackDialled(entry.id, entry.queue, callback.number, agent_id, now)
             )
             return [
-                DialCallback(res.id, entry.id, entry.queue, callback.number, agent_id,
-                             "customer-first", rules.callback_dial_timeout)
-            ]  # fmt: skip
+                DialCallback(
+                    res.id,
+                    entry.id,
+                    entry.queue,
+                    callback.number,
+                    agent_id,
+                    "customer-first",
+                    rules.callback_dial_timeout,
+                )
+            ]
         return [self._offer_command(res, callback is not None)]
 
     def _offer_command(self, res: Reservation, callback: bool) -> Offer:
@@ -191,8 +216,13 @@ class Offers(Placing):
             callback = entry.callback
             if callback is not None and callback.dialled:
                 callback = None  # the customer is on the line: an ordinary caller again
-            waiting = entry._replace(status="waiting", reservation="", skip=skip,
-                              callback=callback, version=entry.version + 1)  # fmt: skip
+            waiting = entry._replace(
+                status="waiting",
+                reservation="",
+                skip=skip,
+                callback=callback,
+                version=entry.version + 1,
+            )
             changes.append(("reservation", res, None))
             changes.append(("entry", entry, waiting))
         self._apply(changes)

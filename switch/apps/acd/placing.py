@@ -109,11 +109,20 @@ class Placing(AcdState):
                 and seed.enqueued_at + rules.sticky_wait > now
             ):
                 sticky, until = served.agent, seed.enqueued_at + rules.sticky_wait
-        entry = seed._replace(queue=queue, joined_at=now, priority=priority, skills=sig,
-            key=rank_key(seed.enqueued_at, priority, rules), status="waiting", reservation="",
-            sticky=sticky, sticky_until=until, skip=(), ewt=None,
+        entry = seed._replace(
+            queue=queue,
+            joined_at=now,
+            priority=priority,
+            skills=sig,
+            key=rank_key(seed.enqueued_at, priority, rules),
+            status="waiting",
+            reservation="",
+            sticky=sticky,
+            sticky_until=until,
+            skip=(),
+            ewt=None,
             version=existing.version + 1 if existing is not None else 1,
-        )  # fmt: skip
+        )
         self._apply([("entry", existing, entry)])
         for wait in rules.thresholds:
             if entry.enqueued_at + wait > now:
@@ -129,9 +138,10 @@ class Placing(AcdState):
             self._apply([("entry", entry, entry._replace(ewt=ewt, version=entry.version + 1))])
             entry = self._entry(entry.id)
         self._events.append(
-            CallerJoined(entry.id, queue, priority, sig, self.index.position(entry), ewt, sticky,
-                         now)
-        )  # fmt: skip
+            CallerJoined(
+                entry.id, queue, priority, sig, self.index.position(entry), ewt, sticky, now
+            )
+        )
         if rules.announce_every and entry.callback is None:
             out += self._announce(entry, now, ewt)
             self._at(now + rules.announce_every, "announce", entry.id)
@@ -169,8 +179,9 @@ class Placing(AcdState):
         if target.queue is not None and target.queue in self.queues and entry.hops < MAX_HOPS:
             self._events.append(CallerMoved(entry.id, entry.queue, target.queue, reason, now))
             moved: list[Command] = [Moved(entry.id, entry.queue, target.queue)]
-            return moved + self._place(entry._replace(hops=entry.hops + 1), target.queue, now,
-                                       existing)  # fmt: skip
+            return moved + self._place(
+                entry._replace(hops=entry.hops + 1), target.queue, now, existing
+            )
         if target.queue is not None:
             target = _HANG_UP  # MAX_HOPS overflows: this caller has been sent round enough
         if existing is not None:

@@ -186,6 +186,14 @@ def explain(
             break
         other_records.append(get("agent", agent_id))
     return Explanation(
-        trigger, entry, tuple(chosen), tuple(ranked), tuple(other_records), tuple(ahead), behind,
-        more, now, queues,
-    )  # fmt: skip
+        trigger,
+        entry,
+        tuple(chosen),
+        tuple(ranked),
+        tuple(other_records),
+        tuple(ahead),
+        behind,
+        more,
+        now,
+        queues,
+    )
