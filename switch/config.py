@@ -794,7 +794,7 @@ def _opening_ranges(value: Any) -> Any:
     return value
 
 
-def _holiday(value: Any) -> Any:
+def _queue_holiday(value: Any) -> Any:
     if isinstance(value, datetime):
         raise ValueError(f"{value} is a date and time; write the date alone (e.g. 2025-12-25)")
     if isinstance(value, str):
@@ -820,7 +820,7 @@ def _iana_zone(value: str) -> str:
 
 
 OpeningRanges = Annotated[list[str], BeforeValidator(_opening_ranges)]
-Holiday = Annotated[date, BeforeValidator(_holiday)]
+QueueHoliday = Annotated[date, BeforeValidator(_queue_holiday)]
 SkillLevel = Annotated[int, Field(ge=1, le=10)]
 
 
@@ -838,7 +838,7 @@ class QueueHours(_Model):
     fri: OpeningRanges = Field(default_factory=list)
     sat: OpeningRanges = Field(default_factory=list)
     sun: OpeningRanges = Field(default_factory=list)
-    holidays: list[Holiday] = Field(default_factory=list)  # closed all day, in the queue's zone
+    holidays: list[QueueHoliday] = Field(default_factory=list)  # closed all day, queue zone
 
     @field_validator("timezone")
     @classmethod
