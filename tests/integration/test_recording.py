@@ -195,7 +195,10 @@ def _check_audio(left: np.ndarray, right: np.ndarray, rate: int, begin: float, e
         assert rms(before) > 1000 and rms(after) > 1000
         assert peaks(before, rate, 1) == pytest.approx([freq], abs=5)
         assert peaks(after, rate, 1) == pytest.approx([freq], abs=5)
-        assert rms(span(x, begin + 0.02, end - 0.02)) < 30  # paused: nothing of the call
+        # Paused: nothing of the call. The edges are given 60 ms (three
+        # frames): audio spoken before the pause but still in flight or in
+        # the jitter buffer lands just after its start on a busy machine.
+        assert rms(span(x, begin + 0.06, end - 0.02)) < 30
 
 
 async def test_a_recorded_call_in_wav(tmp_path):
