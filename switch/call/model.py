@@ -22,6 +22,7 @@ from ..sip.transaction import ClientTransaction, ServerTransaction
 from .routing import Target
 
 if TYPE_CHECKING:
+    from .app import AppCall
     from .webrtc_legs import WebRtcState
 
 _ids = itertools.count(1)
@@ -111,6 +112,7 @@ class Call:
     ack_wait: PendingAck | None = None
     redirects: int = 0  # 3xx followed so far
     a_trunk: tuple[str, str] | None = None  # the trunk on leg A's side, if any
+    app: AppCall | None = None  # the application that has the call (switch.call.app)
 
 
 @dataclass(frozen=True, slots=True)
