@@ -108,7 +108,7 @@ class AppCalls:
         except SdpError as exc:
             raise OfferAnswerError(f"the offer cannot be read: {exc}") from None
         if restricted is None:
-            raise OfferAnswerError(f"no codec of the offer is allowed by trunk {trunk.name}")
+            raise OfferAnswerError(f"no codec of the offer is allowed by trunk {call.caller.name}")
         return restricted.to_bytes()
 
     def _party(self, call: Call) -> Party:

@@ -23,6 +23,7 @@ from switch.media.opus import OpusDecoder
 from switch.media.own_stream import OwnStream
 from switch.media.take import KEEP, Take, TakeError
 from tests.media.audio import peaks
+from tests.media.test_dtmf import speech  # noqa: F401 (a fixture: ten minutes of espeak-ng)
 
 HEADER = struct.Struct("!BBHII")
 
@@ -238,8 +239,8 @@ def test_inbound_audio_is_decoded_in_order_with_gaps_concealed():
 
 def test_a_take_stops_on_silence_and_keeps_a_little_of_it():
     take = Take(max_seconds=10, silence_seconds=0.5)
-    speech = _tone(300, 8000, 25)  # 0.5 s at about -10 dBm0
-    assert all(take.feed(f) is None for f in speech)
+    talk = _tone(300, 8000, 25)  # 0.5 s at about -10 dBm0
+    assert all(take.feed(f) is None for f in talk)
     quiet = [bytes(320)] * 25
     reasons = [take.feed(f) for f in quiet]
     assert reasons[-1] == "silence" and reasons[:-1] == [None] * 24
@@ -317,3 +318,25 @@ def test_a_fixed_mode_hears_its_form_alone(mode):
 def test_an_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="rfc4733, info, inband, auto"):
         DigitListener("dtmf", telephone_event=True)
+
+
+def test_ten_minutes_of_speech_through_pcmu_and_the_jitter_buffer_are_no_key(speech):  # noqa: F811
+    # What a channel on an "inband" trunk does with the caller's audio: G.711
+    # packets arriving with jitter, the jitter buffer, the decoder, the
+    # detector. Speech (the ten minutes test_dtmf.py renders with espeak-ng)
+    # must give no key; a real key after it must give exactly one.
+    pcm = speech + bytes(1600) + generate("5", 0.08, -20) + bytes(3200)
+    inbound = Inbound("pcmu", 8000)
+    listener = DigitListener("inband", telephone_event=False)
+    rng = np.random.default_rng(11)
+    start, heard = 50.0, []
+    for n in range(len(pcm) // 320):
+        payload = g711.ulaw_encode(pcm[n * 320 : (n + 1) * 320])
+        arrival = start + 0.02 * n + rng.uniform(0, 0.015)
+        inbound.push(n & 0xFFFF, 160 * n, payload, arrival)
+        for frame in inbound.pop(start + 0.02 * n + 0.01):
+            heard += listener.audio(frame)
+    for frame in inbound.pop(start + 0.02 * (len(pcm) // 320) + 0.2):
+        heard += listener.audio(frame)
+    assert len(speech) / 2 / 8000 >= 600
+    assert heard[:1] == [DigitBegin("5")] and [type(e) for e in heard] == [DigitBegin, Digit]
