@@ -34,7 +34,7 @@ from switch.media.dtmf.inband import ZERO_DBM0, generate
 from switch.media.player import ToneItem
 from switch.media.tones import Step, Tone
 from switch.node import Node, StartError
-from switch.sip.message import Response
+from switch.sip.message import Response, make_response
 from switch.sip.sdp import parse_sdp
 from tests.integration.conftest import ended_calls, sip_address
 from tests.integration.test_calls import _in_dialog, _media_address, _next_response
@@ -368,10 +368,11 @@ async def _next_bye(phone: UdpPhone):
             return msg
 
 
-def _ok_to(req) -> bytes:
-    from switch.sip.message import make_response
-
-    return bytes(make_response(req, 200))
+def _ok_to(req, sdp: str = "", status: int = 200) -> bytes:
+    headers = [("Contact", "<sip:caller@127.0.0.1>")]
+    if sdp:
+        headers.append(("Content-Type", "application/sdp"))
+    return bytes(make_response(req, status, headers=headers, body=sdp.encode()))
 
 
 async def test_a_key_stops_a_barge_in_prompt_within_two_frames(tmp_path):
@@ -527,29 +528,27 @@ async def test_the_echo_with_a_delay_sends_the_callers_voice_back_later(tmp_path
         await _next_response(trunk, 200)
 
 
-async def test_a_browser_calling_the_echo_test_hears_its_own_tone(tmp_path):
+async def _browser_calls(tmp_path, apps: dict, app: str, codecs: tuple[str, ...]):
+    """Agent 1004's browser (aiortc over SIP-over-WebSocket, a 1 kHz tone) calls
+    DID 300 and stays 3 s: (what it heard after the first second, the node's
+    answer, the call's record)."""
     from tests.integration.test_webrtc_calls import _final, _register, _request
     from tests.support.browser import Browser
     from tests.support.sipclient import WsBrowser, authorization
 
-    changes = {
-        'inbound_from = ["127.0.0.1"]': 'inbound_from = ["127.0.0.9"]'
-    }  # WS is not the trunk
+    # (The WebSocket comes from 127.0.0.1 too: that must not be the trunk.)
+    changes = {'inbound_from = ["127.0.0.1"]': 'inbound_from = ["127.0.0.9"]'}
     async with (
-        app_node(tmp_path, {}, "echo", changes) as node,
+        app_node(tmp_path, apps, app, changes) as node,
         WsBrowser(f"{node.http_url}/sip") as ws,
     ):
         ended = ended_calls(node)
         await _register(ws)
-        browser = Browser(1000.0, ("opus", "PCMU"))
+        browser = Browser(1000.0, codecs)
         try:
             offer = await browser.offer()
-            to, call_id, tag, uri = (
-                f"<sip:{DID}@demo.invalid>",
-                secrets.token_hex(8),
-                "e1",
-                (f"sip:{DID}@demo.invalid"),
-            )
+            to, uri = f"<sip:{DID}@demo.invalid>", f"sip:{DID}@demo.invalid"
+            call_id, tag = secrets.token_hex(8), "e1"
             challenge = await ws.request(_request("INVITE", uri, 1, to, tag, call_id, offer))
             assert challenge.status == 407, challenge.reason
             creds = authorization(challenge, "1004", "agent1004", uri, "INVITE")
@@ -557,16 +556,11 @@ async def test_a_browser_calling_the_echo_test_hears_its_own_tone(tmp_path):
                                    (f"Proxy-Authorization: {creds}",)))  # fmt: skip
             answered = await _final(ws)
             assert answered.status == 200, answered.reason
-            audio = parse_sdp(answered.body).media[0]
-            assert audio.proto == "UDP/TLS/RTP/SAVPF" and audio.get("setup") == "active"
-            assert next(c.name for c in audio.rtpmaps().values()) == "opus"
             await browser.accept(answered.body.decode())
             contact = str(answered.contact[0].uri)
             await ws.send(_request("ACK", contact, 2, answered.get("To"), tag, call_id))
             await asyncio.sleep(3.0)
             heard = browser.heard(skip=1.0)
-            assert len(heard) > 48000 * 1.5, "the browser heard too little of itself"
-            assert peaks(heard[::6].copy(), 8000, 1) == pytest.approx([1000], abs=15)
             await ws.send(_request("BYE", contact, 3, answered.get("To"), tag, call_id))
             assert (await _final(ws)).status == 200
         finally:
@@ -575,5 +569,53 @@ async def test_a_browser_calling_the_echo_test_hears_its_own_tone(tmp_path):
             if ended:
                 break
             await asyncio.sleep(0.05)
-    assert ended[0].quality["a"].codec == "opus"
-    assert ended[0].quality["a"].packets_received > 100 and ended[0].quality["a"].packets_sent > 100
+    return heard, answered, ended[0]
+
+
+async def test_a_browser_calling_the_echo_test_hears_its_own_tone(tmp_path):
+    heard, answered, call = await _browser_calls(tmp_path, {}, "echo", ("opus", "PCMU"))
+    audio = parse_sdp(answered.body).media[0]
+    assert audio.proto == "UDP/TLS/RTP/SAVPF" and audio.get("setup") == "active"
+    assert next(c.name for c in audio.rtpmaps().values()) == "opus"
+    assert len(heard) > 48000 * 1.5, "the browser heard too little of itself"
+    assert peaks(heard[::6].copy(), 8000, 1) == pytest.approx([1000], abs=15)
+    assert call.quality["a"].codec == "opus"
+    assert call.quality["a"].packets_received > 100 and call.quality["a"].packets_sent > 100
+
+
+@pytest.mark.parametrize("codec", ["opus", "PCMU"])
+async def test_a_browser_hears_a_prompt_in_its_codec(tmp_path, codec):
+    prompter = Prompter(10.0)
+    heard, answered, _ = await _browser_calls(tmp_path, {"prompt": prompter}, "prompt", (codec,))
+    assert next(c.name for c in parse_sdp(answered.body).media[0].rtpmaps().values()) == codec
+    assert len(heard) > 48000 * 1.5, "the browser heard too little of the prompt"
+    assert peaks(heard[::6].copy(), 8000, 2) == pytest.approx([550, 1650], abs=15)
+    assert prompter.played == ["closed"]
+
+
+async def test_the_node_refreshes_an_app_call_and_ends_it_when_the_caller_is_gone(tmp_path):
+    collector = Collector()
+    async with app_node(tmp_path, {"collect": collector}, "collect") as node:
+        assert node.calls is not None
+        node.calls.session_expires, node.calls.min_se = 2, 1  # seconds, for the test
+        async with trunk_call(node) as (trunk, media, answered, node_media):
+            assert answered.get("Session-Expires") == "2;refresher=uas"
+            refresh = await asyncio.wait_for(_next_request_of(trunk, "INVITE"), 5)
+            assert refresh.call_id == answered.call_id
+            assert _media_address(refresh.body) == node_media  # the SDP it has, again
+            assert parse_sdp(refresh.body).media[0].formats == ["0", "101"]
+            trunk.send(_ok_to(refresh, _offer(media.port)))
+            again = await asyncio.wait_for(_next_request_of(trunk, "INVITE"), 5)
+            trunk.send(_ok_to(again, status=481))  # the caller's side forgot the call
+            bye = await asyncio.wait_for(_next_bye(trunk), 5)
+            trunk.send(_ok_to(bye))
+            await asyncio.wait_for(collector.done.wait(), 5)
+    assert isinstance(collector.events[-1], Closed)
+    assert "session refresh failed" in collector.calls[0].end_reason
+
+
+async def _next_request_of(phone: UdpPhone, method: str):
+    while True:
+        msg = await phone.receive()
+        if getattr(msg, "method", None) == method:
+            return msg
