@@ -45,7 +45,7 @@ import logging
 import struct
 import time
 from collections.abc import Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +79,13 @@ _SILENT_FRAME = bytes(INBOUND_RATE // 50 * 2)  # 20 ms of the caller's audio, si
 
 @dataclass(frozen=True, slots=True)
 class Played:
-    """A play ended: "end" (all of it), "digit" (barge-in), "stopped" or "closed"."""
+    """A play ended: "end" (all of it), "digit" (barge-in), "stopped" (another
+    play or a recording took its place, or `stop()`) or "closed". `play` is
+    the `Playback.number` of the play it was, to tell one play from the next."""
 
     reason: str
     digit: str | None = None
+    play: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +135,13 @@ class MediaFormat:
 class Playback:
     """A play under way: await it for its reason ("end", "digit", "stopped", "closed")."""
 
-    def __init__(self, player: Player, done: asyncio.Future[str], announce: bool = True) -> None:
+    def __init__(
+        self, player: Player, done: asyncio.Future[str], announce: bool = True, number: int = 0
+    ) -> None:
         self.player = player
         self.done = done
         self.announce = announce  # a Played event when it ends (not for the node's own beep)
+        self.number = number  # the channel's count of plays: 1, 2, ...
 
     def __await__(self) -> Generator[Any, None, str]:
         return asyncio.shield(self.done).__await__()
@@ -188,6 +194,7 @@ class Channel:
         self._event_pt = media.event_payload_type if media.event_payload_type is not None else -1
         self._inbound: Inbound | None = None
         self._playback: Playback | None = None
+        self._plays = 0
         self._recording: Recording | None = None
         self._talking = False  # sent something: idle frames are silence from now on
         self._loopback = False
@@ -230,7 +237,8 @@ class Channel:
 
     def _start_play(self, player: Player, announce: bool) -> Playback:
         self._end_play("stopped")
-        playback = Playback(player, self._loop.create_future(), announce)
+        self._plays += 1
+        playback = Playback(player, self._loop.create_future(), announce, self._plays)
         if self.closed:
             playback.done.set_result("closed")
             return playback
@@ -358,7 +366,7 @@ class Channel:
         if not playback.done.done():
             playback.done.set_result(reason)
         if playback.announce:
-            self._put(Played(reason, digit))
+            self._put(Played(reason, digit, playback.number))
         elif self._recording is not None and not self._recording.started:
             if reason == "end":
                 self._start_take()  # the beep is over: the caller speaks now

@@ -488,6 +488,9 @@ async def test_an_offer_the_node_cannot_speak_gets_488_before_the_app_runs(tmp_p
         trunk.send(_invite(trunk, g722))
         refused = await _next_response(trunk, 488)
         assert "no codec of the offer is allowed by trunk demo-trunk" in refused.reason
+        trunk.send(_invite(trunk, "v=0\r\nthis is no SDP\r\n"))
+        refused = await _next_response(trunk, 488)
+        assert "the offer cannot be read" in refused.reason
     assert ran == []
 
 

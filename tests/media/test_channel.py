@@ -490,3 +490,20 @@ async def test_a_player_at_another_rate_is_refused(line):
     with pytest.raises(ValueError, match=r"rate=channel\.rate"):
         channel.play(Player([Silence(100)], 16000))
     channel.close()
+
+
+async def test_a_new_play_stops_the_one_before_and_plays_are_numbered(line):
+    leg, phone = line
+    clock = ManualClock()
+    channel = Channel(leg, PCMU, clock=clock)
+    first = channel.play([_tone(1000, 1000)])
+    clock.run(2)
+    second = channel.play([_tone(500, 40)])
+    clock.run(3)
+    assert (await first, await second) == ("stopped", "end")
+    assert (first.number, second.number) == (1, 2)
+    assert [(e.reason, e.play) for e in _drain(channel)] == [("stopped", 1), ("end", 2)]
+    packets = await phone.settle(5)
+    tones = [peaks(g711.ulaw_decode(p[12:]), 8000, 1)[0] for p in packets[:4]]
+    assert tones == pytest.approx([1000, 1000, 500, 500], abs=60)  # from the very next frame
+    channel.close()
