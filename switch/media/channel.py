@@ -293,6 +293,7 @@ class Channel:
             event_code(digit)
         take = Take(max_seconds, silence_seconds, threshold=threshold)
         self._end_record("stopped")
+        self._end_play("stopped")
         recording = Recording(Path(path), take, stop_on.upper(), self._loop.create_future())
         self._recording = recording
         if self.closed:
@@ -403,17 +404,19 @@ class Channel:
         self, recording: Recording, audio: bytes | None, reason: str, digit: str | None
     ) -> None:
         path: Path | None = None
+        error = None
         try:
             if audio is not None:
                 await asyncio.to_thread(write_wav, recording.path, Audio(audio, INBOUND_RATE))
                 path = recording.path
         except OSError as exc:
-            log.warning("recording to %s failed: %s; check that the directory exists and "
-                        "that the node may write there", recording.path, exc)  # fmt: skip
+            error = f"cannot write {recording.path}: {exc.strerror or exc}"
+            log.warning("recording lost: %s; check that the directory exists and that the "
+                        "node may write there", error)  # fmt: skip
         finally:
             self._saving -= 1
             seconds = len(audio) / 2 / INBOUND_RATE if path is not None and audio else 0.0
-            result = RecordResult(path, seconds, reason, digit)
+            result = RecordResult(path, seconds, reason, digit, error)
             if not recording.done.done():
                 recording.done.set_result(result)
             self._put(Recorded(result), force=self.closed)

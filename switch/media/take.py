@@ -35,12 +35,14 @@ class TakeError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RecordResult:
-    """How a recording ended. `path` is None when nothing was said (no file)."""
+    """How a recording ended. `path` is None when nothing was said (no file),
+    or when the file could not be written (`error` says why)."""
 
     path: Path | None
     seconds: float  # of audio kept
     reason: str  # "max", "silence", "digit", "hangup" or "stopped"
     digit: str | None = None  # the key that stopped it
+    error: str | None = None
 
 
 class Take:

@@ -507,3 +507,16 @@ async def test_a_new_play_stops_the_one_before_and_plays_are_numbered(line):
     tones = [peaks(g711.ulaw_decode(p[12:]), 8000, 1)[0] for p in packets[:4]]
     assert tones == pytest.approx([1000, 1000, 500, 500], abs=60)  # from the very next frame
     channel.close()
+
+
+async def test_a_recording_that_cannot_be_written_says_why(line, tmp_path):
+    leg, phone = line
+    channel = Channel(leg, PCMU, clock=media_clock())
+    recording = channel.record(tmp_path / "no" / "such" / "dir.wav", beep=False,
+                               silence_seconds=0.3)  # fmt: skip
+    talker = Talker(phone, leg, _speech(400, 0.6) + _quiet(1.0))
+    result = await asyncio.wait_for(recording, 4)
+    talker.task.cancel()
+    assert result.path is None and result.reason == "silence"
+    assert "cannot write" in result.error and "dir.wav" in result.error
+    channel.close()
