@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# Debian packages the tests drive: SIPp, Redis, Chromium, text to speech.
-TEST_PACKAGES := sip-tester redis-server chromium espeak-ng libopus0
+# Debian packages the tests drive: SIPp, Redis, Chromium, text to speech,
+# coturn (TURN for WebRTC legs) and opus-tools (an independent reader of the
+# recorder's Ogg Opus files).
+TEST_PACKAGES := sip-tester redis-server chromium espeak-ng libopus0 coturn opus-tools
 
 .PHONY: install run test lint format bench bench-smoke clean
 

@@ -80,7 +80,7 @@ LOSS = "same, packets lost through the relay"
 PER_CORE = "same, relayed calls one core would carry"
 
 
-def _node_config(work: Path, far_port: int) -> tuple[Path, int, int]:
+def _node_config(work: Path, far_port: int, extra: str = "") -> tuple[Path, int, int]:
     sip_port, http_port = procs.free_port(), procs.free_port(socket.SOCK_STREAM)
     path = work / "node.toml"
     path.write_text(
@@ -120,26 +120,33 @@ keepalive = 0
 [tenants.bench.dids."{DID}"]
 forward = "{FORWARD}"
 trunk = "carrier"
-"""
+{extra}"""
     )
     procs.check_config(path)
     return path, sip_port, http_port
 
 
 @contextlib.contextmanager
-def _node(work: Path, far_port: int) -> Iterator[tuple[int, int, Path]]:
-    """Run our node; yields (SIP port, pid, log) once /healthz says ready."""
-    config, sip_port, http_port = _node_config(work, far_port)
+def _node(work: Path, far_port: int, extra: str = "") -> Iterator[tuple[int, int, Path]]:
+    """Run our node (`extra`: more lines of the DID's table, then other
+    tables); yields (SIP port, pid, log) once /healthz says ready."""
+    config, sip_port, http_port = _node_config(work, far_port, extra)
     with procs.node(work, config, http_port, "relay") as (pid, log):
         yield sip_port, pid, log
 
 
 def _generate(
-    work: Path, cpus: set[int], calls: int, seconds: float, warmup: float, slots: int = 0
+    work: Path,
+    cpus: set[int],
+    calls: int,
+    seconds: float,
+    warmup: float,
+    slots: int = 0,
+    extra: str = "",
 ) -> tuple[dict, str]:
     """Run bench/rtpload.py against a fresh node: (its result, the node's log summary)."""
     far_port = procs.free_port()
-    with _node(work, far_port) as (sip_port, pid, log):
+    with _node(work, far_port, extra) as (sip_port, pid, log):
         plan = {
             "node": ["127.0.0.1", sip_port], "far_port": far_port, "node_pid": pid,
             "calls": calls, "seconds": seconds, "warmup": warmup, "did": DID,

@@ -1,5 +1,6 @@
-"""The `switch` command line: run a node, check a config file, print the version,
-manage the agents of the directory database (`switch agent ...`).
+"""The `switch` command line: run a node, check a config file and its IVR flows, have a
+running node reload its flows, print the version, manage the agents of the directory
+database (`switch agent ...`).
 
 Exit codes: 0 success, 1 the check or the node failed, 2 bad usage or a
 config the node cannot start with, 130 interrupted.
@@ -11,12 +12,15 @@ import argparse
 import asyncio
 import getpass
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from switch import __version__
+from switch.apps.ivr import FlowError, load_flows
 from switch.config import (
     DEMO_SOURCE,
     Config,
@@ -28,6 +32,8 @@ from switch.config import (
 
 if TYPE_CHECKING:
     from switch.store.directory import Directory
+
+PID_FILE = "switch.pid"  # as switch.node writes it (not imported: the node is heavy)
 
 
 def _warn(message: str) -> None:
@@ -47,6 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     config = config.with_overrides(
         sip_listen=args.sip_listen, http_listen=args.http_listen, data_dir=args.data_dir
     )
+    load_flows(config)  # a FlowError is a ConfigError: the node does not start
     if config.source == DEMO_SOURCE:
         print(
             "switch: no --config given: running the demo configuration "
@@ -77,15 +84,49 @@ def _count(config: Config, kind: str) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.file)
+        flows = load_flows(config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
     print(
         f"{args.file}: OK ({len(config.tenants)} tenants, {_count(config, 'agents')} agents, "
         f"{_count(config, 'trunks')} trunks, {_count(config, 'queues')} queues, "
-        f"{_count(config, 'dids')} DIDs)"
+        f"{_count(config, 'dids')} DIDs, {len(flows)} IVR flows)"
     )
     _warn_demo_passwords(config)
+    return 0
+
+
+def _reload(args: argparse.Namespace) -> int:
+    """Check the config and its flows here, then SIGHUP the running node (its pid file).
+
+    Checked first so that the operator reads the problems at once; the node
+    checks again and keeps its flows if they are bad, and logs the outcome.
+    """
+    config = load_config(args.config) if args.config else load_demo_config()
+    try:
+        load_flows(config)
+    except FlowError as exc:
+        print(exc, file=sys.stderr)
+        print("switch: the node was not asked to reload: fix the problems above", file=sys.stderr)
+        return 1
+    pid_file = Path(args.pid_file) if args.pid_file else config.node.data_dir / PID_FILE
+    try:
+        pid = int(pid_file.read_text().strip())
+    except FileNotFoundError:
+        raise _Refused(
+            f"no pid file at {pid_file}: is the node running, with this config and from this "
+            "directory (node.data_dir is relative to it)? Or give --pid-file"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise _Refused(f"cannot read a pid from {pid_file}: {exc}") from None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise _Refused(f"no process {pid} (from {pid_file}): the node is not running") from None
+    except PermissionError:
+        raise _Refused(f"not allowed to signal process {pid}: run as the node's user") from None
+    print(f"switch: asked the node (pid {pid}) to reload its IVR flows; it logs the outcome")
     return 0
 
 
@@ -324,6 +365,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", metavar="FILE")
     check.set_defaults(handler=_check_config)
 
+    reload = commands.add_parser(
+        "reload", help="check the config's IVR flows, then have the running node load them"
+    )
+    reload.add_argument("--config", metavar="FILE", help="TOML config file (default: the demo)")
+    reload.add_argument("--pid-file", metavar="PATH", help=f"default: <node.data_dir>/{PID_FILE}")
+    reload.set_defaults(handler=_reload)
+
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)
 
@@ -348,7 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_usage(sys.stderr)
         print(
-            "switch: error: a command is required (run, check-config, version, demo-config, agent)",
+            "switch: error: a command is required "
+            "(run, check-config, reload, version, demo-config, agent)",
             file=sys.stderr,
         )
         return 2

@@ -26,7 +26,7 @@ import tomllib
 import warnings
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
@@ -58,23 +58,30 @@ __all__ = [
     "Did",
     "DnsConfig",
     "HostPort",
+    "Hours",
     "HttpConfig",
+    "IceUrl",
     "InboundRegister",
     "Ivr",
     "NodeConfig",
     "Numbers",
     "OutboundRoute",
     "Queue",
+    "RecordingConfig",
     "RecordsConfig",
     "RegistrarConfig",
     "SipConfig",
     "StateConfig",
     "Tenant",
+    "TimeRange",
     "Trunk",
+    "TurnServer",
     "User",
     "demo_config_text",
     "load_config",
     "load_demo_config",
+    "parse_days",
+    "parse_time_range",
 ]
 
 DEFAULT_TENANT = "default"
@@ -466,6 +473,86 @@ class HttpConfig(_Model):
         return self
 
 
+class IceUrl(NamedTuple):
+    """A STUN or TURN server, as its URI names it (RFC 7064, RFC 7065)."""
+
+    scheme: str  # "stun", "turn" or "turns" (TURN over TLS)
+    host: str  # name or IP address (IPv6 without brackets)
+    port: int
+    transport: str  # "udp" or "tcp": how the node reaches the server
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        url = f"{self.scheme}:{host}:{self.port}"
+        return url if self.scheme == "stun" else f"{url}?transport={self.transport}"
+
+
+_ICE_DEFAULT_PORT = {"stun": 3478, "turn": 3478, "turns": 5349}
+
+
+def _ice_url(kind: str):
+    """A validator of `stun:HOST[:PORT]` (kind "stun") or
+    `turn:HOST[:PORT][?transport=udp|tcp]` / `turns:...` (kind "turn")."""
+    example = (
+        '"stun:stun.example.com:3478"'
+        if kind == "stun"
+        else '"turn:turn.example.com:3478?transport=udp" (or transport=tcp, or turns: for TLS)'
+    )
+
+    def parse(value: Any) -> IceUrl:
+        if isinstance(value, IceUrl):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"expected a {kind.upper()} URL such as {example}, got {_got(value)}")
+        scheme, colon, rest = value.partition(":")
+        schemes = ("stun",) if kind == "stun" else ("turn", "turns")
+        if not colon or scheme.lower() not in schemes:
+            raise ValueError(f"{_show(value)} is not a {kind.upper()} URL: write {example}")
+        scheme = scheme.lower()
+        address, _, query = rest.partition("?")
+        transport = "tcp" if scheme == "turns" else "udp"
+        if query:
+            name, _, given = query.partition("=")
+            if kind == "stun" or name != "transport" or given not in ("udp", "tcp"):
+                allowed = "nothing" if kind == "stun" else "?transport=udp or ?transport=tcp"
+                raise ValueError(f"{_show(value)}: after the address write {allowed}")
+            if scheme == "turns" and given == "udp":
+                raise ValueError(f"{_show(value)}: turns: is TLS over TCP; write transport=tcp")
+            transport = given
+        parts = _split_host_port(address)
+        if parts is None or not parts[0] or not _is_host(parts[0]):
+            raise ValueError(f"{_show(value)} has no valid host: write {example}")
+        host, port_text = parts
+        port = _ICE_DEFAULT_PORT[scheme]
+        if port_text is not None:
+            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+                raise ValueError(f"{_show(value)}: the port is not a number from 1 to 65535")
+            port = int(port_text)
+        return IceUrl(scheme, host, port, transport)
+
+    return parse
+
+
+StunUrl = Annotated[IceUrl, PlainValidator(_ice_url("stun")), PlainSerializer(str)]
+TurnUrl = Annotated[IceUrl, PlainValidator(_ice_url("turn")), PlainSerializer(str)]
+
+
+class TurnServer(_Model):
+    """A TURN server the node takes relay candidates from (browser agents' legs)."""
+
+    url: TurnUrl
+    # Long-term credentials (coturn: --user); empty: minted from [media] turn_secret.
+    username: str = ""
+    password: str = ""
+
+    @model_validator(mode="after")
+    def _pair(self) -> TurnServer:
+        if bool(self.username) != bool(self.password):
+            present, absent = ("username", "password")[:: 1 if self.username else -1]
+            raise _problem(f"required because {present} is set (they go together)", absent)
+        return self
+
+
 class MediaConfig(_Model):
     """Where calls' RTP flows through the node."""
 
@@ -476,6 +563,18 @@ class MediaConfig(_Model):
     address: str = ""
     # Calls with no RTP from either side for this long are torn down; 0 = never.
     timeout: int = Field(60, ge=0)
+    # ICE of browser agents' legs (WebRTC): STUN servers for the node's
+    # server-reflexive candidate, TURN servers for its relay candidates, and
+    # coturn's REST API secret (use-auth-secret) to mint TURN credentials.
+    stun_servers: list[StunUrl] = Field(default_factory=list)
+    turn_servers: list[TurnServer] = Field(default_factory=list)
+    turn_secret: str = ""
+    # true: the node's media address is reachable directly (no NAT): it runs
+    # ICE-lite (RFC 8445 §2.5) with its host candidate alone.
+    ice_lite: bool = False
+    # "relay": the node advertises only its TURN relay candidates (a node
+    # behind a NAT it cannot open).
+    ice_policy: Literal["all", "relay"] = "all"
 
     @model_validator(mode="after")
     def _range(self) -> MediaConfig:
@@ -485,6 +584,27 @@ class MediaConfig(_Model):
                 "(each call needs two pairs of ports)",
                 "rtp_port_max",
             )
+        problems: list[tuple[tuple[str, ...], str]] = []
+        if not self.turn_secret:
+            for server in self.turn_servers:
+                if not server.username:
+                    problems.append((("turn_servers",), (
+                        f"{server.url} has no username and password: give them, or set "
+                        "turn_secret (coturn's static-auth-secret) to mint them"
+                    )))  # fmt: skip
+        if self.ice_policy == "relay" and not self.turn_servers:
+            problems.append((("ice_policy",), (
+                '"relay" needs turn_servers (the node advertises only TURN relay '
+                'candidates): add one, or write ice_policy = "all"'
+            )))  # fmt: skip
+        if self.ice_lite and self.ice_policy == "relay":
+            problems.append((("ice_lite",), (
+                'ice_lite = true is for a node reachable directly at its address, '
+                'ice_policy = "relay" for one behind NAT: set ice_lite = false or '
+                'ice_policy = "all"'
+            )))  # fmt: skip
+        if problems:
+            raise _Problems(problems)
         return self
 
 
@@ -549,6 +669,16 @@ class RecordsConfig(_Model):
                 "dsn",
             )
         return self
+
+
+class RecordingConfig(_Model):
+    """Call recording (issue #5). Which calls are recorded is said by
+    `record` on DIDs, outbound routes and tenants."""
+
+    format: Literal["wav", "opus"] = "wav"  # WAV (linear PCM) or Opus in Ogg (8x smaller)
+    # Default <node.data_dir>/recordings (filled in at load); relative paths
+    # are taken from the directory switch is started in, as data_dir.
+    directory: Directory | None = None
 
 
 class RegistrarConfig(_Model):
@@ -814,6 +944,176 @@ class Ivr(_Model):
         return self
 
 
+# ---------------------------------------------------------------------------
+# Business hours and holidays: named calendars of a tenant, read by IVR
+# flows (`branch` on `open` or `holiday`) and, later, by queues.
+
+
+def _time_zone(value: str) -> str:
+    if value == "UTC":  # valid even where the system has no tz database
+        return value
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        message = (
+            f"{_show(value)} is not an IANA time zone (e.g. UTC, Europe/Paris, America/New_York)"
+        )
+        close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1)
+        raise ValueError(f"{message}; did you mean {close[0]!r}?" if close else message) from None
+    return value
+
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
+_CLOCK = re.compile(r"([01][0-9]|2[0-4]):([0-5][0-9])")
+
+
+class TimeRange(NamedTuple):
+    """From `start` to `end`, in minutes after midnight; `end` is excluded (24:00 = 1440)."""
+
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        return "-".join(f"{m // 60:02d}:{m % 60:02d}" for m in (self.start, self.end))
+
+    def holds(self, minute: int) -> bool:
+        return self.start <= minute < self.end
+
+
+def parse_time_range(text: Any) -> TimeRange:
+    """ "09:00-17:30" -> TimeRange(540, 1050); ValueError says what is wrong and what is right."""
+    form = 'HH:MM-HH:MM, e.g. "09:00-17:30"'
+    if not isinstance(text, str):
+        raise ValueError(f"expected a time range ({form}), got {_got(text)}")
+    start_text, dash, end_text = text.replace(" ", "").partition("-")
+    clocks = [_CLOCK.fullmatch(part) for part in (start_text, end_text)]
+    if not dash or not all(clocks):
+        raise ValueError(f"{_show(text)} is not a time range ({form})")
+    start, end = (int(m.group(1)) * 60 + int(m.group(2)) for m in clocks if m is not None)
+    if start > 1440 or end > 1440:
+        raise ValueError(f"{_show(text)}: the latest time of a day is 24:00")
+    if end <= start:
+        raise ValueError(
+            f"{_show(text)} ends before it starts; a range cannot cross midnight: "
+            f'split it in two ("{start_text}-24:00" and "00:00-{end_text}" the next day)'
+        )
+    return TimeRange(start, end)
+
+
+def parse_days(text: Any) -> frozenset[int]:
+    """ "mon-fri" or ["sat", "sun"] -> weekday numbers (Monday = 0)."""
+    form = 'day names mon..sun, ranges like "mon-fri", or a list ["sat", "sun"]'
+    items = [text] if isinstance(text, str) else text
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"expected {form}, got {_got(text)}")
+    days: set[int] = set()
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"expected {form}, got {_got(item)}")
+        for part in item.replace(" ", "").lower().split(","):
+            first, dash, last = part.partition("-")
+            if first not in DAY_NAMES or (dash and last not in DAY_NAMES):
+                close = difflib.get_close_matches(first, DAY_NAMES, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close and not dash else ""
+                raise ValueError(f"{_show(part)} is not a day ({form}){hint}")
+            a = DAY_NAMES.index(first)
+            b = DAY_NAMES.index(last) if dash else a
+            # "fri-mon" wraps over the weekend.
+            days.update(day % 7 for day in range(a, b + 1 if b >= a else b + 8))
+    return frozenset(days)
+
+
+class Holiday(NamedTuple):
+    """One date ("2025-12-25") or the same day every year ("12-25": year 0)."""
+
+    year: int
+    month: int
+    day: int
+
+    def __str__(self) -> str:
+        day = f"{self.month:02d}-{self.day:02d}"
+        return f"{self.year:04d}-{day}" if self.year else day
+
+    def on(self, when: date) -> bool:
+        same_day = (when.month, when.day) == (self.month, self.day)
+        return same_day and self.year in (0, when.year)
+
+
+def _holiday(value: Any) -> Holiday:
+    form = 'a date: 2025-12-25 (that day) or "12-25" (every year)'
+    if isinstance(value, Holiday):
+        return value
+    if isinstance(value, datetime) or not isinstance(value, date | str):
+        raise ValueError(f"expected {form}, got {_got(value)}")
+    if isinstance(value, date):
+        return Holiday(value.year, value.month, value.day)
+    match = re.fullmatch(r"(?:([0-9]{4})-)?([0-9]{2})-([0-9]{2})", value)
+    if match is None:
+        raise ValueError(f"{_show(value)} is not {form}")
+    year, month, day = (int(part) if part else 0 for part in match.groups())
+    try:
+        date(year or 2000, month, day)  # 2000 is a leap year: "02-29" is allowed
+    except ValueError:
+        raise ValueError(f"{_show(value)} is not a day of the calendar") from None
+    return Holiday(year, month, day)
+
+
+HolidayDate = Annotated[Holiday, PlainValidator(_holiday), PlainSerializer(str)]
+DayHours = Annotated[
+    list[Annotated[TimeRange, PlainValidator(parse_time_range), PlainSerializer(str)]],
+    BeforeValidator(lambda value: [value] if isinstance(value, str) else value),
+]
+
+
+class Hours(_Model):
+    """A named calendar: weekly opening times and holidays, in one time zone.
+
+    [tenants.X.hours.office]
+    timezone = "Europe/London"       # default: the tenant's
+    mon = ["09:00-12:30", "13:30-17:30"]
+    holidays = [2025-12-25, "01-01"]  # a date, or "MM-DD" every year
+    """
+
+    timezone: str = ""  # filled in with the tenant's at load
+    mon: DayHours = Field(default_factory=list)
+    tue: DayHours = Field(default_factory=list)
+    wed: DayHours = Field(default_factory=list)
+    thu: DayHours = Field(default_factory=list)
+    fri: DayHours = Field(default_factory=list)
+    sat: DayHours = Field(default_factory=list)
+    sun: DayHours = Field(default_factory=list)
+    holidays: list[HolidayDate] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str) -> str:
+        return _time_zone(value) if value else value
+
+    @property
+    def zone(self) -> tzinfo:
+        # UTC needs no tz database (a container may have none).
+        if self.timezone in ("", "UTC"):
+            return UTC
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def local(self, when: datetime) -> datetime:
+        """`when` (aware) on this calendar's clock."""
+        return when.astimezone(self.zone)
+
+    def is_holiday(self, when: datetime) -> bool:
+        day = self.local(when).date()
+        return any(holiday.on(day) for holiday in self.holidays)
+
+    def is_open(self, when: datetime) -> bool:
+        """Inside the opening times of that weekday, and not a holiday."""
+        local = self.local(when)
+        if any(holiday.on(local.date()) for holiday in self.holidays):
+            return False
+        minute = local.hour * 60 + local.minute
+        ranges = getattr(self, DAY_NAMES[local.weekday()])
+        return any(time_range.holds(minute) for time_range in ranges)
+
+
 _DID_TARGETS = ("ivr", "queue", "agent", "app", "forward")
 
 
@@ -824,6 +1124,7 @@ class Did(_Model):
     app: str | None = None  # an application's name: checked against the node's (`apps`)
     forward: PhoneNumber | None = None
     trunk: str | None = None  # the trunk that carries a forwarded call
+    record: bool | None = None  # record its calls; unset: the tenant's `record`
 
     @property
     def target(self) -> tuple[str, str]:
@@ -864,6 +1165,7 @@ class OutboundRoute(_Model):
     caller_id: PhoneNumber | None = None  # presented on calls out, after the agent's
     # Seconds a callee may ring before the caller gets 480; 0 = no limit.
     ring_timeout: int = Field(0, ge=0)
+    record: bool | None = None  # record its calls; unset: the tenant's `record`
 
     @property
     def trunk_order(self) -> list[str]:
@@ -969,24 +1271,12 @@ class _TenantSettings(_Model):
     # only when two tenants share an extension number.
     domains: list[str] = Field(default_factory=list)
     numbers: Numbers = Field(default_factory=Numbers)
+    record: bool = False  # record calls whose DID or outbound route does not say
 
     @field_validator("timezone")
     @classmethod
     def _iana(cls, value: str) -> str:
-        if value == "UTC":  # valid even where the system has no tz database
-            return value
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            message = (
-                f"{_show(value)} is not an IANA time zone "
-                "(e.g. UTC, Europe/Paris, America/New_York)"
-            )
-            close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1)
-            raise ValueError(
-                f"{message}; did you mean {close[0]!r}?" if close else message
-            ) from None
-        return value
+        return _time_zone(value)
 
 
 class Tenant(_Model):
@@ -995,6 +1285,7 @@ class Tenant(_Model):
     timezone: str = "UTC"
     domains: list[str] = Field(default_factory=list)
     numbers: Numbers = Field(default_factory=Numbers)
+    record: bool = False
     agents: dict[str, Agent] = Field(default_factory=dict)
     trunks: dict[str, Trunk] = Field(default_factory=dict)
     queues: dict[str, Queue] = Field(default_factory=dict)
@@ -1002,6 +1293,7 @@ class Tenant(_Model):
     dids: dict[str, Did] = Field(default_factory=dict)
     outbound: dict[str, OutboundRoute] = Field(default_factory=dict)
     users: dict[str, User] = Field(default_factory=dict)
+    hours: dict[str, Hours] = Field(default_factory=dict)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -1017,6 +1309,7 @@ class Config(_Model):
     state: StateConfig
     records: RecordsConfig
     registrar: RegistrarConfig
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
     tenants: dict[str, Tenant]
     dns: DnsConfig = Field(default_factory=DnsConfig)
     source: str  # the file it came from, or "<demo>"
@@ -1072,6 +1365,7 @@ _SECTIONS: dict[str, type[_Model]] = {
     "records": RecordsConfig,
     "registrar": RegistrarConfig,
     "dns": DnsConfig,
+    "recording": RecordingConfig,
 }
 _KINDS: dict[str, type[_Model]] = {
     "agents": Agent,
@@ -1081,6 +1375,7 @@ _KINDS: dict[str, type[_Model]] = {
     "dids": Did,
     "outbound": OutboundRoute,
     "users": User,
+    "hours": Hours,
 }
 _SINGULAR = {
     "agents": "agent",
@@ -1090,6 +1385,7 @@ _SINGULAR = {
     "dids": "DID",
     "outbound": "outbound route",
     "users": "user",
+    "hours": "hours calendar",
 }
 # Names are used in URLs, reports and cross-references: keep them plain.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -1541,12 +1837,19 @@ def _build(
             else:
                 owners[number] = path
         if settings is not None:
+            # A calendar without a time zone keeps the tenant's clock.
+            zone = {"timezone": settings.timezone}
+            objects["hours"] = {
+                name: hours if hours.timezone else hours.model_copy(update=zone)
+                for name, hours in objects["hours"].items()
+            }
             tenants[tenant_id] = Tenant(
                 id=tenant_id,
                 name=settings.name or tenant_id,
                 timezone=settings.timezone,
                 domains=[d.lower() for d in settings.domains],
                 numbers=settings.numbers,
+                record=settings.record,
                 **objects,
             )
 
@@ -1559,6 +1862,11 @@ def _build(
     if records.backend == "sqlite" and not records.dsn:
         sections["records"] = records.model_copy(
             update={"dsn": str(sections["node"].data_dir / "switch.db")}
+        )
+    recording = sections["recording"]
+    if recording.directory is None:
+        sections["recording"] = recording.model_copy(
+            update={"directory": sections["node"].data_dir / "recordings"}
         )
     config = Config(**sections, tenants=tenants, source=source)
     config._raw = raw

@@ -14,6 +14,7 @@ import errno
 import gc
 import ipaddress
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -24,13 +25,14 @@ from aiohttp import web
 
 from . import __version__
 from .apps.builtin import builtin_apps
+from .apps.ivr import FlowError, FlowSet, load_flows, reload_flows
 from .call.app import Apps
 from .call.b2bua import Calls
 from .call.carrier import CarrierRegistrations
 from .call.dispatch import Dispatcher
 from .call.trunks import TrunkMonitor
 from .call.wiring import SipPort, build_calls
-from .config import Config, HostPort
+from .config import DEMO_SOURCE, Config, ConfigError, HostPort, load_config, load_demo_config
 from .endpoint import Endpoint
 from .registrar.auth import Denied
 from .registrar.gate import Gate
@@ -61,6 +63,7 @@ from .web.app import make_app
 log = logging.getLogger("switch.node")
 
 SERVER = f"switch/{__version__}"
+PID_FILE = "switch.pid"  # in node.data_dir, while the node runs: `switch reload` signals it
 # Option tags we understand in Require (RFC 3261 §8.2.2.3); grows with features.
 SUPPORTED: frozenset[str] = frozenset({"path", "outbound"})
 
@@ -108,6 +111,9 @@ class Node:
             server=SERVER,
         )
         self.dispatcher = Dispatcher(self._respond, SERVER, SUPPORTED)
+        # IVR flows: replaced whole by reload(); a call keeps the Flow it started with.
+        self.flows = FlowSet()
+        self.reload_problems: list[str] = []
 
     def _respond(self, resp: Response) -> None:
         if self.endpoint is None:
@@ -129,10 +135,40 @@ class Node:
             "sip_stats": dict(self.stack.stats),
             "transport_stats": dict(self.transports.stats) if self.transports else {},
             "trunk_registrations": self.carriers.status() if self.carriers else {},
+            "ivr": {
+                "flows": len(self.flows),
+                "version": self.flows.version,
+                "reload_problems": self.reload_problems,
+            },
         }
+
+    def reload(self) -> list[str]:
+        """Read the config file again and swap in its IVR flows if every one is good.
+
+        Only flows (and the calendars they read) are reloaded; other changes
+        need a restart. Returns the problems (none when the swap was made).
+        """
+        try:
+            source = self.config.source
+            apps = list(self.apps)  # (the names DIDs may give: this node's applications)
+            fresh = load_demo_config(apps) if source == DEMO_SOURCE else load_config(source, apps)
+        except ConfigError as exc:
+            problems = exc.lines
+        else:
+            self.flows, problems = reload_flows(self.flows, fresh)
+        self.reload_problems = problems
+        if problems:
+            log.error("reload refused, the flows in use are kept:\n  %s", "\n  ".join(problems))
+        else:
+            log.info("reload: %d IVR flows, version %d", len(self.flows), self.flows.version)
+        return problems
 
     async def start(self) -> None:
         cfg = self.config
+        try:
+            self.flows = load_flows(cfg)
+        except FlowError as exc:
+            raise StartError("IVR flows:\n" + "\n".join(exc.lines)) from None
         cfg.node.data_dir.mkdir(parents=True, exist_ok=True)
         await self._open_stores()
         self.transports = Transports(
@@ -469,14 +505,22 @@ async def serve(config: Config, apps: Apps | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    # SIGHUP (what `switch reload` sends): IVR flows are read again.
+    loop.add_signal_handler(signal.SIGHUP, node.reload)
+    pid_file = config.node.data_dir / PID_FILE
     try:
         await node.start()
+        pid_file.write_text(f"{os.getpid()}\n")
         # What exists now (modules, config, accounts) lives as long as the
         # process: keep it out of every future collection.
         gc.freeze()
         _print_banner(node)
         await stopping.wait()
     finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+        with contextlib.suppress(OSError, ValueError):
+            if int(pid_file.read_text()) == os.getpid():
+                pid_file.unlink()
         await node.stop()
 
 
@@ -487,7 +531,7 @@ def _print_banner(node: Node) -> None:
         f"  health:  {node.http_url}/healthz",
         f"  SIP:     {', '.join(node.sip_listeners)}",
         f"  SIP/WS:  {node.http_url.replace('http', 'ws', 1)}/sip",
-        "  stop with Ctrl-C (or SIGTERM)",
+        "  stop with Ctrl-C (or SIGTERM); reload IVR flows with `switch reload` (or SIGHUP)",
     ]
     print("\n".join(lines), flush=True)
 

@@ -58,7 +58,7 @@ def test_check_config_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     path.write_text(GOOD)
     assert main(["check-config", str(path)]) == 0
     out, err = capsys.readouterr()
-    assert out == f"{path}: OK (2 tenants, 1 agents, 1 trunks, 2 queues, 1 DIDs)\n"
+    assert out == f"{path}: OK (2 tenants, 1 agents, 1 trunks, 2 queues, 1 DIDs, 0 IVR flows)\n"
     assert err == ""
 
 
@@ -69,7 +69,7 @@ def test_check_config_demo_copy_warns_about_passwords(
     path.write_text(demo_config_text())
     assert main(["check-config", str(path)]) == 0
     out, err = capsys.readouterr()
-    assert out == f"{path}: OK (1 tenants, 5 agents, 1 trunks, 2 queues, 4 DIDs)\n"
+    assert out == f"{path}: OK (1 tenants, 5 agents, 1 trunks, 2 queues, 4 DIDs, 1 IVR flows)\n"
     assert "demo passwords" in err
 
 

@@ -168,7 +168,9 @@ class AppCalls:
         browser = is_webrtc(offer)
         try:
             plain = self._app_offer(call, offer)
-            leg: LegMedia = await (WebRtcLeg.open(self.media) if browser else self.media.leg())
+            leg: LegMedia = await (
+                WebRtcLeg.open(self.media, self.ice) if browser else self.media.leg()
+            )
         except OfferAnswerError as exc:  # (checked before the application ran)
             self._end_a(call, 488, f"Not Acceptable Here ({exc})", who="node")
             raise CallEnded(str(exc)) from None
@@ -302,8 +304,17 @@ class AppCalls:
                 log.warning("call %d: the caller renumbered its codec (%d -> %d); the channel "
                             "keeps %d", call.id, channel.format.payload_type,
                             media_format.payload_type, channel.format.payload_type)  # fmt: skip
-            if call.webrtc is not None:
-                body = call.webrtc.sent.get("a", body)  # the same ICE/DTLS end: no restart
+            if call.webrtc is not None and is_webrtc(req.body):
+                # The same ICE and DTLS end; new credentials in the offer are
+                # an ICE restart, answered with new ones of ours.
+                leg = _webrtc(media.a)
+                try:
+                    leg.start(remote_transport(req.body), offerer=False)
+                except SdpError as exc:
+                    self._answer(req, 488, f"Not Acceptable Here ({exc})")
+                    return
+                body = to_webrtc(body, leg.local(self.media_address, "active"))
+                call.webrtc.sent["a"] = body
             else:
                 _, remote = anchor(req.body, self.media_address, media.a.port)
                 if remote is not None:

@@ -61,7 +61,9 @@ from .app import Apps
 from .app_calls import AppCalls
 from .attempts import Attempts
 from .caller_id import Identity, presented
+from .dtmf_calls import DtmfCalls
 from .model import Call, Hangup, LegEnd, PendingAck
+from .recording import NoSuchCall, NotRecorded, Recordings, RecordingStatus
 from .refresh import SessionRefresh, allows_update
 from .routing import App, Rejection, Router, Target
 from .transfer import Transfers
@@ -70,7 +72,7 @@ from .webrtc_legs import WebRtcCalls
 log = logging.getLogger("switch.call")
 
 
-class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, AppCalls):
+class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCalls):
     """The call layer's TU: new INVITEs, in-dialog requests, CANCEL and B's responses."""
 
     def __init__(
@@ -87,9 +89,11 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, AppCalls):
         session_expires: int = 0,
         min_se: int = session_timer.MIN_SE_FLOOR,
         redirects: str = "report",
+        recordings: Recordings | None = None,
         apps: Apps | None = None,
     ) -> None:
         self.router = router
+        self.recordings = recordings  # who is recorded, and their files (issue #5)
         self.apps = apps or {}  # name -> application, for calls the node answers itself
         # RFC 4028 session timers: the interval we ask for (0 = off) and the
         # shortest we accept.
@@ -283,6 +287,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, AppCalls):
         body = call.offer_b if call.offer_b is not None else a.body
         if not self._to_browser(call):  # (a browser's offer was cut before translation)
             body = self._offer_to(call, target, body) or body
+        body = self._dtmf_offer_to(call, target, body)
         req.set_body(body, a.content_type if body else None)
         return req
 
@@ -364,6 +369,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, AppCalls):
         origin = call.origins["a" if toward_a else "b"]
         theirs.sdp = body  # (read for the codec's name when its quality is reported)
         sent = self._webrtc_sdp(call, body, toward_a, offer)
+        sent = self._dtmf_sdp(call, body, sent, toward_a, offer)
         anchored, remote = anchor(sent, self.media_address, mine.port, origin)
         if remote is not None:
             theirs.expect(remote, clock_rates(body))
@@ -531,6 +537,9 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, AppCalls):
         call.a_dialog.response_sent(answer)
         self._send_response(answer)
         log.info("call %d: answered", call.id)
+        if self.recordings is not None:
+            self.recordings.answered(call)
+        self._dtmf_start(call)
 
     def _prack(self, call: Call, resp: Response) -> None:
         """Acknowledge a reliable provisional response (RFC 3262 §7.2).
@@ -659,6 +668,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, AppCalls):
         if not pending.to_a and pending.dialog is call.b_dialog and call.b_ack is None:
             call.b_ack = data  # the ACK to B's 2xx, resent if that 2xx comes again
         self._send_stateless(data, pending.flow)
+        if req.body:
+            self._dtmf_start(call)  # the late offer's answer: both legs' SDP known
         if not req.body:
             # RFC 3264 §2: an offer in a 2xx must be answered in the ACK.
             log.warning("call %d: the offer was not answered in the ACK, hanging up", call.id)
@@ -711,6 +722,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, AppCalls):
             return
         if req.method == "REFER":
             self._transfer(call, req, from_a)
+            return
+        if req.method == "INFO" and self._dtmf_info(call, req, from_a):
             return
         if req.method in ("INFO", "MESSAGE"):
             self._relay_request(call, req, from_a)
@@ -864,6 +877,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, AppCalls):
             return
         call.pending_offer = False
         self._send_response(reply)
+        if isinstance(event, ResponseReceived) and event.response.status < 300 and body:
+            self._dtmf_start(call)  # the codecs or telephone-events may have changed
 
     def stray(self, event: StrayResponse) -> None:
         """A 2xx retransmitted by B after its transaction ended: ACK it again."""
@@ -917,6 +932,27 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, AppCalls):
         while True:
             await asyncio.sleep(min(5.0, timeout / 2))
             self.reap(timeout)
+
+    # -- recording (issue #5) ---------------------------------------------------------------
+
+    def pause_recording(self, call_id: int) -> RecordingStatus:
+        """Record silence on call `call_id` (its `Call.id`) from now on, until
+        `resume_recording`. NoSuchCall or NotRecorded if it cannot be."""
+        recordings, call = self._recorded(call_id)
+        return recordings.pause(call)
+
+    def resume_recording(self, call_id: int) -> RecordingStatus:
+        """Record call `call_id` again. NoSuchCall or NotRecorded if it cannot be."""
+        recordings, call = self._recorded(call_id)
+        return recordings.resume(call)
+
+    def _recorded(self, call_id: int) -> tuple[Recordings, Call]:
+        call = next((c for c in self._by_invite.values() if c.id == call_id), None)
+        if call is None or call.state == "ended":
+            raise NoSuchCall(f"no call {call_id} on this node (it may have ended)")
+        if self.recordings is None:
+            raise NotRecorded("this node records no calls")
+        return self.recordings, call
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -1007,11 +1043,14 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, AppCalls):
         if call.ended_at is None:
             call.ended_at = time.time()
             call.quality = self.quality(call)
+            if self.recordings is not None:
+                self.recordings.ended(call)
             if self.on_end is not None:
                 try:
                     self.on_end(call)
                 except Exception:
                     log.exception("on_end failed for call %d", call.id)
+        self._dtmf_stop(call)
         if call.media is not None:
             call.media.close()
             call.media = None
@@ -1032,7 +1071,10 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, AppCalls):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.recordings is not None:
+            await self.recordings.close()  # what was recorded so far is kept
         for call in list(self._by_invite.values()):
+            self._dtmf_stop(call)
             if call.app is not None:
                 call.app.finished("node stopped")
             if call.media is not None:

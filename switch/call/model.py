@@ -23,6 +23,7 @@ from .routing import Target
 
 if TYPE_CHECKING:
     from .app import AppCall
+    from .dtmf_calls import DtmfState
     from .webrtc_legs import WebRtcState
 
 _ids = itertools.count(1)
@@ -81,6 +82,7 @@ class Call:
     transfer: Request | None = None  # the REFER being carried out
     media: MediaSession | None = None  # the RTP relay, when the offer came with the INVITE
     webrtc: WebRtcState | None = None  # set when a leg is a browser (switch.call.webrtc_legs)
+    dtmf: DtmfState | None = None  # offers seen, and the DTMF bridge (switch.call.dtmf_calls)
     offer_b: bytes | None = None  # A's offer as leg B sees it (anchored in the node)
     trunks: list[tuple[str, str]] = field(default_factory=list)  # counted against max_calls
     state: str = "routing"  # routing, calling, answered, ended
@@ -112,6 +114,10 @@ class Call:
     ack_wait: PendingAck | None = None
     redirects: int = 0  # 3xx followed so far
     a_trunk: tuple[str, str] | None = None  # the trunk on leg A's side, if any
+    # The recording (issue #5): its file, and the spans paused (seconds from
+    # its start), known once the call ended. Empty when it was not recorded.
+    recording_path: str = ""
+    recording_paused: list[tuple[float, float]] = field(default_factory=list)
     app: AppCall | None = None  # the application that has the call (switch.call.app)
 
 

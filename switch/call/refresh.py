@@ -136,6 +136,7 @@ class SessionRefresh:
         """The SDP leg `side` has from us: the other side's, anchored on our port."""
         theirs = call.b_sdp if side == "a" else call.a_sdp
         theirs = self._webrtc_resend(call, side, theirs)  # type: ignore[attr-defined]
+        theirs = self._dtmf_resend(call, side, theirs)  # type: ignore[attr-defined]
         media = call.media
         if media is None or not theirs:
             return theirs

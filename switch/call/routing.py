@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..config import Config, OutboundRoute, Tenant
+from ..config import Config, Did, OutboundRoute, Tenant
 from ..numbers import NumberClass, classify, clean, format_number, to_e164
 from ..registrar.guard import Caller
 from ..registrar.service import flow_of
@@ -99,13 +99,18 @@ class Router:
             return await self._from_trunk(tenant, dialled)
         return await self._from_agent(tenant, caller.name, dialled)
 
-    async def _from_trunk(self, tenant: Tenant, did: str) -> Target | Rejection | App:
+    def did(self, tenant: Tenant, did: str) -> Did | None:
+        """The DID of `tenant` that the number `did` (as a carrier sent it) is."""
         entry = tenant.dids.get(did)
         if entry is None:
             # Carriers send the same number as +44..., 44... or 0...
             dids, plan = self._dids[tenant.id], tenant.numbers.plan
             written = dids.get(to_e164(did, plan)) or dids.get(to_e164("+" + did, plan))
             entry = tenant.dids.get(written) if written is not None else None
+        return entry
+
+    async def _from_trunk(self, tenant: Tenant, did: str) -> Target | Rejection | App:
+        entry = self.did(tenant, did)
         if entry is None:
             return Rejection(404, f"Not Found (no DID {did[:32]!r})")
         kind, value = entry.target

@@ -179,6 +179,7 @@ class Transfers:
             # The new party speaks another codec than the one who left: the
             # one who stays gets the new party's SDP as a new offer.
             self._refresh(call, "b" if from_a else "a", offer=True)
+        self._dtmf_start(call)  # type: ignore[attr-defined]  # the new party's DTMF form
 
     def _attended(
         self, call: Call, refer: Request, from_a: bool, replaces: tuple[str, str, str]
@@ -252,7 +253,10 @@ class Transfers:
         other.hangup = Hangup("caller" if in_other == "a" else "callee", 200,
                               "transferred (attended)")  # fmt: skip
         other.state = "ended"
+        if self.recordings is not None:  # the recording follows the party that joined
+            self.recordings.joined(call, mine, other)
         self._forget(other)
+        self._dtmf_start(call)  # type: ignore[attr-defined]  # new legs, maybe new forms
         log.info("call %d: joined with call %d (attended transfer)", call.id, other.id)
 
     def _transfer_failed(self, call: Call, from_a: bool, status: int, reason: str) -> None:

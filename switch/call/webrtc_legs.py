@@ -16,9 +16,15 @@ answer is cut to the shared codecs and the relay passes packets through;
 when they share none, the receiving leg is answered with its own first
 transcodable codec and the WebRTC leg transcodes (Opus <-> G.711).
 
+A browser's new offer (re-INVITE or UPDATE) with a new ice-ufrag/ice-pwd
+restarts ICE on its leg (RFC 8445 §9): the node's answer carries new
+credentials of its own, media stays on the old path until the new one is
+found, and the DTLS association and SRTP keys stay (a new a=fingerprint
+makes a new DTLS handshake). `ice` (set by the wiring from `[media]`) says
+which STUN and TURN servers the legs gather candidates from.
+
 Not handled yet: transfers and session-timer refreshes that move a WebRTC
-leg to another call, ICE restarts in a re-INVITE (the first connection is
-kept), the echo test app for a browser.
+leg to another call, the echo test app for a browser.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..media.ice import IceSettings
 from ..media.relay import LegMedia, MediaSession
 from ..media.transcode import CodecChoice
 from ..media.webrtc import WebRtcLeg
@@ -63,6 +70,8 @@ class WebRtcState:
 
 class WebRtcCalls:
     """Part of `Calls` (a mixin): uses its `media` pool and `media_address`."""
+
+    ice = IceSettings()  # the WebRTC legs' STUN/TURN servers, ICE-lite, policy
 
     def _browser_sides(self, call: Call, target: Target) -> frozenset[str]:
         sides = set()
@@ -125,7 +134,9 @@ class WebRtcCalls:
         legs: list[LegMedia] = []
         try:
             for side in "ab":
-                legs.append(await WebRtcLeg.open(pool) if side in browsers else await pool.leg())
+                legs.append(
+                    await WebRtcLeg.open(pool, self.ice) if side in browsers else await pool.leg()
+                )
         except OSError:
             for leg in legs:
                 leg.close()
@@ -164,14 +175,15 @@ class WebRtcCalls:
         if to not in state.browsers:
             return to_plain(body, PLAIN_EXTRA if offer and sender in state.browsers else ())
         leg = _webrtc(legs[to])
+        if not offer and to in state.remote:
+            # The node answers the browser: connect now (not at its offer:
+            # ICE checks would time out while the callee rings). Before the
+            # answer is made: an offer restarting ICE gets new credentials.
+            leg.start(state.remote[to], offerer=False)
         local = leg.local(self.media_address, "actpass" if offer else "active")  # type: ignore[attr-defined]
         extra = WEBRTC_EXTRA if offer and sender not in state.browsers else ()
         body = to_webrtc(body, local, extra)
         state.sent[to] = body
-        if not offer and to in state.remote:
-            # The node answers the browser: connect now (not at its offer:
-            # ICE checks would time out while the callee rings).
-            leg.start(state.remote[to], offerer=False)
         return body
 
     @staticmethod

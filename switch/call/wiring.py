@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..config import Config
+from ..media.ice import IceSettings
 from ..media.relay import PortPool
 from ..registrar.accounts import Accounts
 from ..registrar.auth import Authenticator
@@ -22,6 +23,7 @@ from ..store.state import State
 from .app import Apps
 from .b2bua import Calls
 from .carrier import CarrierRegistrations
+from .recording import Recordings
 from .routing import Locate, Router
 from .trunks import TrunkMonitor
 
@@ -62,8 +64,11 @@ def build_calls(
     trunks = TrunkMonitor(config, sip.request, sip.sent_by, sip.server, locate=sip.locate)
     media, calls_config = config.media, config.calls
     listen = config.sip.listen.host
+    router = Router(config, state.locations, trunks.is_up, locate=sip.locate)
+    recordings = Recordings(config, router)
+    recordings.report_leftovers()  # a crash's remnants, for the operator
     calls = Calls(
-        Router(config, state.locations, trunks.is_up, locate=sip.locate),
+        router,
         sip.send_request,
         sip.respond,
         sip.send_stateless,
@@ -74,6 +79,8 @@ def build_calls(
         session_expires=calls_config.session_expires,
         min_se=calls_config.min_se,
         redirects=calls_config.redirects,
+        recordings=recordings,
         apps=apps,
     )
+    calls.ice = IceSettings.from_config(media)
     return CallParts(carriers, guard, trunks, calls)

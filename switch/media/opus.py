@@ -49,6 +49,7 @@ try:
     import opuslib_next
     from opuslib_next.api import decoder as _decoder
     from opuslib_next.api import encoder as _encoder
+    from opuslib_next.api import info as _info
 except Exception as exc:  # it raises a bare Exception when libopus is not found
     raise ImportError(
         f"Opus needs the libopus shared library ({exc}): install it with "
@@ -65,6 +66,12 @@ MAX_PAYLOAD = 1500
 
 class OpusError(ValueError):
     """Audio libopus refused: a corrupt packet, or a frame of a size Opus cannot code."""
+
+
+def version() -> str:
+    """The version of libopus in use, e.g. "libopus 1.3.1" (for file headers)."""
+    text = _info.get_version_string()
+    return text.decode() if isinstance(text, bytes) else str(text)
 
 
 def _check_rate(rate: int) -> None:
@@ -96,8 +103,11 @@ class OpusEncoder:
         fec: bool = True,
         expected_loss: int = 10,
         dtx: bool = False,
+        channels: int = 1,
     ) -> None:
         _check_rate(rate)
+        if channels not in (1, 2):
+            raise ValueError(f"an Opus stream is mono or stereo here; got {channels} channels")
         if not 6000 <= bitrate <= 510000:
             raise ValueError(f"Opus bitrate is 6000 to 510000 bit/s; got {bitrate}")
         if not 0 <= complexity <= 10:
@@ -105,7 +115,8 @@ class OpusEncoder:
         if not 0 <= expected_loss <= 100:
             raise ValueError(f"expected loss is a percentage, 0 to 100; got {expected_loss}")
         self.rate = rate
-        self._coder = opuslib_next.Encoder(rate, 1, "voip")
+        self.channels = channels
+        self._coder = opuslib_next.Encoder(rate, channels, "voip")
         self._coder.bitrate = bitrate
         self._coder.complexity = complexity
         self._coder.inband_fec = int(fec)
@@ -114,15 +125,22 @@ class OpusEncoder:
         self._state = self._coder.encoder_state
         self._out = ctypes.create_string_buffer(MAX_PAYLOAD)
         # Bytes in a frame of 2.5, 5, 10, 20, 40 and 60 ms.
-        self._sizes = {rate * tenths // 10000 * 2 for tenths in (25, 50, 100, 200, 400, 600)}
+        self._sizes = {
+            rate * tenths // 10000 * 2 * channels for tenths in (25, 50, 100, 200, 400, 600)
+        }
+        # Samples (at `rate`) the encoder delays its input by: what a file's
+        # pre-skip must cover (RFC 7845 §4.2).
+        self.lookahead: int = self._coder.lookahead
 
     def encode(self, pcm: bytes) -> bytes:
-        """One frame of linear audio (e.g. 20 ms: 1920 bytes at 48 kHz) to one payload."""
-        samples = len(pcm) // 2
+        """One frame of linear audio (e.g. 20 ms: 1920 bytes at 48 kHz; stereo
+        interleaved, twice that) to one payload."""
+        samples = len(pcm) // (2 * self.channels)
         if len(pcm) not in self._sizes:
             raise OpusError(
                 f"an Opus frame is 2.5, 5, 10, 20, 40 or 60 ms of audio "
-                f"({self.rate * FRAME_MS // 1000 * 2} bytes for 20 ms at {self.rate} Hz); "
+                f"({self.rate * FRAME_MS // 1000 * 2 * self.channels} bytes for 20 ms "
+                f"at {self.rate} Hz); "
                 f"got {len(pcm)} bytes"
             )
         pointer = ctypes.cast(ctypes.c_char_p(pcm), ctypes.POINTER(ctypes.c_int16))

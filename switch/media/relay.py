@@ -121,7 +121,9 @@ class RtpPort(RelayPort):
       this leg's endpoint, before it is relayed (a recorder, a DTMF
       detector, an application that answered the call). They must be quick
       and must not raise: they run on the fast path. A leg without taps
-      pays one attribute test per packet.
+      pays one attribute test per packet. A tap that returns True takes
+      the packet: the relay does not forward it (a DTMF bridge that drops
+      or renumbers packets forwards them itself, with `emit()`).
     - `emit()`: sends a packet the node made (a prompt, a tone, a DTMF event)
       to this leg's endpoint, in the same continuous stream as what is
       relayed to it before and after.
@@ -135,15 +137,16 @@ class RtpPort(RelayPort):
         self.reception = Reception()  # the stream from this leg's endpoint
         self.sending = Sending()  # the stream to this leg's endpoint
         self._count = self.reception.update  # bound once: the fast path calls it
-        self.tap: Callable[[bytes], None] | None = None  # what the fast path calls
-        self._taps: list[Callable[[bytes], None]] = []
+        self.tap: Callable[[bytes], bool | None] | None = None  # what the fast path calls
+        self._taps: list[Callable[[bytes], bool | None]] = []
 
-    def add_tap(self, tap: Callable[[bytes], None]) -> None:
-        """Call `tap` with each RTP packet from this leg's endpoint, from now on."""
+    def add_tap(self, tap: Callable[[bytes], bool | None]) -> None:
+        """Call `tap` with each RTP packet from this leg's endpoint, from now on
+        (a packet for which it returns True is not relayed)."""
         self._taps.append(tap)
         self._set_tap()
 
-    def remove_tap(self, tap: Callable[[bytes], None]) -> None:
+    def remove_tap(self, tap: Callable[[bytes], bool | None]) -> None:
         """Stop calling `tap` (no error if it was not there)."""
         if tap in self._taps:
             self._taps.remove(tap)
@@ -157,9 +160,12 @@ class RtpPort(RelayPort):
             self.tap = taps[0]
         else:
 
-            def fan_out(data: bytes) -> None:
+            def fan_out(data: bytes) -> bool:
+                taken = False
                 for tap in taps:
-                    tap(data)
+                    if tap(data):
+                        taken = True
+                return taken
 
             self.tap = fan_out
 
@@ -181,8 +187,8 @@ class RtpPort(RelayPort):
         # packet type of 192-223 where RTP has its marker and payload type.
         if first >> 6 == 2 and not 191 < flags < 224:
             jumped = self._count(ssrc, seq, ts, flags & 0x7F, now)
-            if self.tap is not None:
-                self.tap(data)
+            if self.tap is not None and self.tap(data):
+                return  # taken: the tap forwards it itself, or not at all
             if out is None or out.remote is None or out.transport is None:
                 return
             out._send(data, ssrc, seq, ts, self.reception.rate, jumped, now)
@@ -512,9 +518,7 @@ class PortPool:
             except OSError:
                 rtp.close()
                 continue
-            self._rtcp.add(rtcp)  # type: ignore[arg-type]
-            if self._ticker is None:
-                self._ticker = loop.call_later(REPORT_TICK, self._tick)
+            self.add_reports(rtcp)  # type: ignore[arg-type]
             return LegMedia(rtp, rtcp)  # type: ignore[arg-type]
         raise OSError(errno.EADDRINUSE, f"no free RTP port pair in {self.low}-{self.high}")
 
@@ -533,6 +537,14 @@ class PortPool:
             except OSError:  # in use: the next one (see `leg`)
                 continue
         raise OSError(errno.EADDRINUSE, f"no free RTP port in {self.low}-{self.high}")
+
+    def add_reports(self, rtcp: RtcpPort) -> None:
+        """Call `rtcp.tick` on the pool's timer when its reports are due, until it
+        is closed (for a port made elsewhere too: a WebRTC leg's, which sends
+        on its ICE socket)."""
+        self._rtcp.add(rtcp)
+        if self._ticker is None:
+            self._ticker = asyncio.get_running_loop().call_later(REPORT_TICK, self._tick)
 
     def _tick(self) -> None:
         now = time.monotonic()

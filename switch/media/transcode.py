@@ -75,10 +75,18 @@ def can_transcode(codec: Codec) -> bool:
 
 @dataclass(slots=True, frozen=True)
 class CodecChoice:
-    """The codec of leg A and the codec of leg B, each with that leg's payload type."""
+    """The codec of leg A and the codec of leg B, each with that leg's payload type,
+    and (for a transcoded call) each leg's telephone-event, if it has one: DTMF
+    events are mapped from one to the other (`switch.media.packet_transcoder`)."""
 
     a: Codec
     b: Codec
+    a_event: Codec | None = None
+    b_event: Codec | None = None
+
+    def reversed(self) -> CodecChoice:
+        """The same choice seen from leg B."""
+        return CodecChoice(self.b, self.a, self.b_event, self.a_event)
 
     @property
     def passthrough(self) -> bool:

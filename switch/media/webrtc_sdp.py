@@ -14,6 +14,8 @@ leg is shown the SDP of its own kind:
   offering only Opus still reaches a trunk that speaks only PCMU.
 - `answer_codecs` narrows an answer to what the receiving side offered, with
   the `CodecChoice` the relay then follows (pass-through or transcode).
+  Transcoding keeps the receiver's telephone-event in the answer, and the
+  choice names both sides' (DTMF events are mapped across the transcoder).
 
 Everything here is pure (bytes in, bytes out); addresses and ports are set
 afterwards by `switch.media.relay.anchor`, as for every other leg.
@@ -26,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..sip.sdp import Codec, MediaDescription, SdpError, SessionDescription, parse_sdp
+from .dtmf.sdp import EVENTS_FMTP, TELEPHONE_EVENT, event_for, free_payload_type, is_event
 from .transcode import CodecChoice, choose_codecs
 
 WEBRTC_PROTO = "UDP/TLS/RTP/SAVPF"
@@ -65,6 +68,7 @@ class LocalTransport:
     fingerprint: tuple[str, str]  # (hash algorithm, colon-separated hex)
     setup: str  # actpass in an offer, active or passive in an answer
     candidates: tuple[str, ...]
+    ice_lite: bool = False  # the node runs ICE-lite (a=ice-lite, RFC 8839 §5.3)
 
 
 def _audio(sdp: SessionDescription) -> MediaDescription | None:
@@ -188,6 +192,8 @@ def to_webrtc(body: bytes, local: LocalTransport, extra: Iterable[Codec] = ()) -
     audio.attributes += [("candidate", c) for c in local.candidates]
     audio.attributes.append(("end-of-candidates", None))
     sdp.attributes[:0] = [("group", f"BUNDLE {MID}")]
+    if local.ice_lite:
+        sdp.attributes.insert(0, ("ice-lite", None))
     return sdp.to_bytes()
 
 
@@ -207,7 +213,9 @@ def answer_codecs(answer: bytes, offered: Iterable[Codec]) -> tuple[bytes, Codec
     Returns the answer and the codec choice (choice.a: the receiver's codec,
     choice.b: the far side's). On pass-through the answer keeps its codecs
     that the receiver offered; on transcoding it names the receiver's first
-    transcodable codec alone, with the receiver's payload type. None: no
+    transcodable codec alone, with the receiver's payload type, and the
+    receiver's telephone-event if it offered one (the node maps DTMF events
+    across, or makes them: `choice.a_event`, `choice.b_event`). None: no
     codec can bridge the two (the answer is returned unchanged).
     """
     offered = list(offered)
@@ -222,8 +230,12 @@ def answer_codecs(answer: bytes, offered: Iterable[Codec]) -> tuple[bytes, Codec
     if choice.passthrough:
         keep = [pt for pt, c in answered.items() if any(c.same_format(o) for o in offered)]
     else:
-        keep = [choice.a.payload_type]  # type: ignore[list-item]
-        _rename(audio, answered, choice)
+        choice = _with_events(choice, offered, list(answered.values()))
+        shown = [choice.a]
+        if choice.a_event is not None and choice.a_event in offered:
+            shown.append(choice.a_event)  # (not one of the node's own numbering)
+        keep = [c.payload_type for c in shown]  # type: ignore[misc]
+        _rename(audio, shown)
     audio.formats = [str(pt) for pt in keep]
     kept = {str(pt) for pt in keep}
     audio.attributes[:] = [
@@ -234,11 +246,32 @@ def answer_codecs(answer: bytes, offered: Iterable[Codec]) -> tuple[bytes, Codec
     return sdp.to_bytes(), choice
 
 
-def _rename(audio: MediaDescription, answered: dict[int, Codec], choice: CodecChoice) -> None:
-    """Describe the receiver's codec in place of the far side's (transcoding)."""
-    codec = choice.a
+def _rename(audio: MediaDescription, codecs: list[Codec]) -> None:
+    """Describe the receiver's codecs in place of the far side's (transcoding)."""
     audio.attributes[:] = [(n, v) for n, v in audio.attributes if n not in ("rtpmap", "fmtp")]
-    audio.attributes.append(("rtpmap", f"{codec.payload_type} {codec.rtpmap}"))
-    if codec.fmtp:
-        audio.attributes.append(("fmtp", f"{codec.payload_type} {codec.fmtp}"))
+    for codec in codecs:
+        audio.attributes.append(("rtpmap", f"{codec.payload_type} {codec.rtpmap}"))
+        if codec.fmtp:
+            audio.attributes.append(("fmtp", f"{codec.payload_type} {codec.fmtp}"))
     audio.attributes = [(n, v) for n, v in audio.attributes if n != "ptime"]
+
+
+def _with_events(choice: CodecChoice, offered: list[Codec], answered: list[Codec]) -> CodecChoice:
+    """`choice` with each side's telephone-event (the one on its codec's clock).
+
+    When only one side has one, the other is given a payload type of the
+    node's own on its side of the relay (free among its codecs, not in its
+    SDP): the node's DTMF bridge speaks to it in that number, and the
+    transcoder maps it to the side that has events.
+    """
+    a_event = event_for([c for c in offered if is_event(c)], choice.a.clock_rate)
+    b_event = event_for([c for c in answered if is_event(c)], choice.b.clock_rate)
+    if a_event is None and b_event is None:
+        return choice
+    if a_event is None:
+        pt = free_payload_type(c.payload_type for c in offered if c.payload_type is not None)
+        a_event = Codec(TELEPHONE_EVENT, choice.a.clock_rate, 1, pt, EVENTS_FMTP)
+    if b_event is None:
+        pt = free_payload_type(c.payload_type for c in answered if c.payload_type is not None)
+        b_event = Codec(TELEPHONE_EVENT, choice.b.clock_rate, 1, pt, EVENTS_FMTP)
+    return CodecChoice(choice.a, choice.b, a_event, b_event)

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from switch.media.recorder import AGENT, CALLER, Recorder, Tracks, interleave, leftovers
 from switch.media.tones import Step, Tone, render
 from switch.media.wav import read_wav
+from tests.media.audio import peaks, rms
 
 RATE = 8000
 FRAME = 160  # samples in 20 ms at 8 kHz
@@ -234,11 +235,13 @@ def test_a_recording_and_its_metadata(tmp_path):
         "tenant": "acme",
         "file": "call-1.wav",
         "format": "wav",
+        "codec": "pcm_s16le",
         "rate": 8000,
         "channels": ["caller", "agent"],
         "started_at": "2026-11-23T14:00:00+00:00",
         "ended_at": "2026-11-23T14:00:03+00:00",
         "duration": 3.0,
+        "paused_duration": 0.25,
         "paused": [{"from": 2.5, "to": 2.75}],
         "bytes": 44 + 4 * 3 * 8000,
     }
@@ -320,3 +323,69 @@ def test_a_recording_is_never_overwritten(tmp_path):
     with pytest.raises(FileExistsError, match=r"r\.wav exists already"):
         Recorder(tmp_path / "r.wav", call_id="c", tenant="t", start=0.0)
     assert (tmp_path / "r.wav").read_bytes() == before
+
+
+def _decode_opus(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """A recorder's Opus file decoded at 48 kHz: (left, right, samples)."""
+    import opuslib_next
+
+    from switch.media.ogg import read_packets, read_pages
+
+    pages = list(read_pages(path.read_bytes()))
+    head, tags, *packets = read_packets(pages)
+    assert head.startswith(b"OpusHead") and tags.startswith(b"OpusTags")
+    pre_skip = int.from_bytes(head[10:12], "little")
+    decoder = opuslib_next.Decoder(48000, 2)
+    x = np.frombuffer(b"".join(decoder.decode(p, 5760) for p in packets), "<i2")
+    length = pages[-1].granule - pre_skip
+    x = x[2 * pre_skip : 2 * (pre_skip + length)].astype(np.float64)
+    return x[0::2], x[1::2], length
+
+
+def test_an_opus_recording_with_a_pause(tmp_path):
+    path = tmp_path / "call.opus"
+    rec = Recorder(path, call_id="c", tenant="t", start=0.0, format="opus")
+    left = render(Tone((Step((440,), 3000),)), RATE)
+    right = render(Tone((Step((1000,), 3000),)), RATE)
+    for (t, a), (_, b) in zip(_frames(left), _frames(right), strict=True):
+        if round(t, 2) == 1.0:
+            rec.pause(t)
+        if round(t, 2) == 2.0:
+            rec.resume(t)
+        rec.feed(CALLER, t, a)
+        rec.feed(AGENT, t, b)
+    meta = rec.close(3.0)
+    assert (meta["format"], meta["codec"], meta["duration"]) == ("opus", "opus", 3.0)
+    assert meta["paused"] == [{"from": 1.0, "to": 2.0}] and meta["paused_duration"] == 1.0
+    assert meta["bytes"] == path.stat().st_size
+    assert 4000 < meta["bytes"] < 3 * 32000 / 8 * 1.3  # at most about 32 kbit/s (VBR)
+    caller, agent, length = _decode_opus(path)
+    assert length == 3 * 48000  # exactly as long as the call, trimmed
+    for channel, freq in ((caller, 440), (agent, 1000)):
+        assert peaks(channel[4800:43200], 48000, 1) == pytest.approx([freq], abs=3)
+        assert peaks(channel[105600:139200], 48000, 1) == pytest.approx([freq], abs=3)
+        assert rms(channel[49000:95000]) < 20  # paused: silence
+        assert rms(channel[105600:139200]) > 2000
+
+
+def test_a_short_opus_recording_is_still_a_whole_file(tmp_path):
+    path = tmp_path / "short.opus"
+    rec = Recorder(path, call_id="c", tenant="t", start=0.0, format="opus")
+    meta = rec.close(0.0)  # answered and hung up at once: nothing recorded
+    assert meta["duration"] == 0.0
+    _, _, length = _decode_opus(path)
+    assert length == 0
+
+
+def test_an_abandoned_recording_stays_as_a_leftover(tmp_path):
+    rec = Recorder(tmp_path / "r.wav", call_id="c", tenant="t", start=0.0)
+    rec.feed(CALLER, 0.0, bytes(320))
+    rec.abandon()  # the disk filled up, say
+    assert leftovers(tmp_path) == [tmp_path / ".r.wav.partial"]
+    assert not (tmp_path / "r.wav").exists()
+
+
+def test_an_unknown_format_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="recordings are wav or opus, not 'mp3'"):
+        Recorder(tmp_path / "r.mp3", call_id="c", tenant="t", start=0.0, format="mp3")
+    assert list(tmp_path.iterdir()) == []

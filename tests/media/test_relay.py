@@ -559,3 +559,30 @@ def test_a_legs_codec_is_named_from_its_sdp_and_its_quality_rated() -> None:
     worse = relay.LegQuality(**{**figures, "packets_lost": 100}, codec="pcmu").to_dict()
     assert 1.0 <= worse["mos"] < good["mos"] <= 4.5
     assert relay.LegQuality(**figures, codec="g723").to_dict()["mos"] is None  # no E-model values
+
+
+async def test_a_tap_that_takes_a_packet_stops_the_relay_forwarding_it():
+    session = await PortPool("127.0.0.1", 34500, 34600).session()
+    alice, bob = _udp(), _udp()
+    seen: list[bytes] = []
+    try:
+        session.a.expect(alice.getsockname())
+        session.b.expect(bob.getsockname())
+        session.a.rtp.add_tap(seen.append)  # a recorder: returns None, takes nothing
+
+        def take_odd(packet: bytes) -> bool:
+            return HEADER.unpack_from(packet)[1] % 2 == 1
+
+        session.a.rtp.add_tap(take_odd)
+        for seq in (10, 11, 12):
+            alice.sendto(_rtp(seq, 160 * seq, 0xA11CE), ("127.0.0.1", session.a.port))
+        assert HEADER.unpack_from((await _recv(bob))[0])[1] == 10
+        assert HEADER.unpack_from((await _recv(bob))[0])[1] == 12  # 11 was taken
+        assert len(seen) == 3  # every tap still sees every packet
+        session.a.rtp.remove_tap(take_odd)
+        alice.sendto(_rtp(13, 160 * 13, 0xA11CE), ("127.0.0.1", session.a.port))
+        assert HEADER.unpack_from((await _recv(bob))[0])[1] == 13
+    finally:
+        session.close()
+        for sock in (alice, bob):
+            sock.close()

@@ -121,7 +121,11 @@ def test_an_answer_with_no_common_codec_is_transcoded_to_the_receivers_codec():
     assert choice is not None and not choice.passthrough
     assert (choice.a.name, choice.b.name) == ("opus", "PCMU")
     audio = parse_sdp(body).media[0]
-    assert audio.formats == ["111"] and audio.rtpmaps()[111].rtpmap == "opus/48000/2"
+    # The receiver's telephone-event stays: DTMF is mapped across the transcoder.
+    assert audio.formats == ["111", "126"] and audio.rtpmaps()[111].rtpmap == "opus/48000/2"
+    assert audio.rtpmaps()[126].rtpmap == "telephone-event/8000"
+    assert choice.a_event == Codec("telephone-event", 8000, 1, 126)
+    assert choice.b_event == Codec("telephone-event", 8000, 1, 101)
 
 
 def _rtp(pt: int, seq: int, ts: int, payload: bytes, ssrc: int = 0x1234) -> bytes:

@@ -4,6 +4,12 @@ aiortc plays the browser: full ICE, DTLS-SRTP, Opus and PCMU, the SDP a
 browser sends. Its ICE agent (aioice) leaves 127.0.0.1 out of its host
 candidates; tests stay on loopback, so `loopback_candidates` makes it
 gather there alone (a browser on the same machine as the node).
+
+aiortc cannot restart ICE by itself; `Browser.restart_ice` does what a
+browser does (`RTCPeerConnection.restartIce()`): a new ICE agent (aioice) on
+a new socket with new credentials, offered in a new SDP, connected to the
+answer's, then put under the peer connection's DTLS transport, which goes
+on with the same association and SRTP keys.
 """
 
 from __future__ import annotations
@@ -11,11 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Protocol
 from unittest import mock
 
 import numpy as np
+from aioice import Candidate, Connection
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from av import AudioFrame
 from av.audio.resampler import AudioResampler
@@ -96,6 +105,10 @@ class Browser:
     async def accept(self, answer: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
 
+    async def restart_ice(self) -> IceRestart:
+        """Begin an ICE restart: the new agent's candidates are gathered."""
+        return await IceRestart.begin(self)
+
     def heard(self, skip: float = 0.0) -> np.ndarray:
         """What the browser played out so far (48 kHz mono floats), minus the first `skip` s."""
         if not self._pcm:
@@ -107,3 +120,63 @@ class Browser:
         if self._reader is not None:
             self._reader.cancel()
         await self.pc.close()
+
+
+class IceEnd(Protocol):
+    """The far end's ICE parameters, as the node's SDP gives them."""
+
+    ufrag: str
+    pwd: str
+    candidates: Iterable[str]
+
+
+class IceRestart:
+    """The browser's side of an ICE restart it starts (RFC 8445 §9), in steps:
+    `offer` (its new SDP), `complete` (with the answer's ICE end), then
+    `drop_old_path` (its old socket closed: media must be on the new one)."""
+
+    def __init__(self, browser: Browser, old: Connection, new: Connection) -> None:
+        self.ice = browser.transceiver.sender.transport.transport  # its RTCIceTransport
+        self.old, self.new = old, new
+
+    @classmethod
+    async def begin(cls, browser: Browser) -> IceRestart:
+        old = browser.transceiver.sender.transport.transport._connection
+        new = Connection(ice_controlling=old.ice_controlling)  # roles stay (RFC 8445 §9)
+        with loopback_candidates():
+            await new.gather_candidates()
+        new._queue = old._queue  # the DTLS transport goes on reading where it reads
+        return cls(browser, old, new)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the browser now sends from (its new host candidate)."""
+        candidate = self.new.local_candidates[0]
+        return candidate.host, candidate.port
+
+    def offer(self, previous: str) -> str:
+        """`previous` (the browser's last SDP) with the new ICE credentials and candidates."""
+        sdp = re.sub(r"a=ice-ufrag:\S+", f"a=ice-ufrag:{self.new.local_username}", previous)
+        sdp = re.sub(r"a=ice-pwd:\S+", f"a=ice-pwd:{self.new.local_password}", sdp)
+        sdp = re.sub(r"a=candidate:[^\r\n]*\r\n", "", sdp)
+        lines = "".join(f"a=candidate:{c.to_sdp()}\r\n" for c in self.new.local_candidates)
+        return sdp.replace("a=end-of-candidates", lines + "a=end-of-candidates", 1)
+
+    async def complete(self, far: IceEnd) -> None:
+        """Connect the new agent to the node's new end, then move the peer
+        connection onto it."""
+        new = self.new
+        new.remote_username, new.remote_password = far.ufrag, far.pwd
+        for line in far.candidates:
+            await new.add_remote_candidate(Candidate.from_sdp(line))
+        await new.add_remote_candidate(None)
+        await new.connect()
+        ice = self.ice
+        ice._connection, ice._recv, ice._send = new, new.recv, new.send
+        # aiortc watches its agent for closing: watch the new one from now on.
+        ice._RTCIceTransport__monitor_task.cancel()
+        ice._RTCIceTransport__monitor_task = asyncio.ensure_future(ice._monitor())
+
+    async def drop_old_path(self) -> None:
+        self.old._queue = asyncio.Queue()  # (its closing must not end the DTLS transport)
+        await self.old.close()

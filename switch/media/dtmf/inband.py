@@ -105,13 +105,18 @@ def _ratio(db: float) -> float:
     return 10 ** (db / 10)
 
 
-def generate(digit: str, seconds: float, level: float = -7.0, twist: float = 0.0) -> bytes:
+def generate(
+    digit: str, seconds: float, level: float = -7.0, twist: float = 0.0, start: int = 0
+) -> bytes:
     """`digit` as sound: linear 8 kHz audio, each frequency at `level` dBm0 and
-    the column `twist` dB above the row. For sending keys in-band, and tests."""
+    the column `twist` dB above the row. For sending keys in-band, and tests.
+
+    `start` is the sample the audio begins at: a tone made frame by frame
+    (`start` = 0, 160, 320...) is one continuous sine, without clicks."""
     key = DIGITS[event_code(digit)]
     row = next(i for i, keys in enumerate(KEYPAD) if key in keys)
     col = KEYPAD[row].index(key)
-    t = np.arange(round(seconds * RATE)) / RATE
+    t = (start + np.arange(round(seconds * RATE))) / RATE
     low = ZERO_DBM0 * 10 ** (level / 20)
     high = ZERO_DBM0 * 10 ** ((level + twist) / 20)
     wave = low * np.sin(2 * np.pi * ROWS[row] * t) + high * np.sin(2 * np.pi * COLUMNS[col] * t)
@@ -167,6 +172,11 @@ class ToneDetector:
         for key in self._keys(windows):
             self._step(key, out)
         return out
+
+    @property
+    def sounding(self) -> bool:
+        """A key is down (begun and not yet ended)."""
+        return self._key is not None
 
     def flush(self) -> list[DigitBegin | Digit]:
         """The stream stopped: a key sounding until now has ended."""
