@@ -18,6 +18,7 @@ import ast
 import copy
 import difflib
 import ipaddress
+import itertools
 import json
 import os
 import re
@@ -756,6 +757,253 @@ class DnsConfig(_Model):
     negative_ttl: int = Field(30, ge=0, le=3600)
 
 
+# ---------------------------------------------------------------------------
+# ACD (switch/apps/acd): the keys queues, agents and tenants carry for call
+# distribution. Kept in this one block, plus the fields marked "ACD" in
+# Agent, Queue and Tenant and one call in _build (_check_acd).
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS_RANGE = re.compile(r"([01][0-9]|2[0-4]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])")
+# Reasons the ACD sets by itself; a tenant's own reasons must differ from them.
+ACD_SYSTEM_REASONS = ("disconnected", "missed calls")
+
+
+def _opening_range(text: str) -> tuple[int, int]:
+    """ "08:00-18:00" -> (480, 1080), minutes since midnight; end may be 24:00."""
+    match = _HOURS_RANGE.fullmatch(text)
+    if match is None:
+        raise ValueError(
+            f'{_show(text)} is not an opening range "HH:MM-HH:MM" (e.g. "08:00-18:00")'
+        )
+    h1, m1, h2, m2 = (int(part) for part in match.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if start >= 24 * 60 or end > 24 * 60:
+        raise ValueError(f"{_show(text)}: a day runs from 00:00 to 24:00")
+    if end <= start:
+        raise ValueError(
+            f"{_show(text)} ends before it starts; a range over midnight is two ranges "
+            '(e.g. "22:00-24:00" on one day and "00:00-06:00" on the next)'
+        )
+    return start, end
+
+
+def _opening_ranges(value: Any) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        ranges = sorted(_opening_range(item) for item in value)
+        for (_, end), (start, _) in itertools.pairwise(ranges):
+            if start < end:
+                raise ValueError(f"{_show(value)}: ranges overlap; merge them")
+    return value
+
+
+def _queue_holiday(value: Any) -> Any:
+    if isinstance(value, datetime):
+        raise ValueError(f"{value} is a date and time; write the date alone (e.g. 2025-12-25)")
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{_show(value)} is not a date (e.g. 2025-12-25)") from None
+    return value
+
+
+def _iana_zone(value: str) -> str:
+    if value in ("", "UTC"):  # "": the tenant's; UTC is valid without a tz database
+        return value
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        message = (
+            f"{_show(value)} is not an IANA time zone (e.g. UTC, Europe/Paris, America/New_York)"
+        )
+        close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1)
+        raise ValueError(f"{message}; did you mean {close[0]!r}?" if close else message) from None
+    return value
+
+
+OpeningRanges = Annotated[list[str], BeforeValidator(_opening_ranges)]
+QueueHoliday = Annotated[date, BeforeValidator(_queue_holiday)]
+SkillLevel = Annotated[int, Field(ge=1, le=10)]
+
+
+class QueueHours(_Model):
+    """When a queue takes callers: weekly hours in an IANA time zone, minus holidays.
+
+    A queue without `hours` is always open; with it, a day not listed is closed.
+    """
+
+    timezone: str = ""  # default: the tenant's timezone
+    mon: OpeningRanges = Field(default_factory=list)
+    tue: OpeningRanges = Field(default_factory=list)
+    wed: OpeningRanges = Field(default_factory=list)
+    thu: OpeningRanges = Field(default_factory=list)
+    fri: OpeningRanges = Field(default_factory=list)
+    sat: OpeningRanges = Field(default_factory=list)
+    sun: OpeningRanges = Field(default_factory=list)
+    holidays: list[QueueHoliday] = Field(default_factory=list)  # closed all day, queue zone
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _iana_zone(value)
+
+    def week(self) -> tuple[tuple[tuple[int, int], ...], ...]:
+        """Opening ranges in minutes since midnight, Monday first."""
+        return tuple(
+            tuple(sorted(_opening_range(text) for text in getattr(self, day))) for day in _WEEKDAYS
+        )
+
+
+class ExitTarget(_Model):
+    """Where a caller goes when a queue lets them out: exactly one key."""
+
+    queue: str | None = None  # another queue of the tenant (the caller keeps their seniority)
+    voicemail: str | None = Field(None, min_length=1)  # a mailbox name
+    ivr: str | None = None  # an IVR flow of the tenant
+    message: str | None = None  # said to the caller, then the call ends; "" = just hang up
+
+    @model_validator(mode="after")
+    def _one(self) -> ExitTarget:
+        given = [
+            key
+            for key in ("queue", "voicemail", "ivr", "message")
+            if getattr(self, key) is not None
+        ]
+        if len(given) != 1:
+            raise _problem(
+                "needs exactly one of queue, voicemail, ivr or message "
+                '(e.g. { queue = "sales" } or { message = "Please call back later." }); '
+                + ("got none" if not given else f"got {', '.join(given)}")
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(
+            k for k in ("queue", "voicemail", "ivr", "message") if getattr(self, k) is not None
+        )
+
+    @property
+    def value(self) -> str:
+        return getattr(self, self.kind)
+
+
+def _hang_up() -> ExitTarget:
+    return ExitTarget(message="")
+
+
+class QueueExits(_Model):
+    """Where callers go when a limit lets them out (default: the call ends)."""
+
+    max_wait: ExitTarget = Field(default_factory=_hang_up)  # waited the queue's max_wait
+    full: ExitTarget = Field(default_factory=_hang_up)  # max_len callers already wait
+    empty: ExitTarget = Field(default_factory=_hang_up)  # join_empty / leave_when_empty
+    closed: ExitTarget = Field(default_factory=_hang_up)  # outside hours, or a holiday
+
+
+class SkillRelax(_Model):
+    """From `after` seconds of waiting on, every skill level a caller requires is
+    `lower` levels below the original; a level lowered to 0 is no longer required."""
+
+    after: int = Field(ge=1)
+    lower: int = Field(ge=1, le=10)
+
+
+class QueueCallback(_Model):
+    """Callbacks: the caller hangs up and keeps their place; the node calls back."""
+
+    # off | agent-first (ring the agent, then dial the customer) | customer-first
+    mode: Literal["off", "agent-first", "customer-first"] = "off"
+    # Offer a callback (once) when the estimated wait passes this many seconds; 0 = never.
+    offer_ewt: int = Field(0, ge=0)
+    dial_timeout: int = Field(30, ge=5, le=300)  # seconds the customer's phone rings
+
+    @model_validator(mode="after")
+    def _on(self) -> QueueCallback:
+        if self.offer_ewt and self.mode == "off":
+            raise _problem(
+                'offering callbacks needs mode = "agent-first" or "customer-first"', "offer_ewt"
+            )
+        return self
+
+
+class AcdSettings(_Model):
+    """A tenant's ACD rules (`[tenants.<id>.acd]`)."""
+
+    # Reasons an agent may give for not ready; the ACD adds "disconnected"
+    # (no device reachable) and "missed calls" (max_missed in a row) itself.
+    not_ready_reasons: list[str] = Field(
+        default_factory=lambda: ["break", "lunch", "training", "meeting"]
+    )
+    # Offers rung out in a row before the agent is set not ready ("missed calls"); 0 = never.
+    max_missed: int = Field(3, ge=0, le=100)
+    # Seconds a caller's number is remembered with the agent who last served it (sticky agent).
+    sticky_memory: int = Field(7 * 86400, ge=0)
+
+    @field_validator("not_ready_reasons")
+    @classmethod
+    def _reasons(cls, value: list[str]) -> list[str]:
+        for reason in value:
+            if not reason.strip():
+                raise ValueError("a reason must not be empty")
+            if reason in ACD_SYSTEM_REASONS:
+                raise ValueError(f"{reason!r} is set by the ACD itself; leave it out")
+            if value.count(reason) > 1:
+                raise ValueError(f"{reason!r} is listed twice")
+        return value
+
+
+def _check_acd(
+    tenant: str,
+    source: _TenantSource,
+    objects: dict[str, dict[str, Any]],
+    plan: Plan | None,
+    report: _Report,
+) -> None:
+    """Tiers, exits and VIP numbers must fit the tenant's queues, flows and dialling plan."""
+    queues = objects["queues"]
+    for ext, agent in objects["agents"].items():
+        path = source.path("agents", ext)
+        for queue in agent.tiers:
+            if queue not in agent.queues:
+                report.add(
+                    (*path, "tiers", queue),
+                    f"agent {ext} is not in queue {queue!r}: add it to queues, or remove the tier",
+                )
+    for name, queue in queues.items():
+        path = source.path("queues", name)
+        for reason in ("max_wait", "full", "empty", "closed"):
+            target = getattr(queue.exits, reason)
+            where = (*path, "exits", reason)
+            if target.queue is not None:
+                if target.queue == name:
+                    report.add((*where, "queue"), "a queue cannot send its callers to itself")
+                elif target.queue not in source.names("queues"):
+                    known = _listing("queues", source.names("queues"))
+                    report.add(
+                        (*where, "queue"),
+                        f"queue {target.queue!r} does not exist in tenant {tenant!r} ({known})",
+                    )
+            if target.ivr is not None and target.ivr not in source.names("ivr"):
+                known = _listing("ivr", source.names("ivr"))
+                report.add(
+                    (*where, "ivr"),
+                    f"ivr {target.ivr!r} does not exist in tenant {tenant!r} ({known})",
+                )
+        if plan is not None:
+            for number in queue.vip_numbers:
+                if to_e164(number, plan) is None:
+                    report.add(
+                        (*path, "vip_numbers"),
+                        f"{_show(number)} is not a phone number in the tenant's plan",
+                    )
+
+
+# ---------------------------------------------------------------------------
+
+
 class Agent(_Model):
     name: str = ""
     password: str = Field(min_length=1)
@@ -772,6 +1020,11 @@ class Agent(_Model):
     may_dial: list[NumberClass] | None = None
     # Seconds this agent's phone rings on a direct call before the caller gets 480; 0 = no limit.
     ring_timeout: int = Field(0, ge=0)
+    # ACD: the tier (penalty) of this agent in some of its queues (default 1,
+    # offered first; tier n is offered a caller once the queue's tier_waits say so),
+    # and its weight for the weighted-random strategy.
+    tiers: dict[str, Annotated[int, Field(ge=1, le=9)]] = Field(default_factory=dict)
+    weight: int = Field(1, ge=1, le=100)
 
 
 class InboundRegister(_Model):
@@ -919,6 +1172,65 @@ class Queue(_Model):
     max_wait: int = Field(0, ge=0)  # seconds; 0 = no limit
     max_len: int = Field(0, ge=0)  # callers waiting; 0 = no limit
     music: str = "default"
+    # ACD routing (switch/apps/acd; the README's ACD section says how they combine).
+    # Seconds an agent may extend wrap-up to in all; default: max(wrapup, 120).
+    wrapup_max: int | None = Field(None, ge=0)
+    # Ranking: a caller of priority p in a queue of weight w ranks as if they had
+    # arrived priority_step * (p + w) seconds earlier (priorities 0-9).
+    weight: int = Field(0, ge=0, le=9)
+    priority_step: int = Field(60, ge=0, le=3600)
+    vip_numbers: list[PhoneNumber] = Field(default_factory=list)  # callers given vip_priority
+    vip_priority: int = Field(5, ge=1, le=9)
+    # Tier 2 agents are offered a caller after tier_waits[0] seconds, tier 3 after [1],
+    # ...; a tier past the list opens with the last; without tier_waits tiers only order.
+    tier_waits: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    # Skills every caller of this queue needs (the IVR may add more), and how
+    # the requirement is relaxed while a caller waits.
+    skills: dict[str, SkillLevel] = Field(default_factory=dict)
+    relax: list[SkillRelax] = Field(default_factory=list)
+    # Seconds a repeat caller waits for the agent who served them last; 0 = off.
+    sticky_wait: int = Field(0, ge=0, le=600)
+    # Callers may join when no agent who could take them is logged in (and
+    # ready or busy); leave_when_empty sends waiting callers out when the last goes.
+    join_empty: bool = True
+    leave_when_empty: bool = False
+    announce_every: int = Field(0, ge=0)  # seconds between position/EWT announcements; 0 = off
+    callback: QueueCallback = Field(default_factory=QueueCallback)
+    hours: QueueHours | None = None  # default: always open
+    exits: QueueExits = Field(default_factory=QueueExits)
+
+    @model_validator(mode="after")
+    def _acd(self) -> Queue:
+        problems: list[tuple[tuple[str, ...], str]] = []
+        if any(b < a for a, b in itertools.pairwise(self.tier_waits)):
+            problems.append(
+                (("tier_waits",), f"{_show(self.tier_waits)} must not decrease (e.g. [30, 60])")
+            )
+        afters = [step.after for step in self.relax]
+        if any(b <= a for a, b in itertools.pairwise(afters)):
+            problems.append((("relax",), f"the steps' after ({_show(afters)}) must increase"))
+        lowers = [step.lower for step in self.relax]
+        if any(b < a for a, b in itertools.pairwise(lowers)):
+            problems.append(
+                (
+                    ("relax",),
+                    f"the steps' lower ({_show(lowers)}) must not decrease: each step says how "
+                    "many levels are taken off the original requirement from then on",
+                )
+            )
+        if self.wrapup_max is not None and self.wrapup_max < self.wrapup:
+            problems.append(
+                (
+                    ("wrapup_max",),
+                    f"{self.wrapup_max} is less than wrapup ({self.wrapup}); "
+                    f"raise it to at least {self.wrapup}",
+                )
+            )
+        if problems:
+            raise _Problems(problems)
+        if self.wrapup_max is None:
+            self._set("wrapup_max", max(self.wrapup, 120))
+        return self
 
 
 class Ivr(_Model):
@@ -1272,6 +1584,7 @@ class _TenantSettings(_Model):
     domains: list[str] = Field(default_factory=list)
     numbers: Numbers = Field(default_factory=Numbers)
     record: bool = False  # record calls whose DID or outbound route does not say
+    acd: AcdSettings = Field(default_factory=AcdSettings)  # ACD
 
     @field_validator("timezone")
     @classmethod
@@ -1286,6 +1599,7 @@ class Tenant(_Model):
     domains: list[str] = Field(default_factory=list)
     numbers: Numbers = Field(default_factory=Numbers)
     record: bool = False
+    acd: AcdSettings = Field(default_factory=AcdSettings)  # ACD
     agents: dict[str, Agent] = Field(default_factory=dict)
     trunks: dict[str, Trunk] = Field(default_factory=dict)
     queues: dict[str, Queue] = Field(default_factory=dict)
@@ -1826,6 +2140,7 @@ def _build(
         if settings is not None:
             _check_numbers(tenant_id, settings.numbers, tenant_source, objects, report)
         _check_trunk_accounts(tenant_source, objects, report)
+        _check_acd(tenant_id, tenant_source, objects, settings and settings.numbers.plan, report)
         # The carrier hands us a number, not a tenant: a number has one owner.
         for number, (path, _) in tenant_source.objects["dids"].items():
             if number in owners:
@@ -1850,6 +2165,7 @@ def _build(
                 domains=[d.lower() for d in settings.domains],
                 numbers=settings.numbers,
                 record=settings.record,
+                acd=settings.acd,
                 **objects,
             )
 

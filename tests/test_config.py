@@ -229,7 +229,7 @@ def test_unknown_key(tmp_path: Path) -> None:
     assert errors_of(path) == [
         f"{path}: agents.1001.colour: unknown key"
         " (expected one of caller_id, may_dial, name, password, qualify, queues,"
-        " ring_timeout, skills, withhold_caller_id)"
+        " ring_timeout, skills, tiers, weight, withhold_caller_id)"
     ]
 
 
