@@ -17,7 +17,9 @@ from .report import write
 # Each benchmark's module is imported when it runs, not before: the parser
 # bench measures in this process, and a heap grown by the later benches'
 # imports (aiortc, numpy) slows it by a fifth (measured).
-BENCHMARKS = ("parser", "register", "calls", "relay", "recording", "codecs", "webrtc", "acd")
+BENCHMARKS = (
+    "parser", "register", "calls", "relay", "recording", "codecs", "webrtc", "acd", "channels",
+)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,6 +89,10 @@ DEFAULT_TENANT = "default"
 DEMO_SOURCE = "<demo>"
 # Flows shipped inside the package (switch/apps/ivr must provide each of these).
 BUILTIN_IVR_FLOWS = ("demo",)
+# The applications a node has unless it is built with others
+# (switch.apps.builtin_apps; a test keeps the two in step). A DID's `app`
+# must name one of them, or of the names given to load_config(apps=...).
+BUILTIN_APPS = ("echo",)
 # The passwords of switch/demo.toml: anyone who has read the README knows them.
 DEMO_PASSWORDS = frozenset({*(f"agent{ext}" for ext in range(1001, 1006)), "supervisor", "admin"})
 
@@ -1429,7 +1433,7 @@ class Did(_Model):
     ivr: str | None = None
     queue: str | None = None
     agent: str | None = None
-    app: Literal["echo"] | None = None
+    app: str | None = None  # an application's name: checked against the node's (`apps`)
     forward: PhoneNumber | None = None
     trunk: str | None = None  # the trunk that carries a forwarded call
     record: bool | None = None  # record its calls; unset: the tenant's `record`
@@ -1627,6 +1631,7 @@ class Config(_Model):
     # What was read, so that overrides are validated exactly like the file.
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
     _base_dir: Path | None = PrivateAttr(default=None)
+    _apps: tuple[str, ...] | None = PrivateAttr(default=None)  # the names it was checked against
 
     def uses_demo_passwords(self) -> bool:
         """True when an agent or user still has a password from the demo config."""
@@ -1661,7 +1666,7 @@ class Config(_Model):
                 flags[(section, key)] = flag
         if not flags:
             return self
-        return _build(raw, self.source, self._base_dir, flags)
+        return _build(raw, self.source, self._base_dir, flags, self._apps)
 
 
 _SECTIONS: dict[str, type[_Model]] = {
@@ -1942,7 +1947,11 @@ def _listing(kind: str, names: list[str]) -> str:
 
 
 def _check_references(
-    tenant: str, source: _TenantSource, objects: dict[str, dict[str, Any]], report: _Report
+    tenant: str,
+    source: _TenantSource,
+    objects: dict[str, dict[str, Any]],
+    report: _Report,
+    apps: tuple[str, ...] = BUILTIN_APPS,
 ) -> None:
     """References between objects must resolve inside the same tenant.
 
@@ -1967,6 +1976,8 @@ def _check_references(
         kind, value = did.target
         if kind in ("ivr", "queue", "agent"):
             check((*path, kind), {"ivr": "ivr", "queue": "queues", "agent": "agents"}[kind], value)
+        if kind == "app" and value not in apps:
+            report.add((*path, "app"), f"{value!r} is not one of {', '.join(apps)}")
         if did.trunk is not None:
             check((*path, "trunk"), "trunks", did.trunk)
     prefixes: dict[str, str] = {}
@@ -2101,8 +2112,11 @@ def _build(
     source: str,
     base_dir: Path | None,
     flags: Mapping[tuple[str, ...], str] | None = None,
+    apps: Iterable[str] | None = None,
 ) -> Config:
     report = _Report(source, raw, flags or {})
+    names = tuple(apps) if apps is not None else None
+    known = names if names is not None else BUILTIN_APPS
     context = {"base_dir": base_dir}
     tenant_sources = _gather(raw, report)
     sections = {
@@ -2122,7 +2136,7 @@ def _build(
                 validated = report.validate(_KINDS[kind], data, path, context)
                 if validated is not None:
                     objects[kind][name] = validated
-        _check_references(tenant_id, tenant_source, objects, report)
+        _check_references(tenant_id, tenant_source, objects, report, known)
         if settings is not None:
             _check_numbers(tenant_id, settings.numbers, tenant_source, objects, report)
         _check_trunk_accounts(tenant_source, objects, report)
@@ -2173,11 +2187,15 @@ def _build(
     config = Config(**sections, tenants=tenants, source=source)
     config._raw = raw
     config._base_dir = base_dir
+    config._apps = names
     return config
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a TOML config file; raise ConfigError listing every problem."""
+def load_config(path: str | os.PathLike[str], apps: Iterable[str] | None = None) -> Config:
+    """Read and validate a TOML config file; raise ConfigError listing every problem.
+
+    `apps`: the names of the applications the node will have (default
+    BUILTIN_APPS), which a DID's `app` must name."""
     name = os.fspath(path)
     try:
         data = Path(name).read_bytes()
@@ -2194,7 +2212,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ConfigError([f"{name}: line {line}: not UTF-8 text (TOML files are UTF-8)"]) from None
-    return _build(_parse(text, name), name, Path(name).absolute().parent)
+    return _build(_parse(text, name), name, Path(name).absolute().parent, apps=apps)
 
 
 def demo_config_text() -> str:
@@ -2202,6 +2220,6 @@ def demo_config_text() -> str:
     return resources.files("switch").joinpath("demo.toml").read_text(encoding="utf-8")
 
 
-def load_demo_config() -> Config:
+def load_demo_config(apps: Iterable[str] | None = None) -> Config:
     """The demo configuration, validated; `switch run` uses it when given no --config."""
-    return _build(_parse(demo_config_text(), DEMO_SOURCE), DEMO_SOURCE, None)
+    return _build(_parse(demo_config_text(), DEMO_SOURCE), DEMO_SOURCE, None, apps=apps)

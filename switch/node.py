@@ -24,7 +24,9 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__
+from .apps.builtin import builtin_apps
 from .apps.ivr import FlowError, FlowSet, load_flows, reload_flows
+from .call.app import Apps
 from .call.b2bua import Calls
 from .call.carrier import CarrierRegistrations
 from .call.dispatch import Dispatcher
@@ -73,8 +75,11 @@ class StartError(Exception):
 class Node:
     """A running node. `start()` binds everything; `stop()` releases it."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, apps: Apps | None = None) -> None:
         self.config = config
+        # The applications DIDs may name (`app = "echo"`): the built-in ones,
+        # or what a test or a bench hands in.
+        self.apps = dict(apps) if apps is not None else builtin_apps()
         self.started_at = time.time()
         self.ready = False
         self.sip_listeners: list[str] = []
@@ -145,7 +150,8 @@ class Node:
         """
         try:
             source = self.config.source
-            fresh = load_demo_config() if source == DEMO_SOURCE else load_config(source)
+            apps = list(self.apps)  # (the names DIDs may give: this node's applications)
+            fresh = load_demo_config(apps) if source == DEMO_SOURCE else load_config(source, apps)
         except ConfigError as exc:
             problems = exc.lines
         else:
@@ -229,7 +235,8 @@ class Node:
             self._locate,
             SERVER,
         )
-        parts = build_calls(cfg, state, reg.accounts, reg.auth, sip)
+        self._check_apps()
+        parts = build_calls(cfg, state, reg.accounts, reg.auth, sip, self.apps)
         self.carriers, self.guard, self.trunks, self.calls = (
             parts.carriers, parts.guard, parts.trunks, parts.calls
         )  # fmt: skip
@@ -248,6 +255,17 @@ class Node:
             self._spawn(self.calls.reap_forever(cfg.media.timeout), "dead calls")
         self._spawn(self.gate.run(), "ban list refresh")
         self._spawn(self.qualifier.run(), "qualify")
+
+    def _check_apps(self) -> None:
+        """Every DID's application must be one this node has."""
+        for tenant in self.config.tenants.values():
+            for number, did in tenant.dids.items():
+                kind, name = did.target
+                if kind == "app" and name not in self.apps:
+                    raise StartError(
+                        f"tenants.{tenant.id}.dids.{number}.app: {name!r} is not an application "
+                        f"of this node ({', '.join(self.apps) or 'none'})"
+                    )
 
     def _guarded(self, event: RequestReceived) -> None:
         assert self.calls is not None
@@ -480,9 +498,9 @@ def _setup_logging(level: str) -> None:
     )
 
 
-async def serve(config: Config) -> None:
+async def serve(config: Config, apps: Apps | None = None) -> None:
     """Run a node until SIGTERM or SIGINT."""
-    node = Node(config)
+    node = Node(config, apps)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -518,8 +536,9 @@ def _print_banner(node: Node) -> None:
     print("\n".join(lines), flush=True)
 
 
-def run(config: Config) -> int:
-    """Entry point of `switch run`: returns the process exit code."""
+def run(config: Config, apps: Apps | None = None) -> int:
+    """Entry point of `switch run`: returns the process exit code. `apps`: the
+    node's applications, if not the built-in ones (a bench's)."""
     _setup_logging(config.node.log_level)
     # Each SIP message makes a few hundred short-lived objects; with the
     # default threshold (700) the collector runs every few messages and
@@ -532,9 +551,9 @@ def run(config: Config) -> int:
         uvloop = None
     try:
         if uvloop is not None:
-            uvloop.run(serve(config))
+            uvloop.run(serve(config, apps))
         else:
-            asyncio.run(serve(config))
+            asyncio.run(serve(config, apps))
     except OSError as exc:
         # The usual cause: the port is taken by another process.
         print(f"switch: cannot start: {exc}", file=sys.stderr)

@@ -57,6 +57,8 @@ from ..sip.transaction import (
     new_branch,
 )
 from ..sip.uri import parse_uri
+from .app import Apps
+from .app_calls import AppCalls
 from .attempts import Attempts
 from .caller_id import Identity, presented
 from .dtmf_calls import DtmfCalls
@@ -70,7 +72,7 @@ from .webrtc_legs import WebRtcCalls
 log = logging.getLogger("switch.call")
 
 
-class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls):
+class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCalls):
     """The call layer's TU: new INVITEs, in-dialog requests, CANCEL and B's responses."""
 
     def __init__(
@@ -88,9 +90,11 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls):
         min_se: int = session_timer.MIN_SE_FLOOR,
         redirects: str = "report",
         recordings: Recordings | None = None,
+        apps: Apps | None = None,
     ) -> None:
         self.router = router
         self.recordings = recordings  # who is recorded, and their files (issue #5)
+        self.apps = apps or {}  # name -> application, for calls the node answers itself
         # RFC 4028 session timers: the interval we ask for (0 = off) and the
         # shortest we accept.
         self.session_expires = session_expires
@@ -211,48 +215,6 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls):
                 body = self._restricted_for_browser(call, target, call.a_invite.body)
                 call.offer_b = self._anchor(call, body, toward_a=False, offer=True)
         self._dial(call, target)
-
-    async def _answer_app(self, call: Call, app: App) -> None:
-        """Answer the call here. The echo test: what the caller sends comes
-        straight back through its own relay port (as Asterisk's Echo()), so an
-        installer hears the whole path, NAT and codec included."""
-        offer = call.a_invite.body
-        if self.media is None or not offer:
-            self._end_a(call, 488, "Not Acceptable Here (the echo test needs an SDP offer)",
-                        who="node")  # fmt: skip
-            return
-        try:
-            call.media = await self.media.session()
-        except OSError as exc:
-            log.warning("call %d: no media ports: %s", call.id, exc)
-            self._end_a(call, 503, "Service Unavailable (no free media ports)", who="node")
-            return
-        if call.cancelled:
-            self._forget(call)
-            return
-        leg = call.media.a
-        leg.rtp.peer, leg.rtcp.peer = leg.rtp, leg.rtcp  # back where it came from
-        # The offer as its own answer: the same codecs, our address. Any of
-        # them works, since every packet returns to its sender as it came.
-        self._expect(call, offer, "a")
-        call.b_sdp = offer  # what "the other side" offers leg A: its own SDP, ours
-        answer = anchor(offer, self.media_address, leg.port, call.origins["a"])[0]
-        call.state, call.answered_at = "answered", time.time()
-        contact = f"<sip:switch@{self._sent_by(call.a_flow)}>"
-        headers: list[tuple[str, object]] = [("Contact", contact), ("Server", self.server)]
-        if self.session_expires:
-            timer = session_timer.answer(call.a_invite, self.session_expires, self.min_se)
-            if isinstance(timer, SessionTimer):
-                headers += session_timer.response_headers(timer, call.a_invite)
-                self._set_timer(call, "a", timer, timer.refresher == "uas")
-        call.allows_update = {"a": allows_update(call.a_invite)}
-        ok = make_response(call.a_invite, 200, "OK", to_tag=call.a_tag, headers=headers,
-                           body=answer)  # fmt: skip
-        ok.set("Content-Type", "application/sdp")
-        call.a_dialog = Dialog.from_uas_request(call.a_invite, call.a_tag, parse_uri(contact[1:-1]))
-        call.a_dialog.response_sent(ok)
-        self._send_response(ok)
-        log.info("call %d: answered by the %s app", call.id, app.name)
 
     def _dial(self, call: Call, target: Target) -> None:
         """Send leg B's INVITE to `target`, or to the first fallback with room."""
@@ -748,6 +710,10 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls):
         if req.method == "OPTIONS":
             self._answer(req, 200, "OK")
             return
+        # (An UPDATE without SDP is a session refresh, answered as in any call.)
+        if call.app is not None and (req.method != "UPDATE" or req.body):
+            self._app_request(call, req)
+            return
         if req.method == "UPDATE" and not req.body:
             self._refresh_received(call, req, from_a)
             return
@@ -1064,9 +1030,12 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls):
         has media (for the CTI), the final ones after it ended (for the CDR)."""
         if call.media is None:
             return call.quality
+        if call.media.b is call.media.a:  # an application's call: one leg
+            return {"a": call.media.a.quality()}
         return {"a": call.media.a.quality(), "b": call.media.b.quality()}
 
     def _forget(self, call: Call) -> None:
+        self._app_ended(call)  # (its channel closes before its media)
         for handle in call.timer_handles.values():
             handle.cancel()
         call.timer_handles.clear()
@@ -1106,6 +1075,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls):
             await self.recordings.close()  # what was recorded so far is kept
         for call in list(self._by_invite.values()):
             self._dtmf_stop(call)
+            if call.app is not None:
+                call.app.finished("node stopped")
             if call.media is not None:
                 call.media.close()
                 call.media = None

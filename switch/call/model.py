@@ -22,6 +22,7 @@ from ..sip.transaction import ClientTransaction, ServerTransaction
 from .routing import Target
 
 if TYPE_CHECKING:
+    from .app import AppCall
     from .dtmf_calls import DtmfState
     from .webrtc_legs import WebRtcState
 
@@ -117,6 +118,7 @@ class Call:
     # its start), known once the call ended. Empty when it was not recorded.
     recording_path: str = ""
     recording_paused: list[tuple[float, float]] = field(default_factory=list)
+    app: AppCall | None = None  # the application that has the call (switch.call.app)
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,9 +65,11 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class App:
-    """A call the node answers itself (the echo test, for now)."""
+    """A call the node answers itself: the application `name` runs it
+    (switch.call.app); `argument` is what the route says besides (an IVR flow)."""
 
     name: str
+    argument: str = ""
 
 
 # What each not-yet-served kind of DID answers until its issue lands.
@@ -128,7 +130,7 @@ class Router:
             return App(value)
         return Rejection(480, f"Temporarily Unavailable ({kind} calls arrive with {_LATER[kind]})")
 
-    async def _from_agent(self, tenant: Tenant, ext: str, dialled: str) -> Target | Rejection:
+    async def _from_agent(self, tenant: Tenant, ext: str, dialled: str) -> Target | Rejection | App:
         numbers = tenant.numbers
         found = _outbound_route(tenant, dialled)
         emergency = _emergency(tenant, dialled, found)
@@ -144,6 +146,9 @@ class Router:
         if dialled in tenant.agents:
             refused = self._refuse(tenant, ext, "internal", dialled, None)
             return refused or await self._agent(tenant, dialled)
+        app = tenant.dids.get(dialled)
+        if app is not None and app.target[0] == "app":
+            return App(app.target[1])  # agents reach the tenant's applications (the echo test)
         if found is None:
             return Rejection(404, f"Not Found (nothing answers {dialled[:32]!r})")
         route, number = found

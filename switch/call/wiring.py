@@ -20,6 +20,7 @@ from ..sip.flow import Flow
 from ..sip.message import Request, Response
 from ..sip.transaction import ClientTransaction
 from ..store.state import State
+from .app import Apps
 from .b2bua import Calls
 from .carrier import CarrierRegistrations
 from .recording import Recordings
@@ -49,8 +50,14 @@ class CallParts:
 
 
 def build_calls(
-    config: Config, state: State, accounts: Accounts, auth: Authenticator, sip: SipPort
+    config: Config,
+    state: State,
+    accounts: Accounts,
+    auth: Authenticator,
+    sip: SipPort,
+    apps: Apps | None = None,
 ) -> CallParts:
+    """`apps`: name -> application, for the DIDs the node answers itself."""
     carriers = CarrierRegistrations(config, sip.request, sip.sent_by, sip.server, locate=sip.locate)
     # A carrier we register to calls from its registrar's address.
     guard = Guard(config, accounts, auth, state.locations, carrier_for=carriers.carrier_for)
@@ -73,6 +80,7 @@ def build_calls(
         min_se=calls_config.min_se,
         redirects=calls_config.redirects,
         recordings=recordings,
+        apps=apps,
     )
     calls.ice = IceSettings.from_config(media)
     return CallParts(carriers, guard, trunks, calls)
