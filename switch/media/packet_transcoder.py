@@ -22,17 +22,36 @@ event packet is mapped, not decoded:
 
 Without a telephone-event on both sides, event packets are dropped, as are
 other payload types (comfort noise) and what is not RTP.
+
+Jitter. Decoding needs the frames in order and each lost one concealed, so
+a call's transcoders are made with `buffered=True`: `convert()` then keeps
+the audio in an adaptive `JitterBuffer` and returns only what passes at
+once (events), and `tick(now)`, on the node's 20 ms media clock, returns
+the packets of the frames due: each frame transcoded, each missing one
+concealed (Opus PLC; a faded G.711 frame; up to `MAX_CONCEALED` in a row,
+then nothing until the stream is back), in order. The output runs on a
+timeline of its own (one frame's ticks apart; the buffer's growing and
+shrinking move it against the input's), and an event is stamped on that
+timeline: its input timestamp, scaled, plus the offset between the two
+timelines at the last frame played. Unbuffered (the default), each packet
+is converted as it comes: what tests and one-off conversions want.
 """
 
 from __future__ import annotations
 
 import random
 import struct
+import time
 
 from ..sip.sdp import Codec
+from .jitter import Frame, JitterBuffer
 from .transcode import Transcoder
 
 _HEADER = struct.Struct("!BBHII")
+_monotonic = time.monotonic
+# Missing frames concealed in a row (100 ms): a loss is bridged, a stream
+# that stopped is not carried on as made-up sound.
+MAX_CONCEALED = 5
 _EVENT = struct.Struct("!BBH")  # event, E/R/volume, duration
 
 
@@ -62,6 +81,8 @@ class PacketTranscoder:
         target: Codec,
         source_event: Codec | None = None,
         target_event: Codec | None = None,
+        *,
+        buffered: bool = False,
     ) -> None:
         self.transcoder = Transcoder(source, target)
         self.source_pt = source.payload_type
@@ -81,6 +102,16 @@ class PacketTranscoder:
             if mapped
             else (1, 1)
         )
+        # Buffered: the jitter buffer, the SSRC and next timestamp of the
+        # output, and its offset from the scaled input timeline (see the module doc).
+        self.buffer = (
+            JitterBuffer(source.clock_rate, min_delay=0.02, start_delay=0.04) if buffered else None
+        )
+        self._ssrc = 0
+        self._out_ts: int | None = None
+        self._offset = 0
+        self._marker = 0
+        self._missing = 0  # frames concealed in a row
 
     def convert(self, packet: bytes) -> list[bytes]:
         try:
@@ -92,6 +123,13 @@ class PacketTranscoder:
         if first >> 6 != 2 or body is None:
             self.dropped += 1
             return []
+        if self.buffer is not None and pt == self.source_pt:
+            if ssrc != self._ssrc:  # a new source: its numbers start a new stream
+                self.buffer.reset()
+                self._ssrc = ssrc
+            self._marker |= flags & 0x80
+            self.buffer.push(_seq, ts, body, _monotonic())
+            return []
         num, den = self.ratio
         # (The timestamp scaled by the clock ratio: a wrap of the source's
         # timestamp, every 6 days of 48 kHz, makes one jump, which the far
@@ -99,7 +137,7 @@ class PacketTranscoder:
         ts = ts * num // den
         if pt != self.source_pt:
             if pt == self.source_event_pt and pt is not None:
-                return self._event(flags & 0x80, ts & 0xFFFFFFFF, ssrc, body)
+                return self._event(flags & 0x80, (ts + self._offset) & 0xFFFFFFFF, ssrc, body)
             self.dropped += 1
             return []
         out = []
@@ -108,6 +146,45 @@ class PacketTranscoder:
             stamp = (ts + i * self.transcoder.frame_ticks) & 0xFFFFFFFF
             out.append(_HEADER.pack(0x80, marker | self.target_pt, self.seq, stamp, ssrc) + frame)
             self.seq = (self.seq + 1) & 0xFFFF
+        return out
+
+    def tick(self, now: float) -> list[bytes]:
+        """Buffered: the packets of the frames due at `now` (monotonic seconds)."""
+        buffer = self.buffer
+        if buffer is None:
+            return []
+        items = buffer.pop(now)
+        if not items:
+            return []
+        num, den = self.ratio
+        ticks = self.transcoder.frame_ticks
+        out = []
+        for item in items:
+            scaled = item.timestamp * num // den
+            if self._out_ts is None:
+                self._out_ts = scaled
+            self._offset = self._out_ts - scaled
+            if isinstance(item, Frame):
+                self._missing = 0
+                frames = self.transcoder.convert(item.payload)
+            elif self._missing < MAX_CONCEALED:
+                self._missing += 1
+                frames = self.transcoder.conceal()
+            else:
+                # The source went quiet (silence suppression, hold, the end):
+                # so does the output; its timestamps go on with the clock.
+                frames = []
+            for frame in frames:
+                header = _HEADER.pack(
+                    0x80, self._marker | self.target_pt, self.seq, self._out_ts & 0xFFFFFFFF,
+                    self._ssrc,
+                )  # fmt: skip
+                out.append(header + frame)
+                self._marker = 0
+                self.seq = (self.seq + 1) & 0xFFFF
+                self._out_ts += ticks
+            if not frames:  # (a concealment that makes nothing still takes its time)
+                self._out_ts += ticks
         return out
 
     def _event(self, marker: int, ts: int, ssrc: int, body: bytes) -> list[bytes]:

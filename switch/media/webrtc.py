@@ -84,6 +84,7 @@ from aiortc.rtcdtlstransport import (
 from pylibsrtp import Error as SrtpError
 from pylibsrtp import Session
 
+from .clock import media_clock
 from .ice import IceServer, IceSettings
 from .packet_transcoder import PacketTranscoder
 from .relay import LegMedia, PortPool, RtcpPort, RtpPort
@@ -433,12 +434,20 @@ class _SrtpOut:
             return  # not connected yet: nothing can reach the browser
         packets = port.outbound.convert(data) if port.outbound is not None else (data,)
         for packet in packets:
-            try:
-                # (bytes(): a rewritten stream's packets are bytearrays, which
-                # libsrtp refuses; for bytes it is the same object.)
-                socket.sendto(session.protect(bytes(packet)), port.remote)
-            except SrtpError as exc:  # e.g. a replayed or malformed packet
-                log.debug("SRTP protect failed: %s", exc)
+            self.protected(packet)
+
+    def protected(self, packet: bytes) -> None:
+        """Protect one packet and send it to the browser, as it is."""
+        port = self.port
+        session, socket = port.srtp_out, port.socket
+        if session is None or socket is None or self.closing:
+            return
+        try:
+            # (bytes(): a rewritten stream's packets are bytearrays, which
+            # libsrtp refuses; for bytes it is the same object.)
+            socket.sendto(session.protect(bytes(packet)), port.remote)
+        except SrtpError as exc:  # e.g. a replayed or malformed packet
+            log.debug("SRTP protect failed: %s", exc)
 
     def get_extra_info(self, name: str, default: object = None) -> object:
         return self.port.agent_sockname if name == "sockname" else default
@@ -531,6 +540,19 @@ class WebRtcPort(RtpPort):
             self.reception.update(ssrc, seq, ts, flags & 0x7F, time.monotonic())
         for packet in self.inbound.convert(data):
             self.datagram_received(packet, addr)
+
+    def tick(self, now: float, send: int, skip: int) -> None:
+        """The media clock's 20 ms: the transcoded frames due, both ways
+        (their jitter buffers decide what is due, whatever the clock owes)."""
+        inbound, outbound = self.inbound, self.outbound
+        if inbound is not None:
+            addr = self.remote or ("0.0.0.0", 0)
+            for packet in inbound.tick(now):
+                self.datagram_received(packet, addr)
+        if outbound is not None:
+            out = self.transport
+            for packet in outbound.tick(now):
+                out.protected(packet)
 
     def rtcp_from_browser(self, data: bytes) -> None:
         """Decrypted RTCP: read for call quality (reception figures, RTT)."""
@@ -649,13 +671,23 @@ class WebRtcLeg(LegMedia):
         if choice == self.choice:
             return
         self.choice = choice
+        clock = media_clock()
         if choice is None or choice.passthrough:
             self.rtp.inbound = self.rtp.outbound = None
             self.rtp._count = self.rtp.reception.update
+            clock.remove(self.rtp.tick)
             return
-        self.rtp.inbound = PacketTranscoder(choice.a, choice.b, choice.a_event, choice.b_event)
-        self.rtp.outbound = PacketTranscoder(choice.b, choice.a, choice.b_event, choice.a_event)
+        # Buffered: decoding wants each direction's frames in order, losses
+        # concealed; the media clock plays them out (see packet_transcoder).
+        self.rtp.inbound = PacketTranscoder(
+            choice.a, choice.b, choice.a_event, choice.b_event, buffered=True
+        )
+        self.rtp.outbound = PacketTranscoder(
+            choice.b, choice.a, choice.b_event, choice.a_event, buffered=True
+        )
         self.rtp._count = _counted  # `WebRtcPort.from_browser` counts the originals
+        clock.remove(self.rtp.tick)
+        clock.add(self.rtp.tick)
 
     def start(self, remote: RemoteTransport, offerer: bool) -> None:
         """Connect to the browser: ICE, then DTLS; `offerer`: the node sent the offer.
@@ -790,6 +822,8 @@ class WebRtcLeg(LegMedia):
             log.debug("SRTP from the browser dropped: %s", exc)
 
     def close(self) -> None:
+        with contextlib.suppress(RuntimeError):  # no loop: the process is ending
+            media_clock().remove(self.rtp.tick)
         self.rtcp.close()  # a BYE to the browser (RFC 3550 §6.6), while the path is up
         self.rtp.transport.close()
         if self.task is not None:

@@ -155,6 +155,44 @@ def test_packet_transcoder_restamps_for_the_target_codec():
     assert there.dropped == 1
 
 
+def test_a_buffered_transcoder_plays_frames_in_order_and_conceals_the_lost(monkeypatch):
+    """On a call the transcoders are buffered: packets wait in a jitter
+    buffer and leave on the media clock's ticks, in order, one a frame; a
+    lost frame is concealed, and the output's timeline has no hole."""
+    from switch.media import packet_transcoder
+
+    clock = [100.0]
+    monkeypatch.setattr(packet_transcoder, "_monotonic", lambda: clock[0])
+    there = PacketTranscoder(PCMU, OPUS, buffered=True)
+    order = [0, 2, 1, 3, 4, 6, 7, 8, 9, *range(10, 40)]  # 1 late, 5 lost
+    sent: list[bytes] = []
+    for n, i in enumerate(order):
+        clock[0] = 100.0 + 0.02 * n
+        assert there.convert(_rtp(0, i, 160 * i, _tone_ulaw(400, 160 * i))) == []  # buffered
+        sent += there.tick(clock[0])
+    for _ in range(10):  # the rest of what was buffered plays out
+        if there.buffer.played + there.buffer.lost == 40:
+            break
+        clock[0] += 0.02
+        sent += there.tick(clock[0])
+    assert there.buffer.lost == 1 and there.buffer.played == 39
+    headers = [struct.unpack_from("!BBHII", p) for p in sent]
+    assert len(sent) == 40  # each of the 40 frames, the lost one concealed
+    assert {h[1] & 0x7F for h in headers} == {111} and {h[4] for h in headers} == {0x1234}
+    assert [h[3] - headers[0][3] for h in headers] == [960 * k for k in range(40)]
+    assert [(h[2] - headers[0][2]) & 0xFFFF for h in headers] == list(range(40))
+    # A stream that stops is concealed for 100 ms, then the output stops too.
+    for _ in range(20):
+        clock[0] += 0.02
+        sent += there.tick(clock[0])
+    assert len(sent) == 40 + packet_transcoder.MAX_CONCEALED
+    sent = sent[:40]
+    # Through the other way, the tone is still a clean 400 Hz.
+    back = PacketTranscoder(OPUS, PCMU)
+    pcm = b"".join(g711.ulaw_decode(u[12:]) for p in sent for u in back.convert(p))
+    assert peaks(pcm[1600:], 8000, 1) == pytest.approx([400], abs=15)
+
+
 # -- a live leg: the node's relay and an aiortc browser on loopback ---------------------------
 
 SECONDS = 2.5
