@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -22,12 +23,21 @@ from switch.call.app import AppCall, Connected, NotConnected
 from switch.media import g711
 from switch.media.player import ToneItem
 from switch.media.tones import Step, Tone
+from switch.media.wav import read_wav
+from switch.media.webrtc_sdp import is_webrtc
 from switch.sip.message import Request, make_response
+from switch.sip.sdp import parse_sdp
 from tests.integration.conftest import ended_calls, sip_address
 from tests.integration.test_apps import HEADER, RtpSocket, app_node, trunk_call
 from tests.integration.test_calls import _in_dialog, _media_address, _next_response
+from tests.integration.test_recording import _json_of
+from tests.integration.test_webrtc_calls import CONTACT as WS_CONTACT
+from tests.integration.test_webrtc_calls import _final as ws_final
+from tests.integration.test_webrtc_calls import _register as ws_register
+from tests.integration.test_webrtc_calls import _request as ws_request
 from tests.media.audio import peaks, rms
-from tests.support.sipclient import UdpPhone, register_agent
+from tests.support.browser import Browser
+from tests.support.sipclient import UdpPhone, WsBrowser, authorization, register_agent
 
 MOH_HZ = 600.0  # what the application plays while the agent rings
 SORRY_HZ = 900.0  # what it plays when the connect failed
@@ -481,3 +491,151 @@ async def test_a_number_no_route_takes_is_not_found(tmp_path):
         assert isinstance(result, NotConnected) and result.status == 404
         trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
         await _next_response(trunk, 200)
+
+
+# -- browsers: transcoding on the WebRTC leg ------------------------------------------------------
+
+
+async def _browser_answers(ws, browser: Browser) -> Request:
+    invite = await ws.receive(timeout=10)
+    while not (isinstance(invite, Request) and invite.method == "INVITE"):
+        invite = await ws.receive(timeout=10)
+    answer = await browser.answer(invite.body.decode())
+    ok = make_response(invite, 200, to_tag="ws1", headers=[
+        ("Contact", WS_CONTACT), ("Content-Type", "application/sdp"),
+    ], body=answer.encode())  # fmt: skip
+    await ws.send(bytes(ok).decode())
+    return invite
+
+
+async def test_a_pcmu_caller_is_connected_to_a_browser_agent_speaking_opus(tmp_path):
+    app = Connector("1004")
+    async with (
+        app_node(tmp_path, {"connect": app}, "connect") as node,
+        WsBrowser(f"{node.http_url}/sip") as ws,
+    ):
+        await ws_register(ws)
+        browser = Browser(1000.0, ("opus",))
+        try:
+            async with trunk_call(node) as (trunk, caller_media, answered, node_a):
+                invite = await asyncio.wait_for(_browser_answers(ws, browser), 10)
+                assert is_webrtc(invite.body)
+                names = [
+                    c.name.casefold() for c in parse_sdp(invite.body).media[0].rtpmaps().values()
+                ]
+                assert names[0] == "pcmu" and "opus" in names  # the caller's codec, Opus added
+                await asyncio.wait_for(app.done.wait(), 10)
+                assert isinstance(app.results[0], Connected)
+                since = time.monotonic()
+                await _talk(caller_media, node_a, CALLER_HZ, 3.0, 0x1111)
+                to_caller = _loud(_heard(caller_media, since + 1.0))
+                assert len(to_caller) > 8000, "the caller heard too little"
+                assert peaks(to_caller[-8000:], 8000, 1) == pytest.approx([1000], abs=15)
+                heard = browser.heard(skip=1.0)
+                assert len(heard) > 48000, "the browser heard too little"
+                assert peaks(heard[-48000::6].copy(), 8000, 1) == pytest.approx([CALLER_HZ], abs=15)
+                trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
+                await _next_response(trunk, 200)
+        finally:
+            await browser.close()
+
+
+async def test_a_browser_caller_speaking_opus_is_connected_to_a_pcmu_trunk(tmp_path):
+    async with UdpPhone(("127.0.0.1", 9)) as carrier:
+        app = Connector("902079460999")
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"',
+            'inbound_from = ["127.0.0.1"]': 'inbound_from = ["127.0.0.9"]',
+        }
+        async with (
+            app_node(tmp_path, {"connect": app}, "connect", changes) as node,
+            WsBrowser(f"{node.http_url}/sip") as ws,
+            rtp_socket() as far_media,
+        ):
+            await ws_register(ws)
+            browser = Browser(1000.0, ("opus",))
+            try:
+                offer = await browser.offer()
+                to, call_id, tag, uri = (
+                    "<sip:300@demo.invalid>",
+                    "bc1",
+                    "b1",
+                    "sip:300@demo.invalid",
+                )
+                challenge = await ws.request(ws_request("INVITE", uri, 1, to, tag, call_id, offer))
+                assert challenge.status == 407, challenge.reason
+                creds = authorization(challenge, "1004", "agent1004", uri, "INVITE")
+                await ws.send(ws_request("INVITE", uri, 2, to, tag, call_id, offer,
+                                         (f"Proxy-Authorization: {creds}",)))  # fmt: skip
+                answered = await ws_final(ws)
+                assert answered.status == 200, answered.reason
+                await browser.accept(answered.body.decode())
+                contact = str(answered.contact[0].uri)
+                await ws.send(ws_request("ACK", contact, 2, answered.get("To"), tag, call_id))
+                # The application connects the browser to a number on the PCMU trunk.
+                invite = await _next(carrier, "INVITE", timeout=15)
+                assert not is_webrtc(invite.body)
+                names = [
+                    c.name.casefold() for c in parse_sdp(invite.body).media[0].rtpmaps().values()
+                ]
+                assert "pcmu" in names and "opus" not in names  # the trunk's codecs only
+                node_sip = sip_address(node)
+                _reply(carrier, invite, 200, "far", _sdp(far_media.port), to=node_sip)
+                await _next(carrier, "ACK")
+                await asyncio.wait_for(app.done.wait(), 5)
+                assert isinstance(app.results[0], Connected)
+                node_b = _media_address(invite.body)
+                since = time.monotonic()
+                await _talk(far_media, node_b, AGENT_HZ, 3.0, 0x3333)
+                to_trunk = _loud(_heard(far_media, since + 1.0))
+                assert len(to_trunk) > 8000, "the trunk heard too little"
+                assert peaks(to_trunk[-8000:], 8000, 1) == pytest.approx([1000], abs=15)
+                heard = browser.heard(skip=1.0)
+                assert peaks(heard[-48000::6].copy(), 8000, 1) == pytest.approx([AGENT_HZ], abs=15)
+                await ws.send(ws_request("BYE", contact, 3, answered.get("To"), tag, call_id))
+                bye = await _next(carrier, "BYE")
+                carrier.send(bytes(make_response(bye, 200)), node_sip)
+                await _settle(node)
+            finally:
+                await browser.close()
+
+
+# -- recording -------------------------------------------------------------------------------------
+
+
+async def test_a_connected_call_to_a_did_with_record_true_is_recorded(tmp_path):
+    app = Connector("1001")
+    record = {'[tenants.demo.dids."300"]\napp = "connect"': (
+        '[tenants.demo.dids."300"]\napp = "connect"\nrecord = true'
+    )}  # fmt: skip
+    async with (
+        app_node(tmp_path, {"connect": app}, "connect", record) as node,
+        agent_phone(node, "1001") as agent,
+        rtp_socket() as agent_media,
+        trunk_call(node) as (trunk, caller_media, answered, node_a),
+    ):
+        ended = ended_calls(node)
+        invite = await _next(agent, "INVITE")
+        _reply(agent, invite, 200, "ag1", _sdp(agent_media.port))
+        await _next(agent, "ACK")
+        await asyncio.wait_for(app.done.wait(), 5)
+        node_b = _media_address(invite.body)
+        await asyncio.gather(
+            _talk(caller_media, node_a, CALLER_HZ, 1.5, 0x1111),
+            _talk(agent_media, node_b, AGENT_HZ, 1.5, 0x2222),
+        )
+        trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
+        await _next_response(trunk, 200)
+        bye = await _next(agent, "BYE")
+        agent.send(bytes(make_response(bye, 200)))
+        await _settle(node)
+        meta_path = await _json_of(tmp_path / "data")
+    meta = json.loads(meta_path.read_text())
+    assert meta["callee"].startswith("agent 1001 ")
+    assert ended[0].recording_path.endswith(meta["file"])
+    audio = read_wav(meta_path.with_name(meta["file"]))
+    x = np.frombuffer(audio.pcm, "<i2").astype(np.float64)
+    left, right = x[0::2], x[1::2]
+    tail = slice(len(left) - 8000, len(left) - 8000 // 4)
+    assert peaks(left[tail], 8000, 1) == pytest.approx([CALLER_HZ], abs=10)
+    assert peaks(right[tail], 8000, 1) == pytest.approx([AGENT_HZ], abs=10)
