@@ -639,3 +639,54 @@ async def test_a_connected_call_to_a_did_with_record_true_is_recorded(tmp_path):
     tail = slice(len(left) - 8000, len(left) - 8000 // 4)
     assert peaks(left[tail], 8000, 1) == pytest.approx([CALLER_HZ], abs=10)
     assert peaks(right[tail], 8000, 1) == pytest.approx([AGENT_HZ], abs=10)
+
+
+# -- ringback, a SIP URI ---------------------------------------------------------------------------
+
+
+async def test_without_keep_playing_the_caller_hears_ringback_then_the_app_again(tmp_path):
+    app = Connector("1001", keep_playing=False)
+    async with (
+        app_node(tmp_path, {"connect": app}, "connect") as node,
+        agent_phone(node, "1001") as agent,
+        trunk_call(node) as (trunk, caller_media, answered, _node_a),
+    ):
+        invite = await _next(agent, "INVITE")
+        started = time.monotonic()
+        _reply(agent, invite, 180, "ag1")
+        await asyncio.sleep(1.0)
+        # The UK's ringback (the demo's country code is 44): 400 + 450 Hz.
+        ringing = _loud(_heard(caller_media, started))
+        assert len(ringing) >= 3200
+        assert peaks(ringing, 8000, 2) == pytest.approx([400, 450], abs=15)
+        _reply(agent, invite, 486, "ag1")
+        await asyncio.wait_for(app.done.wait(), 5)
+        assert isinstance(app.results[0], NotConnected) and app.results[0].status == 486
+        await _hears(caller_media, SORRY_HZ)
+        trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
+        await _next_response(trunk, 200)
+        await _settle(node)
+
+
+async def test_a_sip_uri_is_called_as_it_is(tmp_path):
+    async with UdpPhone(("127.0.0.1", 9)) as bob:
+        app = Connector(f"sip:bob@127.0.0.1:{bob.address[1]}")
+        async with (
+            app_node(tmp_path, {"connect": app}, "connect") as node,
+            rtp_socket() as bob_media,
+            trunk_call(node) as (trunk, _caller_media, _answered, _node_a),
+        ):
+            ended = ended_calls(node)
+            invite = await _next(bob, "INVITE")
+            assert invite.uri_text == f"sip:bob@127.0.0.1:{bob.address[1]}"
+            _reply(bob, invite, 200, "bob", _sdp(bob_media.port), to=sip_address(node))
+            await _next(bob, "ACK")
+            await asyncio.wait_for(app.done.wait(), 5)
+            (result,) = app.results
+            assert isinstance(result, Connected) and result.kind == "uri"
+            # Bob hangs up.
+            bob.send(_in_dialog_from(bob, invite, "bob", 1, "BYE"), sip_address(node))
+            caller_bye = await _next(trunk, "BYE")
+            trunk.send(bytes(make_response(caller_bye, 200)))
+            await _settle(node)
+        assert ended[0].hangup.by == "callee"
