@@ -72,6 +72,9 @@ class AppCalls:
             call.id,
             answer=lambda: self._app_answer(call),
             hangup=lambda cause, status: self._app_hangup(call, cause, status),
+            connect=lambda targets, timeout, caller_id, keep: self._app_connect(
+                call, targets, timeout, caller_id, keep
+            ),
         )
         call.app = handle
         task = asyncio.get_running_loop().create_task(self._run_app(call, handle, runner))
@@ -134,6 +137,8 @@ class AppCalls:
         except Exception:
             log.exception("call %d: application %s failed", call.id, handle.app)
             cause = "error"
+        if handle.connected is not None and call.state != "ended":
+            return  # put through to someone (switch.call.connect): the call goes on without us
         if not handle.ended and call.state != "ended":
             self._app_hangup(call, cause, None)
 

@@ -61,6 +61,7 @@ from .app import Apps
 from .app_calls import AppCalls
 from .attempts import Attempts
 from .caller_id import Identity, presented
+from .connect import AppConnects
 from .dtmf_calls import DtmfCalls
 from .model import Call, Hangup, LegEnd, PendingAck
 from .recording import NoSuchCall, NotRecorded, Recordings, RecordingStatus
@@ -72,7 +73,7 @@ from .webrtc_legs import WebRtcCalls
 log = logging.getLogger("switch.call")
 
 
-class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCalls):
+class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCalls, AppConnects):
     """The call layer's TU: new INVITEs, in-dialog requests, CANCEL and B's responses."""
 
     def __init__(
@@ -711,7 +712,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
             self._answer(req, 200, "OK")
             return
         # (An UPDATE without SDP is a session refresh, answered as in any call.)
-        if call.app is not None and (req.method != "UPDATE" or req.body):
+        if call.app is not None and not call.app.connected and (req.method != "UPDATE" or req.body):
             self._app_request(call, req)
             return
         if req.method == "UPDATE" and not req.body:

@@ -99,6 +99,25 @@ class Router:
             return await self._from_trunk(tenant, dialled)
         return await self._from_agent(tenant, caller.name, dialled)
 
+    async def from_app(self, tenant_id: str, dialled: str) -> Target | Rejection | App:
+        """Where an application's call put through to `dialled` goes
+        (`AppCall.connect`): as if the tenant itself dialled it, with the
+        tenant's `may_dial` and outbound routes (emergency rules as for agents)."""
+        tenant = self.config.tenants.get(tenant_id)
+        if tenant is None:
+            return Rejection(404, "Not Found (no such tenant)")
+        return await self._from_agent(tenant, "", dialled)
+
+    async def devices(self, tenant_id: str, ext: str) -> list[Target]:
+        """Every device agent `ext` registered, newest first (ring-all)."""
+        tenant = self.config.tenants.get(tenant_id)
+        if tenant is None:
+            return []
+        bindings = await self.locations.get(f"{tenant.id}/{ext}", time.time())
+        agent = tenant.agents.get(ext)
+        ring = float(agent.ring_timeout) if agent is not None else 0.0
+        return [Target(b.contact, flow_of(b), "agent", ext, ring_timeout=ring) for b in bindings]
+
     def did(self, tenant: Tenant, did: str) -> Did | None:
         """The DID of `tenant` that the number `did` (as a carrier sent it) is."""
         entry = tenant.dids.get(did)
