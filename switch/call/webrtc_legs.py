@@ -66,6 +66,9 @@ class WebRtcState:
     offered: dict[str, list[Codec]] = field(default_factory=dict)  # side -> its last offer's
     remote: dict[str, RemoteTransport] = field(default_factory=dict)  # browser side -> its end
     sent: dict[str, bytes] = field(default_factory=dict)  # browser side -> the SDP it got last
+    # Plain side -> the SDP it got last (before anchoring), for a refresh to
+    # offer again: the browser's own SDP is WebRTC, which a phone cannot use.
+    plain: dict[str, bytes] = field(default_factory=dict)
 
 
 class WebRtcCalls:
@@ -118,12 +121,12 @@ class WebRtcCalls:
 
     def _webrtc_resend(self, call: Call, side: str, theirs: bytes) -> bytes:
         """What to offer leg `side` again in a session refresh: a browser gets
-        the WebRTC SDP it has (same ICE and DTLS end: no restart), not the
-        other side's plain one."""
+        the WebRTC SDP it has (same ICE and DTLS end: no restart), a phone the
+        plain SDP it has, never the other side's own kind."""
         state = call.webrtc
-        if state is None or side not in state.sent:
+        if state is None:
             return theirs
-        return state.sent[side]
+        return state.sent.get(side) or state.plain.get(side) or theirs
 
     async def _media_session(self, call: Call, target: Target) -> MediaSession:
         """The relay of a call, with a WebRTC leg on each browser's side (OSError: no ports)."""
@@ -173,7 +176,9 @@ class WebRtcCalls:
             body, choice = answer_codecs(body, state.offered.get(to, []))
             self._transcode(state, legs, choice, to)
         if to not in state.browsers:
-            return to_plain(body, PLAIN_EXTRA if offer and sender in state.browsers else ())
+            body = to_plain(body, PLAIN_EXTRA if offer and sender in state.browsers else ())
+            state.plain[to] = body
+            return body
         leg = _webrtc(legs[to])
         if not offer and to in state.remote:
             # The node answers the browser: connect now (not at its offer:

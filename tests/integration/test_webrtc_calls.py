@@ -256,6 +256,14 @@ async def _trunk_calls_browser(tmp_path, codecs: tuple[str, ...], refresh: bool 
                     for name in ("ice-ufrag", "ice-pwd", "fingerprint"):
                         assert now.get(name) == first.get(name)
                     assert now.get_all("candidate") == first.get_all("candidate")
+                    # ... and the trunk's leg (the node refreshes it as its
+                    # UAS: the trunk does not do timers) is offered plain RTP
+                    # again, never the browser's WebRTC SDP.
+                    plain = await trunk.receive(timeout=5)
+                    while not (isinstance(plain, Request) and plain.method == "INVITE"):
+                        plain = await trunk.receive(timeout=5)
+                    assert plain.body and not is_webrtc(plain.body)
+                    assert parse_sdp(plain.body).media[0].proto == "RTP/AVP"
             finally:
                 await browser.close()
 
