@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import gc
 import ipaddress
 import logging
@@ -24,6 +25,8 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__
+from .apps.acd_service import NAME as QUEUE_APP
+from .apps.acd_service import AcdService, run_queue
 from .apps.builtin import builtin_apps
 from .apps.ivr import FlowError, FlowSet, load_flows, reload_flows
 from .call.app import Apps
@@ -34,6 +37,8 @@ from .call.trunks import TrunkMonitor
 from .call.wiring import SipPort, build_calls
 from .config import DEMO_SOURCE, Config, ConfigError, HostPort, load_config, load_demo_config
 from .endpoint import Endpoint
+from .media.tts import Speech
+from .media.tts import cache_dir as tts_cache_dir
 from .registrar.auth import Denied
 from .registrar.gate import Gate
 from .registrar.guard import GUARDED, Guard
@@ -95,6 +100,7 @@ class Node:
         self.guard: Guard | None = None
         self.calls: Calls | None = None
         self.trunks: TrunkMonitor | None = None
+        self.queues: AcdService | None = None
         dns = config.dns
         self.resolver = Resolver(
             [(server.host, server.port) for server in dns.nameservers],
@@ -236,6 +242,7 @@ class Node:
             SERVER,
         )
         self._check_apps()
+        await self._start_queues()
         parts = build_calls(cfg, state, reg.accounts, reg.auth, sip, self.apps)
         self.carriers, self.guard, self.trunks, self.calls = (
             parts.carriers, parts.guard, parts.trunks, parts.calls
@@ -255,6 +262,14 @@ class Node:
             self._spawn(self.calls.reap_forever(cfg.media.timeout), "dead calls")
         self._spawn(self.gate.run(), "ban list refresh")
         self._spawn(self.qualifier.run(), "qualify")
+
+    async def _start_queues(self) -> None:
+        """The ACD service (switch.apps.acd_service): queue DIDs run its "queue" app."""
+        assert self.state is not None
+        speech = Speech(tts_cache_dir(self.config.node.data_dir))
+        self.queues = AcdService(self.config, self.state.locations, speech)
+        self.apps.setdefault(QUEUE_APP, functools.partial(run_queue, self.queues))
+        await self.queues.start()
 
     def _check_apps(self) -> None:
         """Every DID's application must be one this node has."""
@@ -353,6 +368,8 @@ class Node:
         tenant_id, _, ext = aor.partition("/")
         tenant = self.config.tenants.get(tenant_id)
         agent = tenant.agents.get(ext) if tenant is not None else None
+        if agent is not None and self.queues is not None:
+            self._spawn(self.queues.refresh(tenant_id, ext), "queue presence")
         if agent is not None and agent.qualify and self.qualifier is not None:
             self.qualifier.watch(aor, bindings, self.config.node.name)
 
@@ -455,6 +472,8 @@ class Node:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.queues is not None:
+            await self.queues.stop()
         if self.registrar is not None:
             await self.registrar.close()
         if self.calls is not None:

@@ -73,7 +73,7 @@ class App:
 
 
 # What each not-yet-served kind of DID answers until its issue lands.
-_LATER = {"ivr": "#6 (IVR)", "queue": "#7 (ACD)"}
+_LATER = {"ivr": "#6 (IVR)"}
 
 
 class Router:
@@ -147,6 +147,8 @@ class Router:
             return await self._agent(tenant, value)
         if kind == "app":
             return App(value)
+        if kind == "queue":
+            return App("queue", value)  # the node's queue service (switch.apps.acd_service)
         return Rejection(480, f"Temporarily Unavailable ({kind} calls arrive with {_LATER[kind]})")
 
     async def _from_agent(self, tenant: Tenant, ext: str, dialled: str) -> Target | Rejection | App:

@@ -1,0 +1,436 @@
+"""The node's queue service: the pure ACD (switch.apps.acd) on real calls.
+
+One `AcdService` per node, for every tenant with queues. It implements
+`Queues` (switch.apps.queueing): `enqueue` keeps a caller (music on hold,
+position announcements) until an agent answers, the caller hangs up or a
+limit sends them elsewhere. It carries out the ACD's commands:
+
+- Offer: `call.connect(agents, timeout=until the offer expires,
+  keep_playing=True)` in a task per offer (the caller keeps the music);
+  Connected -> `answered`, and the call's end -> `call_ended` (wrap-up);
+  NotConnected -> `declined` (a refusal) or the offer's timer (no answer).
+- StopOffer: cancels that task (which CANCELs what rings).
+- SendTo: `enqueue` returns QueueOutcome("exit", destination).
+- Announce: the caller hears position and wait (TTS), then the music again.
+
+Agents: those listed in a tenant's config are logged in at start. Presence
+follows registrations: the service reads each agent's bindings in the
+location store every `PRESENCE_EVERY` seconds (and at once when the node's
+registrar reports a REGISTER, `refresh`): no binding -> not ready
+"disconnected" (the ACD's device_down), a binding back -> restored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..call.app import CallEnded, Connected
+from ..media.player import Clip, Player, music_on_hold
+from .acd import Acd, AcdError, OfferGone
+from .acd.events import (
+    Announce,
+    Command,
+    DialCallback,
+    Moved,
+    NotifyAgent,
+    Offer,
+    OfferCallback,
+    SendTo,
+    StopOffer,
+)
+from .ivr.conditions import QueueState
+from .queueing import EnqueueRequest, QueueOutcome, Waiting
+
+if TYPE_CHECKING:
+    from ..call.app import AppCall
+    from ..config import Config, ExitTarget
+    from ..media.channel import Channel
+    from ..media.tts import Speech
+    from ..store.location import LocationStore
+
+log = logging.getLogger(__name__)
+
+PRESENCE_EVERY = 1.0  # seconds between reads of the agents' bindings
+NAME = "queue"  # the application a queue DID runs (`App("queue", <queue name>)`)
+
+
+@dataclass(slots=True)
+class _Caller:
+    """A caller the service holds, from enqueue to its outcome."""
+
+    key: str
+    tenant: str
+    queue: str
+    call: AppCall
+    channel: Channel
+    request: EnqueueRequest
+    since: float
+    outcome: asyncio.Future[QueueOutcome]
+    offers: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # reservation -> task
+
+
+def destination(target: ExitTarget) -> str:
+    """An exit as `QueueOutcome.destination` says it: "voicemail:<box>", "ivr:<flow>",
+    "message:<text>", or "hangup" (a message of "")."""
+    if target.kind == "message" and not target.value:
+        return "hangup"
+    return f"{target.kind}:{target.value}"
+
+
+class AcdService:
+    """Queues with agents, for every tenant of the node; see the module's docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        locations: LocationStore,
+        speech: Speech | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.locations = locations
+        self.speech = speech
+        self.clock = clock
+        self.acds: dict[str, Acd] = {
+            tid: Acd.from_config(tenant) for tid, tenant in config.tenants.items() if tenant.queues
+        }
+        self.callers: dict[tuple[str, str], _Caller] = {}
+        self.events: list[Any] = []  # the ACD's events, newest last (reports, tests)
+        self._agent_calls: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._running = False
+
+    # ------------------------------------------------------------------
+    # Life
+
+    async def start(self) -> None:
+        """Log in the configured agents with the devices registered now; run the timers."""
+        now = self.clock()
+        for tid, acd in self.acds.items():
+            for ext in self.config.tenants[tid].agents:
+                devices = await self._devices(tid, ext, now)
+                self._carry(tid, acd.login(ext, now, devices=devices))
+        self._running = True
+        self._spawn(self._timers(), "acd timers")
+        self._spawn(self._presence(), "acd presence")
+
+    async def stop(self) -> None:
+        self._running = False
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+    async def _timers(self) -> None:
+        """Fire the ACDs' timers when due (offers ringing out, wrap-ups, waits)."""
+        while True:
+            deadlines = [d for acd in self.acds.values() if (d := acd.next_deadline()) is not None]
+            wait = max(0.0, min(deadlines) - self.clock()) if deadlines else 60.0
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(wait, 60.0))
+            now = self.clock()
+            for tid, acd in self.acds.items():
+                deadline = acd.next_deadline()
+                if deadline is not None and deadline <= now:
+                    self._carry(tid, acd.handle_timer(now))
+
+    # ------------------------------------------------------------------
+    # Presence from registrations
+
+    async def _devices(self, tenant: str, ext: str, now: float) -> list[str]:
+        bindings = await self.locations.get(f"{tenant}/{ext}", now)
+        return sorted(b.contact for b in bindings)
+
+    async def _presence(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_EVERY)
+            for tid in self.acds:
+                for ext in self.config.tenants[tid].agents:
+                    await self.refresh(tid, ext)
+
+    async def refresh(self, tenant: str, ext: str) -> None:
+        """Bring agent `ext`'s devices in the ACD in line with their registrations."""
+        acd = self.acds.get(tenant)
+        if acd is None:
+            return
+        now = self.clock()
+        try:
+            record = acd.agent(ext)
+        except AcdError:
+            return
+        if record.status == "logged-out":
+            return
+        live = set(await self._devices(tenant, ext, now))
+        now = self.clock()
+        record = acd.agent(ext)
+        for device in sorted(live - record.devices):
+            self._carry(tenant, acd.device_up(ext, device, now))
+        for device in sorted(record.devices - live):
+            self._carry(tenant, acd.device_down(ext, device, now))
+
+    # ------------------------------------------------------------------
+    # Queues (switch.apps.queueing)
+
+    async def enqueue(
+        self, call: AppCall, channel: Channel, request: EnqueueRequest
+    ) -> QueueOutcome:
+        acd = self.acds.get(request.tenant)
+        if acd is None or request.queue not in acd.queues:
+            raise AcdError(f"tenant {request.tenant!r} has no queue {request.queue!r}")
+        key = str(call.call_id)
+        now = self.clock()
+        outcome: asyncio.Future[QueueOutcome] = asyncio.get_running_loop().create_future()
+        caller = _Caller(key, request.tenant, request.queue, call, channel, request, now, outcome)
+        self.callers[(request.tenant, key)] = caller
+        channel.play(music_on_hold(channel.rate), loop=True)
+        try:
+            commands = acd.join(
+                key,
+                request.queue,
+                now,
+                number=call.caller.number,
+                priority=request.priority,
+                skills=dict(request.skills),
+            )
+            self._carry(request.tenant, commands)
+            ended = asyncio.ensure_future(call.wait_ended())
+            try:
+                await asyncio.wait({ended, outcome}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ended.cancel()
+            if not outcome.done():
+                self._carry(request.tenant, acd.hangup(key, self.clock()))
+                if not outcome.done():
+                    outcome.set_result(QueueOutcome("abandoned", caller.queue, self.clock() - now))
+            return outcome.result()
+        finally:
+            self.callers.pop((request.tenant, key), None)
+            for task in caller.offers.values():
+                task.cancel()
+            self._wake.set()
+
+    def waiting(self, tenant: str, queue: str | None = None) -> list[Waiting]:
+        acd = self.acds.get(tenant)
+        if acd is None:
+            return []
+        names = [queue] if queue is not None else list(acd.queues)
+        out = []
+        for name in names:
+            if name not in acd.queues:
+                continue
+            for key in acd.waiting(name):
+                held = self.callers.get((tenant, key))
+                entry = acd.entry(key)
+                if held is None or entry is None:
+                    continue
+                req = held.request
+                out.append(
+                    Waiting(
+                        held.call.call_id, tenant, name, entry.enqueued_at, req.priority,
+                        req.skills, req.variables, held.call.caller.number,
+                    )
+                )  # fmt: skip
+        return out
+
+    def queue_state(self, tenant: str, queue: str) -> QueueState:
+        acd = self.acds.get(tenant)
+        if acd is None or queue not in acd.queues:
+            return QueueState()
+        available = sum(
+            1
+            for ext in self.config.tenants[tenant].agents
+            if (rec := acd.agent(ext)).status == "available" and queue in rec.queues
+        )
+        waiting = acd.waiting(queue)
+        ewt = None
+        if waiting:
+            with contextlib.suppress(AcdError):
+                ewt = acd.estimate_wait(waiting[-1], self.clock())
+        elif available:
+            ewt = 0.0
+        return QueueState(available, len(waiting), ewt)
+
+    # ------------------------------------------------------------------
+    # Agents (the REST API of #8) and supervisors
+
+    def login(self, tenant: str, ext: str) -> None:
+        """Log agent `ext` in with the devices they registered (none: not ready)."""
+        acd = self._acd(tenant)
+        # The bindings are read by the next presence check (within a second).
+        self._carry(tenant, acd.login(ext, self.clock(), devices=[]))
+        self._spawn(self.refresh(tenant, ext), f"acd refresh {tenant}/{ext}")
+
+    def logout(self, tenant: str, ext: str) -> None:
+        self._carry(tenant, self._acd(tenant).logout(ext, self.clock()))
+
+    def set_ready(self, tenant: str, ext: str) -> None:
+        self._carry(tenant, self._acd(tenant).set_ready(ext, self.clock()))
+
+    def set_not_ready(self, tenant: str, ext: str, reason: str) -> None:
+        self._carry(tenant, self._acd(tenant).set_not_ready(ext, reason, self.clock()))
+
+    def snapshot(self, tenant: str) -> dict[str, Any]:
+        """Agents with their state, and the callers waiting, for supervisors."""
+        acd = self._acd(tenant)
+        agents = {}
+        for ext in self.config.tenants[tenant].agents:
+            rec = acd.agent(ext)
+            agents[ext] = {
+                "status": rec.status,
+                "reason": rec.reason,
+                "since": rec.since,
+                "devices": sorted(rec.devices),
+                "queues": dict(rec.queues),
+            }
+        waiting = [
+            {"call_id": w.call_id, "queue": w.queue, "since": w.since, "caller": w.caller}
+            for w in self.waiting(tenant)
+        ]
+        return {"agents": agents, "waiting": waiting}
+
+    def _acd(self, tenant: str) -> Acd:
+        acd = self.acds.get(tenant)
+        if acd is None:
+            raise AcdError(f"tenant {tenant!r} has no queues")
+        return acd
+
+    # ------------------------------------------------------------------
+    # The ACD's commands
+
+    def _carry(self, tenant: str, commands: list[Command]) -> None:
+        acd = self.acds[tenant]
+        for command in commands:
+            held = self.callers.get((tenant, getattr(command, "caller", "")))
+            if isinstance(command, Offer):
+                if held is None:
+                    log.warning("acd %s: offer of caller %s, who is gone", tenant, command.caller)
+                    continue
+                task = self._spawn(self._ring(held, command), f"offer {command.reservation}")
+                held.offers[command.reservation] = task
+            elif isinstance(command, StopOffer):
+                if held is not None:
+                    task = held.offers.pop(command.reservation, None)
+                    if task is not None and task is not asyncio.current_task():
+                        task.cancel()
+            elif isinstance(command, SendTo):
+                if held is not None and not held.outcome.done():
+                    held.outcome.set_result(
+                        QueueOutcome(
+                            "exit",
+                            command.queue,
+                            self.clock() - held.since,
+                            destination=destination(command.target),
+                        )
+                    )
+            elif isinstance(command, Moved):
+                if held is not None:
+                    held.queue = command.new
+            elif isinstance(command, Announce):
+                if held is not None and self.speech is not None:
+                    self._spawn(self._announce(held, command), f"announce {command.caller}")
+            elif isinstance(command, NotifyAgent):
+                log.info("acd %s: agent %s: %s", tenant, command.agent, command.message)
+            elif isinstance(command, OfferCallback | DialCallback):
+                # Callbacks need a key press from the caller and an outbound
+                # dial: not served by this service yet.
+                log.info("acd %s: %s not served yet", tenant, type(command).__name__)
+        self.events.extend(acd.take_events())
+        del self.events[:-1000]
+        self._wake.set()
+
+    async def _ring(self, held: _Caller, offer: Offer) -> None:
+        """Ring the offer's agents; the answer or the failure goes to the ACD."""
+        acd, tenant = self.acds[held.tenant], held.tenant
+        timeout = max(0.5, offer.expires_at - self.clock())
+        try:
+            result = await held.call.connect(list(offer.agents), timeout=timeout, keep_playing=True)
+        except CallEnded:
+            return  # enqueue sees the end: an abandon
+        finally:
+            if held.offers.get(offer.reservation) is asyncio.current_task():
+                del held.offers[offer.reservation]
+        now = self.clock()
+        if isinstance(result, Connected):
+            agent = result.name if result.name in offer.agents else offer.agents[0]
+            try:
+                self._carry(tenant, acd.answered(held.key, agent, now))
+            except OfferGone as exc:
+                log.warning("acd %s: %s (the call stays bridged)", tenant, exc)
+            if not held.outcome.done():
+                held.outcome.set_result(
+                    QueueOutcome("answered", held.queue, now - held.since, agent=agent)
+                )
+            self._spawn(self._on_call(held, agent), f"acd call {tenant}/{agent}")
+            return
+        if held.call.ended:
+            return
+        if result.status in (486, 600, 603) and len(offer.agents) == 1:
+            with contextlib.suppress(AcdError):
+                self._carry(tenant, acd.declined(held.key, offer.agents[0], now))
+            return
+        # Rang out or unreachable: the offer's own timer ends it (a miss,
+        # the caller back at their place); fire it now if connect gave up first.
+        if acd.reservation(offer.reservation) is not None:
+            self._carry(tenant, acd.handle_timer(max(now, offer.expires_at)))
+
+    async def _on_call(self, held: _Caller, agent: str) -> None:
+        """Until the agent's call ends; then wrap-up."""
+        await held.call.wait_ended()
+        with contextlib.suppress(AcdError):
+            self._carry(held.tenant, self.acds[held.tenant].call_ended(agent, self.clock()))
+
+    async def _announce(self, held: _Caller, command: Announce) -> None:
+        assert self.speech is not None
+        text = f"You are number {command.position} in the queue."
+        if command.ewt is not None:
+            minutes = max(1, round(command.ewt / 60))
+            text += f" Your expected wait is about {minutes} minute{'s' if minutes > 1 else ''}."
+        try:
+            audio = await self.speech.say(text, rate=8000 if held.channel.rate == 8000 else 16000)
+        except Exception as exc:  # the announcement is a nicety; the caller keeps the music
+            log.warning("acd announcement for caller %s: %s", held.key, exc)
+            return
+        if held.call.ended or held.call.connected is not None or held.outcome.done():
+            return
+        spoken = held.channel.play(Player([Clip(audio)], held.channel.rate, interruptible=False))
+        if await spoken == "end" and not held.outcome.done() and not held.call.ended:
+            held.channel.play(music_on_hold(held.channel.rate), loop=True)
+
+
+async def run_queue(service: AcdService, call: AppCall) -> None:
+    """The application of a queue DID: the caller waits in queue `call.argument`."""
+    try:
+        channel = await call.answer()
+    except CallEnded:
+        return
+    outcome = await service.enqueue(
+        call, channel, EnqueueRequest(call.caller.tenant, call.argument)
+    )
+    if outcome.result == "answered":
+        await call.wait_ended()  # the bridged call: the app stays until it ends
+        return
+    if outcome.result == "exit" and outcome.destination not in (None, "hangup"):
+        # Voicemail, IVR flows and messages are carried out by the IVR runner;
+        # a DID straight to a queue ends the call.
+        log.info("queue %s: caller exits to %s", outcome.queue, outcome.destination)
+    call.hangup("normal")
