@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from switch.apps.acd.events import CallerAbandoned, CallerAnswered, OfferEnded
+from switch.apps.acd.events import AgentChanged, CallerAbandoned, CallerAnswered, OfferEnded
 from switch.config import demo_config_text, load_config
 from switch.node import Node
 from switch.sip.message import make_response
@@ -39,6 +39,7 @@ from tests.integration.test_apps import RtpSocket, _in_dialog, _invite, _offer
 from tests.integration.test_calls import _media_address, _next_response
 from tests.media.audio import peaks, rms
 from tests.support.sipclient import UdpPhone, authorization, register
+from tests.support.sipp import free_port, needs_sipp, run_sipp, start_far_end
 
 RING = 2  # seconds an agent is rung (the queue's timeout)
 WRAPUP = 1  # seconds of wrap-up
@@ -250,3 +251,50 @@ async def test_a_caller_who_hangs_up_while_waiting_is_an_abandon(tmp_path):
         await _until(lambda: not node.queues.waiting("demo"), what="nobody waiting")
         (abandon,) = [e for e in node.queues.events if isinstance(e, CallerAbandoned)]
         assert abandon.queue == "support" and abandon.wait >= 1.0
+
+
+@needs_sipp
+async def test_a_sipp_agent_answers_a_queue_caller_audio_flows_then_wrapup_and_available(
+    tmp_path,
+):
+    """The issue's SIPp bar: SIPp registers as agent 1001, then answers from
+    the same port and echoes the RTP; the caller hears their own tone back."""
+    async with queue_node(tmp_path) as node:
+        port = free_port()
+        registered = await run_sipp(
+            "register.xml", sip_address(node), port=port, timeout=10, extra=_sipp_agent("1001")
+        )
+        assert registered.ok, registered.output
+        await _until(lambda: _status(node, "1001")[0] == "available", what="1001 available")
+        agent = await start_far_end(
+            "acd_agent.xml", port, ["-rtp_echo", "-mp", str(free_port())], timeout=20
+        )
+        async with queue_call(node) as (trunk, caller_media, answered, node_a):
+            await _until(lambda: _status(node, "1001")[0] == "on-call", what="1001 on call")
+            since = time.monotonic()
+            await _talk(caller_media, node_a, CALLER_HZ, 1.5, 0x1111)
+            await asyncio.sleep(0.3)
+            echoed = _loud(_heard(caller_media, since))
+            assert len(echoed) >= 8000, "no audio came back through the bridge"
+            assert peaks(echoed[-8000:], 8000, 1) == pytest.approx([CALLER_HZ], abs=15)
+            trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
+            await _next_response(trunk, 200)
+            result = await agent
+            assert result.ok, result.output
+            await _until(
+                lambda: _status(node, "1001")[0] in ("wrap-up", "available"), what="after call"
+            )
+            await _until(
+                lambda: _status(node, "1001")[0] == "available", WRAPUP + 3, "available again"
+            )
+        statuses = [
+            e.new for e in node.queues.events if isinstance(e, AgentChanged) and e.agent == "1001"
+        ]
+        assert statuses[-4:] == ["reserved", "on-call", "wrap-up", "available"]
+
+
+def _sipp_agent(ext: str) -> list[str]:
+    return [
+        "-s", ext, "-au", ext, "-ap", f"agent{ext}",
+        "-key", "domain", "demo.invalid", "-key", "expires", "600",
+    ]  # fmt: skip
