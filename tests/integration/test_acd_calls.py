@@ -46,10 +46,11 @@ WRAPUP = 1  # seconds of wrap-up
 
 
 @contextlib.asynccontextmanager
-async def queue_node(tmp_path: Path) -> AsyncIterator[Node]:
+async def queue_node(tmp_path: Path, **more: str) -> AsyncIterator[Node]:
     """The demo node with a short ring timeout and wrap-up on queue support."""
     text = demo_config_text()
     changes = {
+        **more,
         "timeout = 20              #": f"timeout = {RING}              #",
         "wrapup = 10               #": f"wrapup = {WRAPUP}               #",
         "keepalive = 30 ": "keepalive = 0 ",
@@ -298,3 +299,20 @@ def _sipp_agent(ext: str) -> list[str]:
         "-s", ext, "-au", ext, "-ap", f"agent{ext}",
         "-key", "domain", "demo.invalid", "-key", "expires", "600",
     ]  # fmt: skip
+
+
+async def test_a_waiting_caller_hears_their_position_spoken_between_the_music(tmp_path):
+    every = {"# announce_every = 60 ": "announce_every = 1 "}
+    async with queue_node(tmp_path, **every) as node:
+        spoken = tmp_path / "data" / "tts"
+        async with queue_call(node) as (trunk, caller_media, answered, _node_a):
+            await _until(lambda: spoken.exists() and any(spoken.iterdir()), 10, "speech rendered")
+            # Nobody staffs the queue: the position, and no wait estimate.
+            said = await node.queues.speech.cache_path("You are number 1 in the queue.")
+            assert said.exists(), sorted(spoken.iterdir())
+            await asyncio.sleep(1.0)
+            assert rms(_loud(_heard(caller_media))[-4000:]) > 300
+            assert len(node.queues.waiting("demo")) == 1  # still waiting after it
+            trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
+            await _next_response(trunk, 200)
+            await _settle(node)
