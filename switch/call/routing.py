@@ -72,10 +72,6 @@ class App:
     argument: str = ""
 
 
-# What each not-yet-served kind of DID answers until its issue lands.
-_LATER = {"ivr": "#6 (IVR)", "queue": "#7 (ACD)"}
-
-
 class Router:
     def __init__(
         self,
@@ -128,7 +124,9 @@ class Router:
             return await self._agent(tenant, value)
         if kind == "app":
             return App(value)
-        return Rejection(480, f"Temporarily Unavailable ({kind} calls arrive with {_LATER[kind]})")
+        if kind in ("ivr", "queue"):
+            return App(kind, value)  # the node's "ivr" or "queue" application, with its name
+        return Rejection(500, f"Server Internal Error (a DID of kind {kind!r} is not routed)")
 
     async def _from_agent(self, tenant: Tenant, ext: str, dialled: str) -> Target | Rejection | App:
         numbers = tenant.numbers
@@ -149,6 +147,8 @@ class Router:
         app = tenant.dids.get(dialled)
         if app is not None and app.target[0] == "app":
             return App(app.target[1])  # agents reach the tenant's applications (the echo test)
+        if app is not None and app.target[0] in ("ivr", "queue"):
+            return App(*app.target)  # and its IVR and queues, by the DID
         if found is None:
             return Rejection(404, f"Not Found (nothing answers {dialled[:32]!r})")
         route, number = found
