@@ -287,8 +287,8 @@ async def test_prompt_files_and_loops_and_silence(tmp_path):
     assert len(items) == 6 and items[0].audio.pcm == bytes(800)
     channel.finish_play()
     await until(lambda: len(channel.plays) == 2)
-    hi, pause, clip = channel.plays[1].items
-    assert pause.ms == 200 and clip.audio.pcm == bytes(800)
+    said, pause, clip = channel.plays[1].items
+    assert said.audio.duration > 0 and pause.ms == 200 and clip.audio.pcm == bytes(800)
     channel.finish_play()
     await asyncio.wait_for(task, 5)
 
