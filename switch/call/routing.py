@@ -147,8 +147,6 @@ class Router:
         app = tenant.dids.get(dialled)
         if app is not None and app.target[0] == "app":
             return App(app.target[1])  # agents reach the tenant's applications (the echo test)
-        if app is not None and app.target[0] in ("ivr", "queue"):
-            return App(*app.target)  # and its IVR and queues, by the DID
         if found is None:
             return Rejection(404, f"Not Found (nothing answers {dialled[:32]!r})")
         route, number = found

@@ -40,7 +40,6 @@ async def test_an_unknown_did_is_404(router):
 async def test_an_ivr_did_runs_the_ivr_app_with_its_flow_and_a_queue_did_the_queue_app(router):
     assert await router.route(TRUNK, "100") == App("ivr", "demo")
     assert await router.route(TRUNK, "200") == App("queue", "support")
-    assert await router.route(AGENT, "100") == App("ivr", "demo")
 
 
 async def test_the_echo_did_is_an_app_the_node_answers(router):

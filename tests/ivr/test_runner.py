@@ -29,6 +29,7 @@ from switch.call.app import AppCall, CallEnded, Party
 from switch.config import NotifyConfig
 from switch.media.channel import Closed, Played, Recorded
 from switch.media.dtmf.digits import DigitBegin
+from switch.media.player import Player
 from switch.media.take import RecordResult
 from switch.media.wav import Audio, read_wav, write_wav
 from tests.ivr.caller import flow
@@ -75,7 +76,8 @@ class FakeChannel:
 
     def play(self, items, *, barge_in=None, loop=False) -> FakePlayback:
         self._end("stopped")
-        playback = FakePlayback(len(self.plays) + 1, list(items), bool(barge_in), loop)
+        items = items if isinstance(items, Player) else list(items)
+        playback = FakePlayback(len(self.plays) + 1, items, bool(barge_in), loop)
         self.plays.append(playback)
         self.current = playback
         if self.closed:
