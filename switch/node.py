@@ -26,6 +26,7 @@ from aiohttp import web
 from . import __version__
 from .apps.builtin import builtin_apps
 from .apps.ivr import FlowError, FlowSet, load_flows, reload_flows
+from .apps.services import NodeApps
 from .call.app import Apps
 from .call.b2bua import Calls
 from .call.carrier import CarrierRegistrations
@@ -80,6 +81,10 @@ class Node:
         # The applications DIDs may name (`app = "echo"`): the built-in ones,
         # or what a test or a bench hands in.
         self.apps = dict(apps) if apps is not None else builtin_apps()
+        # The IVR ("ivr", DIDs with ivr = ...) and the queues ("queue"): with services of their own.
+        self.app_services = NodeApps(config, lambda: self.flows)
+        for name, runner in self.app_services.apps().items():
+            self.apps.setdefault(name, runner)
         self.started_at = time.time()
         self.ready = False
         self.sip_listeners: list[str] = []
@@ -156,6 +161,8 @@ class Node:
             problems = exc.lines
         else:
             self.flows, problems = reload_flows(self.flows, fresh)
+            if not problems:
+                self.app_services.configure(fresh)
         self.reload_problems = problems
         if problems:
             log.error("reload refused, the flows in use are kept:\n  %s", "\n  ".join(problems))
@@ -459,6 +466,7 @@ class Node:
             await self.registrar.close()
         if self.calls is not None:
             await self.calls.close()
+        await self.app_services.close()
         await self.resolver.close()
         # Transports first: aiohttp's cleanup waits for open WebSocket
         # handlers, and closing the transports is what ends them.

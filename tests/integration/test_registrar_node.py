@@ -277,9 +277,9 @@ async def test_calls_from_agents_are_challenged_and_trunks_are_not(tmp_path):
             )
             assert refused.status == 403
         # 127.0.0.1 is demo-trunk's address: no challenge; DID 200 is the
-        # support queue, which the ACD (issue #7) will serve.
+        # support queue, which the node answers itself: not without an SDP offer.
         async with UdpPhone(sip_address(node)) as trunk:
-            assert (await trunk.request(invite(trunk, "carrier", 1))).status == 480
+            assert (await trunk.request(invite(trunk, "carrier", 1))).status == 488
         allow = (await trunk_options(node)).get("Allow")
         assert "INVITE" in allow and "REFER" not in allow and "MESSAGE" not in allow
 
