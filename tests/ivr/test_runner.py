@@ -25,7 +25,7 @@ from switch.apps.ivr.prompts import Prompts
 from switch.apps.ivr.runner import IvrApp, Runner, Services
 from switch.apps.ivr.voicemail import Voicemails
 from switch.apps.queueing import EnqueueRequest, QueueOutcome
-from switch.call.app import AppCall, CallEnded, Party
+from switch.call.app import AppCall, CallEnded, Connected, NotConnected, Party
 from switch.config import NotifyConfig
 from switch.media.channel import Closed, Played, Recorded
 from switch.media.dtmf.digits import DigitBegin
@@ -354,14 +354,14 @@ async def test_dial_without_a_bridge_on_this_node_goes_to_the_fallback(tmp_path,
     channel, svc = FakeChannel(), services(tmp_path)
     channel.record_audio = b"\x10\x00" * 8000
     call = fake_call(channel)
-    call.connect = None  # type: ignore[attr-defined]  # (as a node without AppCall.connect)
     task = start(call, text, svc)
     await until(lambda: channel.plays)  # the greeting, then the beep and the recording
     channel.finish_play()
     await asyncio.wait_for(task, 5)
     trail = call.variables["ivr"]["trail"]
-    assert ("dial_failed", "not available") in [(e["kind"], e["detail"]) for e in trail]
-    assert "does not connect calls from applications yet" in caplog.text
+    detail = "this call cannot be connected onward"  # (a call with no way out: the fake's)
+    assert ("dial_failed", detail) in [(e["kind"], e["detail"]) for e in trail]
+    assert f"cannot dial agent 1001: {detail}" in caplog.text
     # voicemail: greeting, beep, the message and its metadata, complete
     box = tmp_path / "voicemail" / "demo" / "1001"
     (wav,) = box.glob("*.wav")
@@ -383,12 +383,9 @@ async def test_dial_answered_through_connect_ends_the_run_and_waits_for_the_call
     """
     asked: list[tuple[str, float]] = []
 
-    class Connected:
-        answered = True
-
     async def connect(target: str, timeout: float):
         asked.append((target, timeout))
-        return Connected()
+        return Connected(target, "agent", "1002", "sip:1002@127.0.0.1", 0.0, 1.0)
 
     channel, svc = FakeChannel(), services(tmp_path)
     call = fake_call(channel)
@@ -399,6 +396,28 @@ async def test_dial_answered_through_connect_ends_the_run_and_waits_for_the_call
     call.finished("BYE")
     await asyncio.wait_for(task, 5)
     assert call.hangups == []  # type: ignore[attr-defined]
+
+
+async def test_dial_not_answered_goes_to_the_fallback_with_the_status(tmp_path):
+    text = """
+    start: a
+    steps:
+      a:
+        - dial: {extension: "1002", timeout: 5, fallback: b}
+      b:
+        - hangup
+    """
+
+    async def connect(target: str, timeout: float):
+        return NotConnected(486, "Busy Here")
+
+    channel, svc = FakeChannel(), services(tmp_path)
+    call = fake_call(channel)
+    call.connect = connect  # type: ignore[attr-defined]
+    await asyncio.wait_for(start(call, text, svc), 5)
+    trail = call.variables["ivr"]["trail"]
+    assert ("dial_failed", "486 Busy Here") in [(e["kind"], e["detail"]) for e in trail]
+    assert call.hangups == ["normal"]  # type: ignore[attr-defined]
 
 
 async def test_callback_is_stored_and_the_flow_goes_on(tmp_path):

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...call.app import AppCall, CallEnded
+from ...call.app import AppCall, CallEnded, Connected
 from ...media.channel import Channel, Closed, Played, Recorded
 from ...media.dtmf.digits import DigitBegin
 from ..queueing import EnqueueRequest, QueueOutcome, Queues
@@ -346,17 +346,16 @@ class Runner:
         self.inbox.put_nowait(ev.DialResult(c.id, answered, reason))
 
     async def _connect(self, target: str, timeout: float, kind: str) -> tuple[bool, str]:
-        """AppCall.connect (the call layer's bridge), when this node has it."""
-        connect = getattr(self.call, "connect", None)
-        if connect is None:
-            log.warning("%s: cannot dial %s %s: this node does not connect calls from "
-                        "applications yet", self._where(), kind, target)  # fmt: skip
-            return False, "not available"
-        result = await connect(target, timeout=timeout)
-        answered = getattr(result, "answered", None)
-        if answered is None:
-            answered = type(result).__name__ == "Connected"
-        return bool(answered), str(getattr(result, "reason", "") or "")
+        """Put the caller through (AppCall.connect, the call layer's bridge):
+        (answered, why not)."""
+        try:
+            result = await self.call.connect(target, timeout=timeout)
+        except (RuntimeError, ValueError) as exc:  # a call that cannot be connected onward
+            log.warning("%s: cannot dial %s %s: %s", self._where(), kind, target, exc)
+            return False, str(exc)
+        if isinstance(result, Connected):
+            return True, ""
+        return False, f"{result.status} {result.reason}"
 
     def _notify(self, c: cmd.Notify) -> None:
         notifier = self.s.notifier
