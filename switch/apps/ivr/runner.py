@@ -267,7 +267,10 @@ class Runner:
             elif isinstance(event, Recorded):
                 self._recorded(event)
             elif isinstance(event, Closed):
-                self.inbox.put_nowait(ev.CallerHangup())
+                # "connected": a dial put the caller through (its DialResult
+                # follows); anything else, the caller is gone.
+                if event.reason != "connected":
+                    self.inbox.put_nowait(ev.CallerHangup())
                 return
 
     async def _play(self, c: cmd.Play) -> None:
