@@ -19,6 +19,7 @@ from .report import write
 # imports (aiortc, numpy) slows it by a fifth (measured).
 BENCHMARKS = (
     "parser", "register", "calls", "relay", "recording", "codecs", "webrtc", "acd", "channels",
+    "ivr",
 )  # fmt: skip
 
 

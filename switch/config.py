@@ -65,6 +65,7 @@ __all__ = [
     "InboundRegister",
     "Ivr",
     "NodeConfig",
+    "NotifyConfig",
     "Numbers",
     "OutboundRoute",
     "Queue",
@@ -680,6 +681,25 @@ class RecordingConfig(_Model):
     # Default <node.data_dir>/recordings (filled in at load); relative paths
     # are taken from the directory switch is started in, as data_dir.
     directory: Directory | None = None
+
+
+class NotifyConfig(_Model):
+    """Where the IVR's `notify` verb sends: e-mail by SMTP, SMS and fax by an HTTP webhook."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    smtp_host: str = ""  # empty: e-mail is not sent (a log line says so)
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    sender: str = Field("switch@localhost", alias="from", min_length=3)
+    # SMS and fax: a JSON POST {channel, to, body, subject, tenant} to the url,
+    # with "Authorization: Bearer <token>" when a token is given.
+    sms_url: str = ""
+    fax_url: str = ""
+    webhook_token: str = ""
+    timeout: float = Field(10.0, gt=0, le=120)
 
 
 class RegistrarConfig(_Model):
@@ -1624,6 +1644,7 @@ class Config(_Model):
     records: RecordsConfig
     registrar: RegistrarConfig
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
     tenants: dict[str, Tenant]
     dns: DnsConfig = Field(default_factory=DnsConfig)
     source: str  # the file it came from, or "<demo>"
@@ -1680,6 +1701,7 @@ _SECTIONS: dict[str, type[_Model]] = {
     "registrar": RegistrarConfig,
     "dns": DnsConfig,
     "recording": RecordingConfig,
+    "notify": NotifyConfig,
 }
 _KINDS: dict[str, type[_Model]] = {
     "agents": Agent,

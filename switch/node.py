@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import gc
 import ipaddress
 import logging
@@ -25,10 +24,10 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__
-from .apps.acd_service import NAME as QUEUE_APP
-from .apps.acd_service import AcdService, run_queue
+from .apps.acd_service import AcdService
 from .apps.builtin import builtin_apps
 from .apps.ivr import FlowError, FlowSet, load_flows, reload_flows
+from .apps.services import NodeApps
 from .call.app import Apps
 from .call.b2bua import Calls
 from .call.carrier import CarrierRegistrations
@@ -37,8 +36,6 @@ from .call.trunks import TrunkMonitor
 from .call.wiring import SipPort, build_calls
 from .config import DEMO_SOURCE, Config, ConfigError, HostPort, load_config, load_demo_config
 from .endpoint import Endpoint
-from .media.tts import Speech
-from .media.tts import cache_dir as tts_cache_dir
 from .registrar.auth import Denied
 from .registrar.gate import Gate
 from .registrar.guard import GUARDED, Guard
@@ -85,6 +82,10 @@ class Node:
         # The applications DIDs may name (`app = "echo"`): the built-in ones,
         # or what a test or a bench hands in.
         self.apps = dict(apps) if apps is not None else builtin_apps()
+        # The IVR ("ivr", DIDs with ivr = ...) and the queues ("queue"): with services of their own.
+        self.app_services = NodeApps(config, lambda: self.flows)
+        for name, runner in self.app_services.apps().items():
+            self.apps.setdefault(name, runner)
         self.started_at = time.time()
         self.ready = False
         self.sip_listeners: list[str] = []
@@ -162,6 +163,8 @@ class Node:
             problems = exc.lines
         else:
             self.flows, problems = reload_flows(self.flows, fresh)
+            if not problems:
+                self.app_services.configure(fresh)
         self.reload_problems = problems
         if problems:
             log.error("reload refused, the flows in use are kept:\n  %s", "\n  ".join(problems))
@@ -264,11 +267,12 @@ class Node:
         self._spawn(self.qualifier.run(), "qualify")
 
     async def _start_queues(self) -> None:
-        """The ACD service (switch.apps.acd_service): queue DIDs run its "queue" app."""
+        """The ACD service (switch.apps.acd_service) becomes the node's queues: the
+        "queue" application and the IVR's enqueue give it their callers."""
         assert self.state is not None
-        speech = Speech(tts_cache_dir(self.config.node.data_dir))
-        self.queues = AcdService(self.config, self.state.locations, speech)
-        self.apps.setdefault(QUEUE_APP, functools.partial(run_queue, self.queues))
+        apps = self.app_services
+        self.queues = AcdService(self.config, self.state.locations, apps.speech)
+        apps.queues = apps.services.queues = self.queues  # type: ignore[assignment]
         await self.queues.start()
 
     def _check_apps(self) -> None:
@@ -478,6 +482,7 @@ class Node:
             await self.registrar.close()
         if self.calls is not None:
             await self.calls.close()
+        await self.app_services.close()
         await self.resolver.close()
         # Transports first: aiohttp's cleanup waits for open WebSocket
         # handlers, and closing the transports is what ends them.

@@ -28,10 +28,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..call.app import CallEnded, Connected
 from ..media.player import Clip, Player, music_on_hold
+from ..media.wav import Audio, WavError, read_prompt
 from .acd import Acd, AcdError, OfferGone
 from .acd.events import (
     Announce,
@@ -46,10 +48,11 @@ from .acd.events import (
 )
 from .ivr.conditions import QueueState
 from .queueing import EnqueueRequest, QueueOutcome, Waiting
+from .queues import destination
 
 if TYPE_CHECKING:
     from ..call.app import AppCall
-    from ..config import Config, ExitTarget
+    from ..config import Config
     from ..media.channel import Channel
     from ..media.tts import Speech
     from ..store.location import LocationStore
@@ -57,7 +60,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PRESENCE_EVERY = 1.0  # seconds between reads of the agents' bindings
-NAME = "queue"  # the application a queue DID runs (`App("queue", <queue name>)`)
 
 
 @dataclass(slots=True)
@@ -73,14 +75,7 @@ class _Caller:
     since: float
     outcome: asyncio.Future[QueueOutcome]
     offers: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # reservation -> task
-
-
-def destination(target: ExitTarget) -> str:
-    """An exit as `QueueOutcome.destination` says it: "voicemail:<box>", "ivr:<flow>",
-    "message:<text>", or "hangup" (a message of "")."""
-    if target.kind == "message" and not target.value:
-        return "hangup"
-    return f"{target.kind}:{target.value}"
+    music: Player | None = None
 
 
 class AcdService:
@@ -106,6 +101,29 @@ class AcdService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         self._running = False
+        self._music: dict[str, Audio] = {}
+
+    def configure(self, config: Config) -> None:
+        """A reloaded config: its music files. Queues, agents and their rules stay
+        as the node started with them (the ACD is not rebuilt while callers wait)."""
+        self.config = config
+        self._music.clear()
+
+    async def _music_player(self, tenant: str, queue: str, rate: int) -> Player:
+        """The queue's music file, or the default melody (also when the file is bad)."""
+        music = self.config.tenants[tenant].queues[queue].music
+        if music == "default":
+            return music_on_hold(rate)
+        audio = self._music.get(music)
+        if audio is None:
+            try:
+                audio = await asyncio.to_thread(read_prompt, Path(music))
+            except (OSError, WavError) as exc:
+                log.warning("queue %s/%s: music %s cannot be played (%s); the default plays",
+                            tenant, queue, music, exc)  # fmt: skip
+                return music_on_hold(rate)
+            self._music[music] = audio
+        return music_on_hold(rate, audio)
 
     # ------------------------------------------------------------------
     # Life
@@ -196,22 +214,29 @@ class AcdService:
     ) -> QueueOutcome:
         acd = self.acds.get(request.tenant)
         if acd is None or request.queue not in acd.queues:
-            raise AcdError(f"tenant {request.tenant!r} has no queue {request.queue!r}")
+            log.error("call %d: no queue %r in tenant %r; the call ends",
+                      call.call_id, request.queue, request.tenant)  # fmt: skip
+            return QueueOutcome("exit", request.queue, 0.0, destination="hangup")
         key = str(call.call_id)
         now = self.clock()
         outcome: asyncio.Future[QueueOutcome] = asyncio.get_running_loop().create_future()
         caller = _Caller(key, request.tenant, request.queue, call, channel, request, now, outcome)
         self.callers[(request.tenant, key)] = caller
-        channel.play(music_on_hold(channel.rate), loop=True)
+        caller.music = await self._music_player(request.tenant, request.queue, channel.rate)
+        channel.play(caller.music)
         try:
-            commands = acd.join(
-                key,
-                request.queue,
-                now,
-                number=call.caller.number,
-                priority=request.priority,
-                skills=dict(request.skills),
-            )
+            try:
+                commands = acd.join(
+                    key,
+                    request.queue,
+                    now,
+                    number=call.caller.number,
+                    priority=request.priority,
+                    skills=dict(request.skills),
+                )
+            except AcdError as exc:  # a bad priority or skill from the IVR, say
+                log.error("call %d: not queued: %s; the call ends", call.call_id, exc)
+                return QueueOutcome("exit", request.queue, 0.0, destination="hangup")
             self._carry(request.tenant, commands)
             ended = asyncio.ensure_future(call.wait_ended())
             try:
@@ -225,6 +250,8 @@ class AcdService:
             return outcome.result()
         finally:
             self.callers.pop((request.tenant, key), None)
+            if not channel.closed and call.connected is None:
+                channel.stop()  # the music: what comes next (an exit's message) plays alone
             for task in caller.offers.values():
                 task.cancel()
             self._wake.set()
@@ -414,23 +441,4 @@ class AcdService:
             return
         spoken = held.channel.play(Player([Clip(audio)], held.channel.rate, interruptible=False))
         if await spoken == "end" and not held.outcome.done() and not held.call.ended:
-            held.channel.play(music_on_hold(held.channel.rate), loop=True)
-
-
-async def run_queue(service: AcdService, call: AppCall) -> None:
-    """The application of a queue DID: the caller waits in queue `call.argument`."""
-    try:
-        channel = await call.answer()
-    except CallEnded:
-        return
-    outcome = await service.enqueue(
-        call, channel, EnqueueRequest(call.caller.tenant, call.argument)
-    )
-    if outcome.result == "answered":
-        await call.wait_ended()  # the bridged call: the app stays until it ends
-        return
-    if outcome.result == "exit" and outcome.destination not in (None, "hangup"):
-        # Voicemail, IVR flows and messages are carried out by the IVR runner;
-        # a DID straight to a queue ends the call.
-        log.info("queue %s: caller exits to %s", outcome.queue, outcome.destination)
-    call.hangup("normal")
+            held.channel.play(held.music or music_on_hold(held.channel.rate))

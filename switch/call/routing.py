@@ -72,10 +72,6 @@ class App:
     argument: str = ""
 
 
-# What each not-yet-served kind of DID answers until its issue lands.
-_LATER = {"ivr": "#6 (IVR)"}
-
-
 class Router:
     def __init__(
         self,
@@ -147,9 +143,9 @@ class Router:
             return await self._agent(tenant, value)
         if kind == "app":
             return App(value)
-        if kind == "queue":
-            return App("queue", value)  # the node's queue service (switch.apps.acd_service)
-        return Rejection(480, f"Temporarily Unavailable ({kind} calls arrive with {_LATER[kind]})")
+        if kind in ("ivr", "queue"):
+            return App(kind, value)  # the node's "ivr" or "queue" application, with its name
+        return Rejection(500, f"Server Internal Error (a DID of kind {kind!r} is not routed)")
 
     async def _from_agent(self, tenant: Tenant, ext: str, dialled: str) -> Target | Rejection | App:
         numbers = tenant.numbers

@@ -37,19 +37,13 @@ async def test_an_unknown_did_is_404(router):
     assert await router.route(TRUNK, "999") == Rejection(404, "Not Found (no DID '999')")
 
 
-@pytest.mark.parametrize(("did", "issue"), [("100", "#6")])
-async def test_dids_for_services_still_to_come_say_which(router, did, issue):
-    rejection = await router.route(TRUNK, did)
-    assert isinstance(rejection, Rejection) and rejection.status == 480
-    assert issue in rejection.reason
+async def test_an_ivr_did_runs_the_ivr_app_with_its_flow_and_a_queue_did_the_queue_app(router):
+    assert await router.route(TRUNK, "100") == App("ivr", "demo")
+    assert await router.route(TRUNK, "200") == App("queue", "support")
 
 
 async def test_the_echo_did_is_an_app_the_node_answers(router):
     assert await router.route(TRUNK, "300") == App("echo")
-
-
-async def test_a_queue_did_runs_the_queue_service(router):
-    assert await router.route(TRUNK, "200") == App("queue", "support")
 
 
 async def test_an_agent_dials_out_with_the_prefix_stripped(router):

@@ -277,7 +277,7 @@ async def test_calls_from_agents_are_challenged_and_trunks_are_not(tmp_path):
             )
             assert refused.status == 403
         # 127.0.0.1 is demo-trunk's address: no challenge; DID 200 is the
-        # support queue, whose service answers only an INVITE with an SDP offer.
+        # support queue, which the node answers itself: not without an SDP offer.
         async with UdpPhone(sip_address(node)) as trunk:
             assert (await trunk.request(invite(trunk, "carrier", 1))).status == 488
         allow = (await trunk_options(node)).get("Allow")

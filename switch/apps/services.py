@@ -1,0 +1,58 @@
+"""The applications that need the node's services: the IVR and the queues.
+
+`NodeApps(config, flows)` builds, once per node, what they share: speech
+(espeak-ng, cached in `<data_dir>/tts`), the queue service, the IVR's
+HTTP client, notifier, voicemail boxes and callback store, and gives the
+applications by name: "ivr" (DIDs with `ivr = "..."`) and "queue" (DIDs
+with `queue = "..."`). `close()` at the node's stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..call.app import AppRunner
+from ..config import Config
+from ..media.tts import Speech, cache_dir
+from .ivr.callback import Callbacks
+from .ivr.http import HttpClient
+from .ivr.load import FlowSet
+from .ivr.notify import Notifier
+from .ivr.prompts import Prompts
+from .ivr.runner import IvrApp, QueueApp, Services
+from .ivr.voicemail import Voicemails
+from .queues import QueueService
+
+IVR = "ivr"
+QUEUE = "queue"
+
+
+class NodeApps:
+    def __init__(self, config: Config, flows: Callable[[], FlowSet]) -> None:
+        data = config.node.data_dir
+        self.speech = Speech(cache_dir(data))
+        self.queues = QueueService(config, self.speech)
+        self.http = HttpClient()
+        self.services = Services(
+            prompts=Prompts(self.speech),
+            flows=flows,
+            queues=self.queues,
+            http=self.http,
+            notifier=Notifier(config.notify),
+            voicemails=Voicemails(data),
+            callbacks=Callbacks(data / "callbacks.jsonl"),
+            recordings=data / "ivr-recordings",
+        )
+
+    def apps(self) -> dict[str, AppRunner]:
+        return {IVR: IvrApp(self.services), QUEUE: QueueApp(self.services)}
+
+    def configure(self, config: Config) -> None:
+        """A reloaded config (new callers follow its queues and notify settings)."""
+        self.queues.configure(config)
+        notifier = self.services.notifier
+        if notifier is not None:
+            notifier.config = config.notify
+
+    async def close(self) -> None:
+        await self.http.close()
