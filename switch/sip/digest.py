@@ -609,8 +609,8 @@ class DigestAuthenticator:
         templates = self._templates.get(stale)
         if templates is None:
             marker = "\x00nonce\x00"
-            templates = [
-                tuple(c.to_header_value().split(marker))
+            parts = [
+                c.to_header_value().split(marker)
                 for c in (
                     Challenge(
                         realm=self.realm, nonce=marker, algorithm=a, qop=("auth",), stale=stale
@@ -618,6 +618,9 @@ class DigestAuthenticator:
                     for a in self.algorithms
                 )
             ]
+            if any(len(p) != 2 for p in parts):  # the marker in the realm itself: no template
+                return [c.to_header_value() for c in self.challenge(now, stale)]
+            templates = [(head, tail) for head, tail in parts]
             self._templates[stale] = templates
         nonce = self.make_nonce(now)
         return [f"{head}{nonce}{tail}" for head, tail in templates]

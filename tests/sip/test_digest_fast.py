@@ -38,6 +38,7 @@ def counting_entropy() -> Callable[[int], bytes]:
 # -- challenge_values ----------------------------------------------------------------------
 
 REALMS = [
+    "\x00nonce\x00",
     "demo",
     "switch.example.com",
     "",
