@@ -373,7 +373,7 @@ class Node:
         tenant = self.config.tenants.get(tenant_id)
         agent = tenant.agents.get(ext) if tenant is not None else None
         if agent is not None and self.queues is not None:
-            self._spawn(self.queues.refresh(tenant_id, ext), "queue presence")
+            self.queues.seen(tenant_id, ext, [b.contact for b in bindings])
         if agent is not None and agent.qualify and self.qualifier is not None:
             self.qualifier.watch(aor, bindings, self.config.node.name)
 

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ..call.app import CallEnded, Connected
 from ..media.player import Clip, Player, music_on_hold
 from ..media.wav import Audio, WavError, read_prompt
-from .acd import Acd, AcdError, OfferGone
+from .acd import Acd, AcdError, AgentRecord, OfferGone
 from .acd.events import (
     Announce,
     Command,
@@ -188,23 +188,38 @@ class AcdService:
 
     async def refresh(self, tenant: str, ext: str) -> None:
         """Bring agent `ext`'s devices in the ACD in line with their registrations."""
+        if self._agent(tenant, ext) is None:
+            return
+        self.seen(tenant, ext, await self._devices(tenant, ext, self.clock()))
+
+    def seen(self, tenant: str, ext: str, contacts: Iterable[str]) -> None:
+        """Agent `ext`'s registered devices are now `contacts` (a REGISTER's
+        bindings, or a look in the location store): devices that came or went
+        are told to the ACD. Cheap when nothing changed: a REGISTER refresh
+        costs a set comparison, no store lookup."""
         acd = self.acds.get(tenant)
-        if acd is None:
+        record = self._agent(tenant, ext)
+        if acd is None or record is None:
+            return
+        live = set(contacts)
+        if live == record.devices:
             return
         now = self.clock()
-        try:
-            record = acd.agent(ext)
-        except AcdError:
-            return
-        if record.status == "logged-out":
-            return
-        live = set(await self._devices(tenant, ext, now))
-        now = self.clock()
-        record = acd.agent(ext)
         for device in sorted(live - record.devices):
             self._carry(tenant, acd.device_up(ext, device, now))
         for device in sorted(record.devices - live):
             self._carry(tenant, acd.device_down(ext, device, now))
+
+    def _agent(self, tenant: str, ext: str) -> AgentRecord | None:
+        """The ACD's record of a logged-in agent, or None."""
+        acd = self.acds.get(tenant)
+        if acd is None:
+            return None
+        try:
+            record = acd.agent(ext)
+        except AcdError:
+            return None
+        return None if record.status == "logged-out" else record
 
     # ------------------------------------------------------------------
     # Queues (switch.apps.queueing)
