@@ -830,17 +830,8 @@ def _queue_holiday(value: Any) -> Any:
 
 
 def _iana_zone(value: str) -> str:
-    if value in ("", "UTC"):  # "": the tenant's; UTC is valid without a tz database
-        return value
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        message = (
-            f"{_show(value)} is not an IANA time zone (e.g. UTC, Europe/Paris, America/New_York)"
-        )
-        close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1)
-        raise ValueError(f"{message}; did you mean {close[0]!r}?" if close else message) from None
-    return value
+    """A queue's zone: "" for the tenant's, else as a tenant calendar's (`_time_zone`)."""
+    return value if value == "" else _time_zone(value)
 
 
 OpeningRanges = Annotated[list[str], BeforeValidator(_opening_ranges)]
