@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .static import add_static
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NodeStatus = Callable[[], dict[str, Any]]
 
@@ -21,6 +23,7 @@ def make_app(status: NodeStatus, sip_ws: Handler) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/sip", sip_ws)
     app.router.add_get("/", index)
+    add_static(app)
     return app
 
 
