@@ -103,6 +103,7 @@ class AcdService:
         self._running = False
         self._music: dict[str, Audio] = {}
         self._listeners: list[Callable[[str, Any], None]] = []  # add_listener
+        self._muted: set[tuple[str, str]] = set()  # set_muted
 
     def configure(self, config: Config) -> None:
         """A reloaded config: its music files. Queues, agents and their rules stay
@@ -203,6 +204,8 @@ class AcdService:
         if acd is None or record is None:
             return
         live = set(contacts)
+        if (tenant, ext) in self._muted:
+            live = set()  # the agent's browser has no microphone (set_muted)
         if live == record.devices:
             return
         now = self.clock()
@@ -505,4 +508,18 @@ class AcdService:
             "queue": held.queue,
             "since": held.since,
             "variables": dict(held.request.variables),
+            "ivr": held.call.variables.get("ivr"),
         }
+
+    def set_muted(self, tenant: str, ext: str, muted: bool) -> None:
+        """The agent's browser lost (True) or regained (False) its microphone.
+
+        While muted the agent counts as having no device (not ready
+        "disconnected", an offer ringing them pulled back); unmuted, their
+        registrations count again and they get back what they had."""
+        if muted:
+            self._muted.add((tenant, ext))
+            self.seen(tenant, ext, ())
+        elif (tenant, ext) in self._muted:
+            self._muted.discard((tenant, ext))
+            self._spawn(self.refresh(tenant, ext), f"acd refresh {tenant}/{ext}")
