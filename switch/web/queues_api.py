@@ -35,8 +35,8 @@ def queue_stats(api: Api, tenant: str, queue: str) -> dict[str, Any]:
         "waiting": len(waiting),
         "longest_wait": round(max((now - w.since for w in waiting), default=0.0), 3),
         "agents": by_state,
-        "available": state.available,
-        "ewt": None if state.ewt is None else round(state.ewt, 1),
+        "available": state.agents_available,
+        "ewt": None if state.estimated_wait is None else round(state.estimated_wait, 1),
     }
 
 
