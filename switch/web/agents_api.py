@@ -90,13 +90,15 @@ def set_state(api: Api, tenant: str, ext: str, state: str, reason: str | None) -
     reasons = api.config.tenants[tenant].acd.not_ready_reasons
     if state == "not-ready":
         if reason is None:
-            raise bad_field("reason", f"is required for not-ready: one of {', '.join(reasons)}")
+            raise bad_field(
+                "reason", f"is required for not-ready: one of {', '.join(reasons)}", 422
+            )
         if reason not in reasons:
             raise bad_field(
-                "reason", f"{reason!r} is not one of this tenant's: {', '.join(reasons)}"
+                "reason", f"{reason!r} is not one of this tenant's: {', '.join(reasons)}", 422
             )
     elif reason is not None:
-        raise bad_field("reason", "is only for the not-ready state")
+        raise bad_field("reason", "is only for the not-ready state", 422)
     try:
         if state == "available":
             if api.acd.acds[tenant].agent(ext).status == "logged-out":

@@ -111,7 +111,12 @@ async def originate(request: web.Request) -> web.Response:
     caller_id = text(body, "caller_id", required=False, max_len=32)
     assert first is not None and second is not None
     if who.role == "agent" and first != who.agent:
-        raise bad_field("first", f"an agent calls from their own extension ({who.agent})")
+        raise ApiError(
+            403,
+            "forbidden",
+            f"an agent calls from their own extension ({who.agent})",
+            field="first",
+        )
     if api.originate is None:
         raise ApiError(501, "not_available", "this node cannot originate calls yet")
     try:
@@ -148,10 +153,8 @@ async def supervise(request: web.Request) -> web.Response:
     only(body, ("mode", "to"))
     mode = text(body, "mode", choices=SUPERVISE_MODES)
     raw_to = body.get("to")
-    if raw_to is None:
+    if raw_to is None:  # a supervisor who is also an agent: their own devices
         to = [who.user] if who.user in api.config.tenants[who.tenant].agents else []
-        if not to:
-            raise bad_field("to", "say where to ring you: an extension, a number or a SIP URI")
     elif isinstance(raw_to, str) and raw_to.strip() and len(raw_to) <= 256:
         to = [raw_to]
     elif (
@@ -165,6 +168,8 @@ async def supervise(request: web.Request) -> web.Response:
         raise bad_field("to", "must be a target (string) or a list of 1 to 10 of them")
     assert mode is not None
     view = call_view(api, _find(api, who, call_id))
+    if not to:
+        raise bad_field("to", "say where to ring you: an extension, a number or a SIP URI", 422)
     try:
         sup = await _supervisor(api).supervise(call_id, to, mode, agent=view["agent"])
     except ValueError as exc:

@@ -68,9 +68,10 @@ def error_response(
     )
 
 
-def bad_field(name: str, message: str) -> ApiError:
-    """400 for one field of a request: names it and says what would be right."""
-    return ApiError(400, "invalid_field", f"{name}: {message}", field=name)
+def bad_field(name: str, message: str, status: int = 400) -> ApiError:
+    """400 for one field of a request (422: well formed, but not a value that can be
+    used here, such as an unknown reason): names it and says what would be right."""
+    return ApiError(status, "invalid_field", f"{name}: {message}", field=name)
 
 
 @web.middleware

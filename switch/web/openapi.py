@@ -222,7 +222,9 @@ def _schemas() -> J:
             {
                 "mode": {"enum": MODES},
                 "to": {
-                    "description": "where to ring the supervisor (default: their extension)",
+                    "description": "where to ring the supervisor: an extension, a number or "
+                    "a SIP URI (a supervisor who is also an agent may leave it out: their own "
+                    "extension)",
                     "oneOf": [
                         {"type": "string", "minLength": 1},
                         {
@@ -234,7 +236,7 @@ def _schemas() -> J:
                     ],
                 },
             },
-            ["mode"],
+            ["mode", "to"],
         ),
         "Mode": _obj({"mode": {"enum": MODES}}, ["mode"]),
         "Supervision": _obj(
@@ -260,9 +262,10 @@ def _op(
     if body is not None:
         op["requestBody"] = body
         errors = (400, 413, 415, *errors)
-    op["responses"].update(_errors(*sorted(set(errors))))
     if params:
         op["parameters"] = params
+        errors = (400, *errors)  # a malformed id in the path
+    op["responses"].update(_errors(*sorted(set(errors))))
     return op
 
 
@@ -314,7 +317,7 @@ def _paths() -> J:
                 {"200": _json(_ref("Agent"), "The agent after the change")},
                 body=_body(_ref("StateChange")),
                 params=[AGENT_ID],
-                errors=(403, 404, 409),
+                errors=(403, 404, 409, 422),
             )
         },
         "/api/queues": {
@@ -356,7 +359,7 @@ def _paths() -> J:
                 {"200": _json(_ref("Moved"), "Where the caller is now")},
                 body=_body(_ref("Move"), required=False),
                 params=[QUEUE, {**CALL_ID, "name": "call_id"}],
-                errors=(403, 404, 409),
+                errors=(403, 404, 409, 422),
             )
         },
         "/api/calls": {
@@ -369,7 +372,7 @@ def _paths() -> J:
                 "Originate (click-to-call): ring `first`, then connect it to `second`",
                 {"202": _json(_obj({"call_id": {"type": "integer"}}, ["call_id"]), "Started")},
                 body=_body(_ref("Originate")),
-                errors=(422, 501),
+                errors=(403, 422, 501),
             ),
         },
         "/api/calls/{id}": {
@@ -394,7 +397,7 @@ def _paths() -> J:
                 {"201": _json(_ref("Supervision"), "Supervision started")},
                 body=_body(_ref("Supervise")),
                 params=[CALL_ID],
-                errors=(403, 404, 409, 501),
+                errors=(403, 404, 409, 422, 501),
             )
         },
         "/api/calls/{id}/supervise/{sid}": {

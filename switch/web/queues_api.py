@@ -111,9 +111,9 @@ async def move(request: web.Request) -> web.Response:
     front = flag(body, "front")
     assert api.acd is not None
     if target is not None and target not in api.config.tenants[who.tenant].queues:
-        raise bad_field("queue", f"no queue {target!r} in tenant {who.tenant!r}")
+        raise bad_field("queue", f"no queue {target!r} in tenant {who.tenant!r}", 422)
     if target is None and not front:
-        raise bad_field("queue", "give another queue, or front: true, or both")
+        raise bad_field("queue", "give another queue, or front: true, or both", 422)
     if not any(w.call_id == call_id for w in api.acd.waiting(who.tenant, queue)):
         entry = api.acd.acds[who.tenant].entry(str(call_id))
         if entry is None or entry.queue != queue:

@@ -101,10 +101,10 @@ async def test_state_errors_name_the_field_and_what_is_allowed(tmp_path):
         url = "/api/agents/1001/state"
         cases = [
             ({"state": "asleep"}, 400, "state", "not one of: available, not-ready"),
-            ({"state": "not-ready"}, 400, "reason", "required for not-ready: one of break, lunch"),
-            ({"state": "not-ready", "reason": "training"}, 400, "reason", "not one of this"),
-            ({"state": "not-ready", "reason": "disconnected"}, 400, "reason", "not one of this"),
-            ({"state": "available", "reason": "break"}, 400, "reason", "only for the not-ready"),
+            ({"state": "not-ready"}, 422, "reason", "required for not-ready: one of break, lunch"),
+            ({"state": "not-ready", "reason": "training"}, 422, "reason", "not one of this"),
+            ({"state": "not-ready", "reason": "disconnected"}, 422, "reason", "not one of this"),
+            ({"state": "available", "reason": "break"}, 422, "reason", "only for the not-ready"),
             ({}, 400, "state", "is required"),
         ]
         for body, status, field, words in cases:

@@ -164,7 +164,7 @@ async def test_supervise_errors(tmp_path):
         headers = await h.auth("sup", "sup-pw", "acme")
         cases = [
             ({"mode": "spy", "to": "1003"}, 400, "mode"),
-            ({"mode": "listen"}, 400, "to"),  # "sup" has no extension to ring
+            ({"mode": "listen"}, 422, "to"),  # "sup" has no extension to ring
             ({"mode": "listen", "to": 5}, 400, "to"),
             ({"mode": "listen", "to": []}, 400, "to"),
         ]
@@ -213,7 +213,7 @@ async def test_originate_validates_and_returns_202_with_the_call_id(tmp_path):
         resp = await h.client.post(
             "/api/calls", json={"first": "1002", "second": "+15550199"}, headers=headers
         )
-        assert (resp.status, (await resp.json())["field"]) == (400, "first")
+        assert (resp.status, (await resp.json())["field"]) == (403, "first")
         resp = await h.client.post(
             "/api/calls", json={"first": "1001", "second": "+999"}, headers=headers
         )

@@ -72,9 +72,9 @@ async def test_move_needs_a_supervisor_and_says_what_is_wrong(tmp_path):
         assert (await h.client.post(url, json={"front": True}, headers=agent)).status == 403
         sup = await h.auth("sup", "sup-pw", "acme")
         resp = await h.client.post(url, json={"queue": "nowhere"}, headers=sup)
-        assert (resp.status, (await resp.json())["field"]) == (400, "queue")
+        assert (resp.status, (await resp.json())["field"]) == (422, "queue")
         resp = await h.client.post(url, json={}, headers=sup)
-        assert resp.status == 400 and "front: true" in (await resp.json())["message"]
+        assert resp.status == 422 and "front: true" in (await resp.json())["message"]
         resp = await h.client.post(url, json={"front": "yes"}, headers=sup)
         assert (resp.status, (await resp.json())["field"]) == (400, "front")
         resp = await h.client.post(
