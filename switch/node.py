@@ -60,6 +60,7 @@ from .store.state import State, StateError, open_state
 from .transport.dns import Resolver
 from .transport.limits import Limits
 from .transport.registry import Transports
+from .web.api import Api
 from .web.app import make_app
 
 log = logging.getLogger("switch.node")
@@ -102,6 +103,7 @@ class Node:
         self.calls: Calls | None = None
         self.trunks: TrunkMonitor | None = None
         self.queues: AcdService | None = None
+        self.api: Api | None = None  # the REST API (switch.web.api)
         dns = config.dns
         self.resolver = Resolver(
             [(server.host, server.port) for server in dns.nameservers],
@@ -460,7 +462,12 @@ class Node:
         if http.tls:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(http.tls_cert), str(http.tls_key))
-        app = make_app(self.status, self.transports.ws_handler(secure=context is not None))
+        # The REST API and CTI socket; supervision and originate are wired
+        # when the call layer provides them.
+        self.api = Api(self.config, self.queues, calls=self.calls)
+        app = make_app(
+            self.status, self.transports.ws_handler(secure=context is not None), api=self.api
+        )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, http.listen.host, http.listen.port, ssl_context=context)
