@@ -166,7 +166,7 @@ function fillReasons() {
 // The CTI feed
 
 function onCti(event) {
-  const mine = event.agent === desk.ext || (event.agents || []).includes(desk.ext);
+  const mine = event.agent === desk.ext || (Array.isArray(event.agents) && event.agents.includes(desk.ext));
   switch (event.type) {
     case "agent.state":
       if (event.agent === desk.ext) setStatus(event.status, event.reason);
@@ -646,6 +646,7 @@ setInterval(() => desk.ext && render(), 1000); // the timers
 window.webphone = {
   inboundAudio: () => inboundAudio(desk.call?.session),
   outboundAudio: () => outboundAudio(desk.call?.session),
+  session: () => desk.call?.session ?? null,
   get registered() {
     return Boolean(phone?.registered);
   },

@@ -4,6 +4,7 @@
 // reports each step through onStatus so that the page can say so.
 
 import JsSIP from "jssip";
+import "./challenge.js";
 
 export class Phone {
   /**

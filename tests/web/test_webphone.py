@@ -1,0 +1,247 @@
+"""The agent webphone in a real browser (Debian's Chromium) against a live node.
+
+The page is the built webphone served at /phone/; it logs in through the
+REST API, registers with JsSIP over the node's /sip WebSocket and follows
+the CTI socket. The demo trunk calls DID 200 (queue support) from a test
+phone with its own RTP socket, so that audio is checked by content: the
+caller sends CALLER_HZ, the browser's fake microphone plays AGENT_HZ; the
+caller must hear AGENT_HZ and the page's WebRTC stats must show inbound
+audio energy growing. Screenshots go to test-output/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+
+from switch.node import Node
+from switch.sip.message import Request
+from switch.web.static import PHONE_DIR
+from tests.integration.conftest import running_node
+from tests.integration.test_acd_calls import _status, _until, queue_call
+from tests.integration.test_app_connect import AGENT_HZ, CALLER_HZ, _heard, _loud, _reply, _talk
+from tests.integration.test_apps import _offer
+from tests.media.audio import peaks
+from tests.support.chromium import chromium, needs_chromium, screenshot_path, tone_wav
+from tests.support.sipclient import UdpPhone
+
+pytestmark = [
+    needs_chromium,
+    pytest.mark.skipif(
+        not (PHONE_DIR / "index.html").is_file(),
+        reason="the webphone is not built: run `make install` (or npm ci && npm run build "
+        "in webphone/)",
+    ),
+    pytest.mark.timeout(90),
+]
+
+WRAPUP = 3  # seconds of wrap-up on queue support in these tests
+LAPTOP = {"width": 1366, "height": 768}
+
+
+@contextlib.asynccontextmanager
+async def phone_node(tmp_path: Path) -> AsyncIterator[Node]:
+    changes = {"wrapup = 10               #": f"wrapup = {WRAPUP}                #"}
+    async with running_node(tmp_path, changes=changes) as node:
+        yield node
+
+
+async def _log_in(page: Page, node: Node, ext: str = "1001") -> None:
+    await page.goto(f"{node.http_url}/phone/")
+    await page.get_by_label("Username").fill(ext)
+    await page.get_by_label("Password").fill(f"agent{ext}")
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.locator("#sip-status")).to_have_text("Phone ready", timeout=10_000)
+
+
+ANSWER_DIRECTION = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+
+
+class FarEnd:
+    """The caller's side of a call in progress: answers the node's in-dialog
+    requests (the agent's hold and resume re-INVITEs, BYE) as a carrier would,
+    and keeps them for the test to read."""
+
+    def __init__(self, trunk: UdpPhone, media_port: int) -> None:
+        self.trunk = trunk
+        self.media_port = media_port
+        self.requests: list[Request] = []
+        self._version = 1
+        self._task = asyncio.ensure_future(self._serve())
+
+    async def _serve(self) -> None:
+        while True:
+            try:
+                msg = await self.trunk.receive(3600)
+            except TimeoutError:
+                continue
+            if not isinstance(msg, Request) or msg.method == "ACK":
+                continue
+            self.requests.append(msg)
+            if msg.method == "INVITE":
+                self._version += 1
+                sdp = _offer(self.media_port).replace("o=caller 1 1", f"o=caller 1 {self._version}")
+                offered = next((d for d in ANSWER_DIRECTION if f"a={d}" in msg.body.decode()), "")
+                if offered:
+                    sdp += f"a={ANSWER_DIRECTION[offered]}\r\n"
+                _reply(self.trunk, msg, 200, "c1", sdp)
+            else:
+                _reply(self.trunk, msg, 200, "c1")
+
+    async def next(self, method: str, seen: int = 0, seconds: float = 5.0) -> Request:
+        """The first `method` request after the first `seen` requests."""
+        deadline = time.monotonic() + seconds
+        while True:
+            for req in self.requests[seen:]:
+                if req.method == method:
+                    return req
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {method} within {seconds} s: {self.requests}")
+            await asyncio.sleep(0.05)
+
+    def close(self) -> None:
+        self._task.cancel()
+
+
+def keep_console(page: Page, name: str) -> None:
+    """The page's console, in test-output/<name>.log (JsSIP logs there when asked)."""
+    path = screenshot_path(name).with_suffix(".log")
+    path.write_text("")
+
+    def write(line: str) -> None:
+        with path.open("a") as out:
+            out.write(line.replace("%c", "") + "\n")
+
+    page.on("console", lambda m: write(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: write(f"pageerror: {e}"))
+
+
+async def _inbound(page: Page, seconds: float = 3.0) -> dict:
+    """The page's inbound audio stats; they exist once the first packet came."""
+    deadline = time.monotonic() + seconds
+    while (stats := await page.evaluate("window.webphone.inboundAudio()")) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no inbound audio on the page within {seconds} s")
+        await asyncio.sleep(0.1)
+    return stats
+
+
+async def _grows(page: Page, talk: asyncio.Future | None = None) -> tuple[dict, dict]:
+    """Inbound audio stats before and after the caller talks (or a second)."""
+    before = await _inbound(page)
+    if talk is not None:
+        await talk
+    else:
+        await asyncio.sleep(1.0)
+    await asyncio.sleep(0.3)
+    return before, await _inbound(page)
+
+
+@needs_chromium
+async def test_an_agent_logs_in_takes_a_queue_call_with_screen_pop_audio_hold_and_wrapup(
+    tmp_path,
+):
+    wav = tone_wav(tmp_path / "agent.wav", AGENT_HZ)
+    async with phone_node(tmp_path) as node, chromium(wav) as browser:
+        page = await browser.new_page(viewport=LAPTOP)
+        keep_console(page, "webphone-call")
+        await page.goto(f"{node.http_url}/phone/")
+        await page.evaluate("localStorage.debug = 'JsSIP:*'")
+        await page.screenshot(path=screenshot_path("webphone-login"))
+        await _log_in(page, node)
+        await expect(page.locator("#agent-name")).to_have_text("Alice Archer (1001)")
+
+        # State control: not ready with a reason, then available.
+        await page.get_by_label("Reason").select_option("break")
+        await page.get_by_role("button", name="Not ready").click()
+        await _until(lambda: _status(node, "1001") == ("not-ready", "break"), what="on a break")
+        await expect(page.locator("#agent-state")).to_have_text("Not ready \u2013 Break")
+        await page.get_by_role("button", name="Available").click()
+        await _until(lambda: _status(node, "1001")[0] == "available", what="1001 available")
+        await expect(page.locator("#agent-state")).to_have_text("Available")
+        await page.screenshot(path=screenshot_path("webphone-idle"))
+
+        async with queue_call(node) as (trunk, caller_media, _answered, node_a):
+            far = FarEnd(trunk, caller_media.port)
+            # The screen pop, before answering.
+            panel = page.locator("#call-panel")
+            await expect(panel.get_by_role("heading")).to_have_text("Incoming call")
+            await expect(page.locator("#pop-caller")).to_contain_text("+442079460001")
+            await expect(page.locator("#pop-caller")).to_contain_text("Ann Caller")
+            await expect(page.locator("#pop-queue")).to_have_text("support")
+            await expect(page.locator("#pop-did")).to_contain_text("200")
+            await expect(page.locator("#pop-wait")).not_to_have_text("\u2013")
+            assert _status(node, "1001")[0] == "reserved"
+            await page.screenshot(path=screenshot_path("webphone-ringing"))
+
+            await page.get_by_role("button", name="Answer").click()
+            await _until(lambda: _status(node, "1001")[0] == "on-call", 10, "1001 on call")
+            await expect(panel.get_by_role("heading")).to_have_text("On call")
+
+            # Audio both ways: the caller's tone reaches the page, the page's the caller.
+            since = time.monotonic()
+            talk = asyncio.ensure_future(_talk(caller_media, node_a, CALLER_HZ, 2.0, 0x1111))
+            before, after = await _grows(page, talk)
+            assert after["bytesReceived"] > before["bytesReceived"] + 5000, (before, after)
+            assert after["totalAudioEnergy"] > before["totalAudioEnergy"] + 0.01, (before, after)
+            to_caller = _loud(_heard(caller_media, since))
+            assert len(to_caller) >= 8000, "the caller heard too little of the agent"
+            assert peaks(to_caller[-8000:], 8000, 1) == pytest.approx([AGENT_HZ], abs=15)
+            await page.screenshot(path=screenshot_path("webphone-on-call"))
+
+            # Mute by its shortcut, unmute by the button.
+            await page.keyboard.press("m")
+            await expect(page.get_by_role("button", name="Unmute")).to_be_visible()
+            await page.get_by_role("button", name="Unmute").click()
+            await expect(page.get_by_role("button", name="Mute", exact=True)).to_be_visible()
+
+            # Hold, then resume: the call goes on and audio flows again.
+            # The hold reaches the caller's side as a re-INVITE (sendonly), the
+            # resume as another (sendrecv again).
+            seen = len(far.requests)
+            await page.get_by_role("button", name="Hold").click()
+            hold = await far.next("INVITE", seen)
+            assert "a=sendonly" in hold.body.decode()
+            await expect(page.get_by_role("button", name="Resume")).to_be_visible(timeout=5000)
+            await expect(panel.get_by_role("heading")).to_have_text("On hold")
+            await page.screenshot(path=screenshot_path("webphone-on-hold"))
+            seen = len(far.requests)
+            await page.get_by_role("button", name="Resume").click()
+            resume = await far.next("INVITE", seen)
+            assert "a=sendonly" not in resume.body.decode()
+            await expect(page.get_by_role("button", name="Hold")).to_be_visible(timeout=5000)
+            # A new SSRC: _talk numbers its packets from 0 again, which the
+            # browser's SRTP would drop as replays under the first one.
+            talk = asyncio.ensure_future(_talk(caller_media, node_a, CALLER_HZ, 1.5, 0x3333))
+            await asyncio.sleep(0.3)
+            before, after = await _grows(page, talk)
+            assert after["totalAudioEnergy"] > before["totalAudioEnergy"] + 0.005, (before, after)
+            assert _status(node, "1001")[0] == "on-call"
+
+            seen = len(far.requests)
+            await page.get_by_role("button", name="Hang up").click()
+            await far.next("BYE", seen)
+            far.close()
+
+        # Wrap-up: the node's wrap-up state, the form, the call in the day's list.
+        await _until(lambda: _status(node, "1001")[0] == "wrap-up", what="1001 in wrap-up")
+        wrapup = page.locator("#wrapup-panel")
+        await expect(wrapup).to_be_visible()
+        await page.get_by_label("Disposition").select_option("resolved")
+        await page.get_by_label("Notes").fill("Asked about invoice 42; answered.")
+        await page.screenshot(path=screenshot_path("webphone-wrapup"))
+        await wrapup.get_by_role("button", name="Save").click()
+        await expect(wrapup).to_be_hidden()
+        row = page.locator("#history tbody tr").first
+        await expect(row).to_contain_text("+442079460001")
+        await expect(row).to_contain_text("support")
+        await expect(row).to_contain_text("Resolved")
+        await _until(lambda: _status(node, "1001")[0] == "available", WRAPUP + 3, "available")
+        await expect(page.locator("#agent-state")).to_have_text("Available")
+        await page.screenshot(path=screenshot_path("webphone-after-call"))
