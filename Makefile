@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Debian packages the tests drive: SIPp, Redis, Chromium, text to speech,
 # coturn (TURN for WebRTC legs) and opus-tools (an independent reader of the
-# recorder's Ogg Opus files).
-TEST_PACKAGES := sip-tester redis-server chromium espeak-ng libopus0 coturn opus-tools
+# recorder's Ogg Opus files), and a Chinese font for the webphone's screenshots.
+TEST_PACKAGES := sip-tester redis-server chromium espeak-ng libopus0 coturn opus-tools \
+	fonts-wqy-microhei
 
 .PHONY: install run test lint format bench bench-smoke clean
 

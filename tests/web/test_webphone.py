@@ -245,3 +245,82 @@ async def test_an_agent_logs_in_takes_a_queue_call_with_screen_pop_audio_hold_an
         await _until(lambda: _status(node, "1001")[0] == "available", WRAPUP + 3, "available")
         await expect(page.locator("#agent-state")).to_have_text("Available")
         await page.screenshot(path=screenshot_path("webphone-after-call"))
+
+
+async def test_the_page_says_when_the_connection_drops_and_registers_again(tmp_path):
+    async with phone_node(tmp_path) as node, chromium() as browser:
+        page = await browser.new_page(viewport=LAPTOP)
+        keep_console(page, "webphone-reconnect")
+        await page.goto(f"{node.http_url}/phone/")
+        await page.evaluate("localStorage.debug = 'JsSIP:Transport,JsSIP:UA'")
+        await _log_in(page, node)
+        await _until(lambda: _status(node, "1001")[0] == "available", what="1001 available")
+        assert node.transports is not None
+        flows = [c for c in node.transports._conns.values() if c.flow.transport == "ws"]
+        assert flows, "the page has no SIP WebSocket open"
+        for conn in flows:
+            conn.abort()  # as a network drop: no close frame
+        banner = page.get_by_role("alert").filter(has_text="Connection to the switch lost")
+        await expect(banner).to_be_visible(timeout=5000)
+        await page.screenshot(path=screenshot_path("webphone-connection-lost"))
+        # JsSIP reconnects and registers again; the ACD gives the agent back their state.
+        await expect(page.locator("#sip-status")).to_have_text("Phone ready", timeout=15_000)
+        await expect(banner).to_be_hidden()
+        await _until(lambda: _status(node, "1001")[0] == "available", 10, "available again")
+
+
+async def test_a_blocked_microphone_is_shown_and_sets_the_agent_not_ready(tmp_path):
+    async with phone_node(tmp_path) as node, chromium(microphone=False) as browser:
+        page = await browser.new_page(viewport=LAPTOP)
+        await _log_in(page, node)
+        alert = page.get_by_role("alert").filter(has_text="Your microphone is blocked")
+        await expect(alert).to_be_visible()
+        # The presence frame on the CTI socket: the ACD offers no calls to a muted browser.
+        await _until(
+            lambda: _status(node, "1001") == ("not-ready", "disconnected"), what="not ready"
+        )
+        await expect(page.locator("#agent-state")).to_have_text("Not ready \u2013 Disconnected")
+        await page.screenshot(path=screenshot_path("webphone-microphone-blocked"))
+
+
+async def test_without_the_api_the_page_logs_in_over_sip_alone(tmp_path):
+    async with phone_node(tmp_path) as node, chromium() as browser:
+        page = await browser.new_page(viewport=LAPTOP)
+        # A node without the REST API answers 404 there.
+        await page.route(
+            "**/api/login",
+            lambda route: route.fulfill(status=404, json={"error": "not_found", "message": "no"}),
+        )
+        await _log_in(page, node)
+        await expect(page.locator("#state-panel")).to_be_hidden()
+        await expect(page.get_by_text("This switch has no agent API")).to_be_visible()
+        # Registered with the SIP password: the ACD sees the agent's device.
+        await _until(lambda: _status(node, "1001")[0] == "available", what="1001 available")
+
+
+async def test_a_wrong_password_is_refused_with_a_message(tmp_path):
+    async with phone_node(tmp_path) as node, chromium() as browser:
+        page = await browser.new_page(viewport=LAPTOP)
+        await page.goto(f"{node.http_url}/phone/")
+        await page.get_by_label("Username").fill("1001")
+        await page.get_by_label("Password").fill("not-the-password")
+        await page.get_by_role("button", name="Log in").click()
+        await expect(page.locator("#login-error")).to_have_text("Wrong username or password.")
+        await expect(page.locator("#desk-view")).to_be_hidden()
+
+
+async def test_the_page_speaks_simplified_chinese_and_remembers_it(tmp_path):
+    async with phone_node(tmp_path) as node, chromium() as browser:
+        page = await browser.new_page(viewport=LAPTOP)
+        await page.goto(f"{node.http_url}/phone/")
+        await page.get_by_label("Language").select_option("zh")
+        await expect(page.get_by_role("button", name="登录")).to_be_visible()
+        await page.reload()
+        await page.get_by_label("用户名").fill("1002")
+        await page.get_by_label("密码").fill("agent1002")
+        await page.get_by_role("button", name="登录").click()
+        await expect(page.locator("#sip-status")).to_have_text("电话已就绪", timeout=10_000)
+        await expect(page.get_by_role("heading", name="我的状态")).to_be_visible()
+        await expect(page.get_by_role("button", name="空闲")).to_be_visible()
+        assert await page.evaluate("document.documentElement.lang") == "zh-CN"
+        await page.screenshot(path=screenshot_path("webphone-zh"))

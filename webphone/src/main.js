@@ -30,6 +30,7 @@ const desk = {
   statusSince: Date.now(),
   wrapupUntil: null, // local ms
   sip: "registering",
+  lost: false, // the SIP socket dropped and is not registered again yet
   ctiUp: true,
   microphone: "ok", // ok | blocked | missing
   call: null, // {session, pop, started, answered, held, muted, keypad}
@@ -122,7 +123,7 @@ async function logOut() {
   api.forget();
   phone = cti = null;
   ringtone.stop();
-  Object.assign(desk, { ext: null, status: null, call: null, offer: null, wrapup: null, notice: "" });
+  Object.assign(desk, { ext: null, lost: false, status: null, call: null, offer: null, wrapup: null, notice: "" });
   $("desk-view").hidden = true;
   $("login-view").hidden = false;
   $("password").value = "";
@@ -208,6 +209,9 @@ function takeOffer() {
 
 function onSipStatus(status, detail) {
   desk.sip = status;
+  // Lost from the drop until registered again (JsSIP's reconnect attempts between).
+  if (status === "disconnected") desk.lost = true;
+  if (status === "registered") desk.lost = false;
   if (status === "registrationFailed") desk.sipDetail = detail;
   render();
 }
@@ -554,7 +558,7 @@ function render() {
   // The banner: what stops calls reaching the agent, most urgent first.
   let banner = "";
   if (loggedIn) {
-    if (desk.sip === "disconnected") banner = t("connectionLost");
+    if (desk.lost) banner = t("connectionLost");
     else if (desk.sip === "registrationFailed") banner = t("registrationFailed", { cause: desk.sipDetail || "" });
     else if (desk.microphone === "blocked") banner = t("micBlocked");
     else if (desk.microphone === "missing") banner = t("micMissing");
@@ -570,7 +574,6 @@ function render() {
   if (desk.status === "wrap-up" && desk.wrapupUntil) {
     line += ` (${t("wrapupLeft", { seconds: Math.max(0, Math.ceil((desk.wrapupUntil - Date.now()) / 1000)) })})`;
   }
-  if (desk.sipOnly && loggedIn) line = t("sipOnly");
   $("state-line").textContent = [line, desk.notice].filter(Boolean).join(" · ");
   $("btn-available").setAttribute("aria-pressed", String(desk.status === "available"));
   $("btn-not-ready").setAttribute("aria-pressed", String(desk.status === "not-ready"));
