@@ -25,7 +25,18 @@ from switch.sip.message import Request
 from switch.web.static import PHONE_DIR
 from tests.integration.conftest import running_node
 from tests.integration.test_acd_calls import _status, _until, queue_call
-from tests.integration.test_app_connect import AGENT_HZ, CALLER_HZ, _heard, _loud, _reply, _talk
+from tests.integration.test_app_connect import (
+    AGENT_HZ,
+    CALLER_HZ,
+    _heard,
+    _loud,
+    _next,
+    _reply,
+    _sdp,
+    _talk,
+    agent_phone,
+    rtp_socket,
+)
 from tests.integration.test_apps import _offer
 from tests.media.audio import peaks
 from tests.support.chromium import chromium, needs_chromium, screenshot_path, tone_wav
@@ -324,3 +335,69 @@ async def test_the_page_speaks_simplified_chinese_and_remembers_it(tmp_path):
         await expect(page.get_by_role("button", name="空闲")).to_be_visible()
         assert await page.evaluate("document.documentElement.lang") == "zh-CN"
         await page.screenshot(path=screenshot_path("webphone-zh"))
+
+
+async def _ringing(page: Page) -> None:
+    heading = page.locator("#call-panel").get_by_role("heading")
+    await expect(heading).to_have_text("Incoming call", timeout=10_000)
+
+
+async def test_declined_by_shortcut_the_caller_waits_on_and_the_page_lists_it(tmp_path):
+    async with (
+        phone_node(tmp_path) as node,
+        chromium() as browser,
+    ):
+        page = await browser.new_page(viewport=LAPTOP)
+        await _log_in(page, node)
+        await _until(lambda: _status(node, "1001")[0] == "available", what="1001 available")
+        async with queue_call(node) as (trunk, _media, _ok, _addr):
+            far = FarEnd(trunk, _media.port)
+            await _ringing(page)
+            await page.keyboard.press("d")
+            await expect(page.locator("#call-panel")).to_be_hidden()
+            row = page.locator("#history tbody tr").first
+            await expect(row).to_contain_text("+442079460001")
+            await expect(row).to_have_class("missed")
+            await expect(page.locator("#wrapup-panel")).to_be_hidden()
+            # Declined is not answered: the caller is still in the queue, not hung up.
+            assert node.queues.waiting("demo")
+            assert not [r for r in far.requests if r.method == "BYE"]
+            far.close()
+
+
+async def test_answered_by_shortcut_keypad_digits_reach_the_caller_then_a_blind_transfer(
+    tmp_path,
+):
+    async with phone_node(tmp_path) as node, chromium() as browser:
+        page = await browser.new_page(viewport=LAPTOP)
+        keep_console(page, "webphone-transfer")
+        await _log_in(page, node)
+        await _until(lambda: _status(node, "1001")[0] == "available", what="1001 available")
+        async with queue_call(node) as (trunk, caller_media, _ok, _addr):
+            far = FarEnd(trunk, caller_media.port)
+            await _ringing(page)
+            await page.keyboard.press("a")
+            await _until(lambda: _status(node, "1001")[0] == "on-call", 10, "1001 on call")
+
+            # The keypad: digit 5 reaches the caller as RFC 4733 events (payload type 101).
+            await page.get_by_role("button", name="Keypad").click()
+            before = len(caller_media.payloads(101))
+            await page.get_by_role("button", name="Digit 5").click()
+            await _until(lambda: len(caller_media.payloads(101)) > before, 5, "DTMF at the caller")
+            event = caller_media.payloads(101)[-1]
+            assert event[0] == 5, event
+            await page.screenshot(path=screenshot_path("webphone-keypad"))
+
+            # Blind transfer to agent 1002 (a desk phone): the node calls 1002 with
+            # the caller's media and lets the browser go when 1002 answers.
+            async with agent_phone(node, "1002") as desk, rtp_socket() as desk_media:
+                await page.get_by_label("Transfer to").fill("1002")
+                await page.get_by_role("button", name="Transfer").click()
+                invite = await _next(desk, "INVITE", 10)
+                _reply(desk, invite, 200, "ag2", _sdp(desk_media.port))
+                await _next(desk, "ACK")
+                await expect(page.locator("#call-panel")).to_be_hidden(timeout=10_000)
+                await expect(page.get_by_text("Transferred to 1002.")).to_be_visible()
+                await expect(page.locator("#wrapup-panel")).to_be_visible()
+                assert not [r for r in far.requests if r.method == "BYE"], "caller hung up"
+            far.close()

@@ -332,7 +332,9 @@ function toggleKeypad() {
 function dtmf(key) {
   const call = desk.call;
   if (!call?.answered) return;
-  call.session.sendDTMF(key);
+  // In the media (RFC 4733, the browser's RTCDTMFSender): it survives the
+  // node's transcoding and reaches a trunk as telephone-events.
+  call.session.sendDTMF(key, { transportType: "RFC2833" });
 }
 
 function transfer(text) {
