@@ -38,9 +38,11 @@ from tests.integration.test_app_connect import (
     rtp_socket,
 )
 from tests.integration.test_apps import _offer
+from tests.integration.test_ivr import _sipp
 from tests.media.audio import peaks
 from tests.support.chromium import chromium, needs_chromium, screenshot_path, tone_wav
 from tests.support.sipclient import UdpPhone
+from tests.support.sipp import needs_sipp
 
 pytestmark = [
     needs_chromium,
@@ -401,3 +403,32 @@ async def test_answered_by_shortcut_keypad_digits_reach_the_caller_then_a_blind_
                 await expect(page.locator("#wrapup-panel")).to_be_visible()
                 assert not [r for r in far.requests if r.method == "BYE"], "caller hung up"
             far.close()
+
+
+@needs_sipp
+async def test_a_sipp_caller_who_pressed_1_in_the_ivr_pops_up_with_the_choice(tmp_path):
+    async with phone_node(tmp_path) as node, chromium() as browser:
+        page = await browser.new_page(viewport=LAPTOP)
+        await _log_in(page, node)
+        await _until(lambda: _status(node, "1001")[0] == "available", what="1001 available")
+        # SIPp calls DID 100 from the demo trunk, presses 1 (support), stays 10 s, hangs up.
+        sipp = _sipp(node, "ivr_uac_press_1.xml", 10_000)
+        try:
+            await _ringing(page)
+            await expect(page.locator("#pop-caller")).to_contain_text("+442079460123")
+            await expect(page.locator("#pop-caller")).to_contain_text("IVR Caller")
+            await expect(page.locator("#pop-did")).to_contain_text("100")
+            await expect(page.locator("#pop-queue")).to_have_text("support")
+            await expect(page.locator("#pop-ivr")).to_have_text("1")
+            await expect(page.locator("#pop-crm")).to_contain_text("department: support")
+            await expect(page.locator("#pop-crm")).to_contain_text("caller@demo.example")
+            await page.screenshot(path=screenshot_path("webphone-ivr-pop"))
+            await page.get_by_role("button", name="Answer").click()
+            await _until(lambda: _status(node, "1001")[0] == "on-call", 10, "1001 on call")
+            result = await sipp
+            assert result.ok, result.output
+            # The caller hung up: the page goes to wrap-up.
+            await expect(page.locator("#wrapup-panel")).to_be_visible(timeout=5000)
+        finally:
+            if not sipp.done():
+                sipp.cancel()
