@@ -23,7 +23,7 @@ from playwright.async_api import Page, expect
 from switch.node import Node
 from switch.sip.message import Request
 from switch.web.static import PHONE_DIR
-from tests.integration.conftest import running_node
+from tests.integration.conftest import running_node, sip_address
 from tests.integration.test_acd_calls import _status, _until, queue_call
 from tests.integration.test_app_connect import (
     AGENT_HZ,
@@ -37,7 +37,7 @@ from tests.integration.test_app_connect import (
     agent_phone,
     rtp_socket,
 )
-from tests.integration.test_apps import _offer
+from tests.integration.test_apps import RtpSocket, _invite, _offer
 from tests.integration.test_ivr import _sipp
 from tests.media.audio import peaks
 from tests.support.chromium import chromium, needs_chromium, screenshot_path, tone_wav
@@ -191,11 +191,13 @@ async def test_an_agent_logs_in_takes_a_queue_call_with_screen_pop_audio_hold_an
             await expect(page.locator("#pop-did")).to_contain_text("200")
             await expect(page.locator("#pop-wait")).not_to_have_text("\u2013")
             assert _status(node, "1001")[0] == "reserved"
+            assert await page.evaluate("window.webphone.ringing"), "no ringtone"
             await page.screenshot(path=screenshot_path("webphone-ringing"))
 
             await page.get_by_role("button", name="Answer").click()
             await _until(lambda: _status(node, "1001")[0] == "on-call", 10, "1001 on call")
             await expect(panel.get_by_role("heading")).to_have_text("On call")
+            assert not await page.evaluate("window.webphone.ringing"), "rings on"
 
             # Audio both ways: the caller's tone reaches the page, the page's the caller.
             since = time.monotonic()
@@ -280,6 +282,21 @@ async def test_the_page_says_when_the_connection_drops_and_registers_again(tmp_p
         await expect(page.locator("#sip-status")).to_have_text("Phone ready", timeout=15_000)
         await expect(banner).to_be_hidden()
         await _until(lambda: _status(node, "1001")[0] == "available", 10, "available again")
+
+        # The CTI socket closed by the node: said, and opened again.
+        assert node.api is not None
+        (client,) = node.api.cti.clients
+        await client.ws.close()
+        lost = page.get_by_role("alert").filter(has_text="Live updates lost")
+        await expect(lost).to_be_visible(timeout=5000)
+        await expect(lost).to_be_hidden(timeout=10_000)
+        await _until(lambda: len(node.api.cti.clients) == 1, 5, "the CTI socket back")
+
+        # Log out: the ACD logs the agent out, the page unregisters and shows the login.
+        await page.get_by_role("button", name="Log out").click()
+        await expect(page.get_by_role("button", name="Log in")).to_be_visible()
+        await _until(lambda: _status(node, "1001")[0] == "logged-out", 5, "logged out")
+        await _until(lambda: not node.api.cti.clients, 5, "the CTI socket closed")
 
 
 async def test_a_blocked_microphone_is_shown_and_sets_the_agent_not_ready(tmp_path):
@@ -432,3 +449,37 @@ async def test_a_sipp_caller_who_pressed_1_in_the_ivr_pops_up_with_the_choice(tm
         finally:
             if not sipp.done():
                 sipp.cancel()
+
+
+CRM_FLOW = """
+start: main
+steps:
+  main:
+    - answer
+    - set: {crm_url: "https://crm.example/customers?phone={number}", account: "A-7"}
+    - enqueue: support
+"""
+
+
+async def test_an_ivr_that_sets_crm_url_gives_the_agent_a_link_to_the_customer(tmp_path):
+    (tmp_path / "crm.yaml").write_text(CRM_FLOW)
+    changes = {'builtin = "demo"': 'file = "crm.yaml"'}
+    async with running_node(tmp_path, changes=changes) as node, chromium() as browser:
+        page = await browser.new_page(viewport=LAPTOP)
+        await _log_in(page, node)
+        await _until(lambda: _status(node, "1001")[0] == "available", what="1001 available")
+        loop = asyncio.get_running_loop()
+        _, media = await loop.create_datagram_endpoint(RtpSocket, local_addr=("127.0.0.1", 0))
+        try:
+            async with UdpPhone(sip_address(node)) as trunk:
+                trunk.send(_invite(trunk, _offer(media.port), did="100"))
+                await _ringing(page)
+                link = page.get_by_role("link", name="Open in CRM")
+                await expect(link).to_have_attribute(
+                    "href", "https://crm.example/customers?phone=%2B442079460001"
+                )
+                await expect(link).to_have_attribute("target", "_blank")
+                await expect(page.locator("#pop-crm")).to_contain_text("account: A-7")
+                await expect(page.locator("#pop-crm")).not_to_contain_text("crm_url")
+        finally:
+            media.transport.close()

@@ -655,4 +655,7 @@ window.webphone = {
   get registered() {
     return Boolean(phone?.registered);
   },
+  get ringing() {
+    return ringtone.ringing;
+  },
 };
