@@ -381,6 +381,11 @@ async def test_declined_by_shortcut_the_caller_waits_on_and_the_page_lists_it(tm
             # Declined is not answered: the caller is still in the queue, not hung up.
             assert node.queues.waiting("demo")
             assert not [r for r in far.requests if r.method == "BYE"]
+            # ... and the agent sees them waiting in "My queues" (queue.stats events).
+            support = page.locator('#queues tr[data-queue="support"] td')
+            await expect(support.nth(1)).to_have_text("1")
+            await expect(support.nth(2)).not_to_have_text("\u2013")
+            await page.screenshot(path=screenshot_path("webphone-declined"))
             far.close()
 
 

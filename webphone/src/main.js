@@ -37,6 +37,7 @@ const desk = {
   offer: null, // the latest call.offered for me, with .receivedAt
   wrapup: null, // {entry} awaiting a disposition
   history: [],
+  queues: {}, // name -> the last queue.stats event, with .receivedAt
   notice: "", // a passing message (transfer done, state refused, ...)
 };
 
@@ -123,7 +124,7 @@ async function logOut() {
   api.forget();
   phone = cti = null;
   ringtone.stop();
-  Object.assign(desk, { ext: null, lost: false, status: null, call: null, offer: null, wrapup: null, notice: "" });
+  Object.assign(desk, { ext: null, lost: false, queues: {}, status: null, call: null, offer: null, wrapup: null, notice: "" });
   $("desk-view").hidden = true;
   $("login-view").hidden = false;
   $("password").value = "";
@@ -187,6 +188,9 @@ function onCti(event) {
       break;
     case "offer.ended":
       if (mine && desk.offer && desk.offer.call_id === event.call_id) desk.offer = null;
+      break;
+    case "queue.stats":
+      desk.queues[event.queue] = { ...event, receivedAt: Date.now() };
       break;
     case "error":
       desk.notice = event.message || event.error;
@@ -610,6 +614,24 @@ function render() {
     const e = desk.wrapup.entry;
     $("wrapup-call").textContent = t("wrapupFor", { caller: e.number || t("unknownCaller"), duration: clock(e.seconds) });
   }
+
+  // The agent's queues, as the CTI feed last told them.
+  const queues = Object.values(desk.queues).sort((a, b) => a.queue.localeCompare(b.queue));
+  $("queues-panel").hidden = !loggedIn || queues.length === 0;
+  $("queues").querySelector("tbody").replaceChildren(
+    ...queues.map((q) => {
+      const tr = document.createElement("tr");
+      tr.dataset.queue = q.queue;
+      const longest = q.waiting ? q.longest_wait + (Date.now() - q.receivedAt) / 1000 : 0;
+      for (const text of [q.queue, String(q.waiting ?? 0), q.waiting ? clock(longest) : "–", String(q.available ?? "–")]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      if (q.waiting) tr.className = "busy";
+      return tr;
+    }),
+  );
 
   // Calls of the day.
   const rows = desk.history.map((e) => {
