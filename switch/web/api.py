@@ -100,7 +100,13 @@ class Api:
                 "send Authorization: Bearer <token> (from POST /api/login) or X-API-Key",
                 headers={"WWW-Authenticate": 'Bearer realm="switch"'},
             )
-        return self.tokens.verify(token.strip())
+        who = self.tokens.verify(token.strip())
+        # A token signed with a shared secret by a node whose config differs,
+        # or for an account removed since: refused, not a KeyError later.
+        tenant = self.config.tenants.get(who.tenant)
+        if tenant is None or (who.agent is not None and who.agent not in tenant.agents):
+            raise ApiError(401, "invalid_token", "this token's account does not exist here")
+        return who
 
     def supervisor_of(self, request: web.Request) -> Principal:
         """The principal, who must be a supervisor or admin (403 otherwise)."""

@@ -201,9 +201,16 @@ class Cti:
                 await ws.send_json(self._stats(who.tenant, queue))
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    reply = self._frame(client, msg.data)
-                    if reply is not None:
-                        self._queue(client, json.dumps(reply))
+                    try:
+                        reply = self._frame(client, msg.data)
+                    except Exception:  # a bug must cost this frame, not the socket
+                        log.exception("CTI frame from %s/%s", who.tenant, who.user)
+                        reply = {
+                            "type": "error",
+                            "error": "internal",
+                            "message": "the node failed on this frame; see its log",
+                        }
+                    self._queue(client, json.dumps(reply))
                 elif msg.type == WSMsgType.BINARY:
                     self._queue(client, _error("bad_frame", "send JSON text frames, not binary"))
         except (ConnectionError, RuntimeError):
@@ -255,7 +262,7 @@ class Cti:
             while not client.ws.closed:
                 await client.ws.send_str(await client.outbox.get())
 
-    def _frame(self, client: _Client, data: str) -> dict[str, Any] | None:
+    def _frame(self, client: _Client, data: str) -> dict[str, Any]:
         """The reply to one frame from the client."""
         try:
             frame = json.loads(data)

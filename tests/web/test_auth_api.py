@@ -178,3 +178,11 @@ async def test_unknown_paths_and_methods_are_json_404_and_405(tmp_path):
         body = await resp.json()
         assert (resp.status, body["error"]) == (405, "method_not_allowed")
         assert "POST" in resp.headers["Allow"] and "POST" in body["message"]
+
+
+async def test_a_valid_token_for_a_tenant_or_agent_not_here_is_refused(tmp_path):
+    async with harness(tmp_path) as h:
+        for who in (Principal("x", "ghost", "supervisor"), Principal("7", "acme", "agent", "7")):
+            token = h.api.tokens.issue(who)["token"]
+            resp = await h.client.get("/api/agents", headers={"Authorization": f"Bearer {token}"})
+            assert (resp.status, (await resp.json())["error"]) == (401, "invalid_token")
