@@ -236,8 +236,8 @@ def test_unknown_key(tmp_path: Path) -> None:
 def test_unknown_top_level_key_suggests_the_right_one(tmp_path: Path) -> None:
     path = write(tmp_path, '[agent."1001"]\npassword = "x"\n')
     assert errors_of(path) == [
-        f"{path}: agent: unknown key (expected one of agents, api_keys, calls, dids, dns, hours, http, ivr, "
-        "media, node, notify, "
+        f"{path}: agent: unknown key (expected one of agents, api_keys, calls, dids, dns, "
+        "hours, http, ivr, media, node, notify, "
         "outbound, queues, recording, records, registrar, sip, state, tenants, trunks, users); "
         "did you mean 'agents'?"
     ]
