@@ -305,7 +305,7 @@ def test_no_pydantic_jargon(tmp_path: Path) -> None:
         "IP addresses (e.g. 203.0.113.5 or 203.0.113.0/24)",
         f"{path}: trunks.t.max_calls: -1 is too small (must be at least 0)",
         f"{path}: trunks.t.register: expected true or false, got 'yes' (a string) (without quotes)",
-        f"{path}: users.bob.role: 'boss' is not one of agent, supervisor, admin",
+        f"{path}: users.bob.role: 'boss' is not one of agent, supervisor, admin, operator",
         f"{path}: users.bob.password: required key is missing",
     ]
     for line in lines:

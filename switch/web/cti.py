@@ -179,10 +179,17 @@ class Cti:
         who: Principal | None = None
         if token is not None:
             who = self.api.tokens.verify(token)  # ApiError 401 before the upgrade
+            who = self.api.scoped(who, request)
         await ws.prepare(request)
         if who is None:
             who = await self._auth_frame(ws)
             if who is None:
+                return ws
+            try:
+                who = self.api.scoped(who, request)
+            except ApiError as exc:
+                await ws.send_str(_error(exc.code, exc.message))
+                await ws.close(code=CLOSE_UNAUTHORIZED, message=b"no such tenant")
                 return ws
         client = _Client(ws, who, frozenset(self._queues_of(who)))
         self.clients.add(client)
