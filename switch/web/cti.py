@@ -5,9 +5,10 @@ Authentication: `?token=<access token>` on the URL, or a first frame
 within AUTH_WAIT seconds. The server then says `{"type": "hello", ...}`
 and sends the current stats of the queues the client may see.
 
-Events (cti_events.py) are pushed as the ACD reports them, filtered by
-tenant and role; queue stats are pushed when they change, at most once a
-second per queue. Frames from the client:
+Events (cti_events.py) are pushed as the ACD reports them, and
+`call.ended` as the call layer does (`call_ended`), filtered by tenant
+and role; queue stats are pushed when they change, at most once a second
+per queue. Frames from the client:
 
 - `{"type": "state", "state": ..., "reason": ..., "agent": ...}`: like
   PUT /api/agents/{id}/state (`agent` defaults to the client's own);
@@ -35,11 +36,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from .agents_api import set_state
+from .calls_api import call_view
 from .cti_events import audience, from_acd, queues_touched
 from .errors import ApiError
 from .queues_api import queue_stats, visible_queues
 
 if TYPE_CHECKING:
+    from ..call.model import Call
     from .api import Api
     from .auth import Principal
 
@@ -113,6 +116,29 @@ class Cti:
             self._dirty.add((tenant, queue))
         if self._dirty:
             self._wake.set()
+
+    def call_ended(self, call: Call) -> None:
+        """The call layer's word that a call is over: `call.ended` to its tenant's
+        supervisors and to the agent who was on it."""
+        try:
+            view = call_view(self.api, call)
+        except Exception:  # a call the view cannot read must not break the call layer's hook
+            log.exception("CTI: call %s could not be described", getattr(call, "id", "?"))
+            return
+        hangup = call.hangup
+        self.publish(
+            {
+                "type": "call.ended",
+                "tenant": view["tenant"],
+                "call_id": view["id"],
+                "agent": view["agent"],
+                "caller": view["caller"],
+                "did": view["did"],
+                "by": hangup.by if hangup is not None else None,
+                "reason": hangup.reason if hangup is not None else "",
+                "at": self.api.clock(),
+            }
+        )
 
     def publish(self, event: dict[str, Any]) -> None:
         """Send an event to every client allowed to see it."""
