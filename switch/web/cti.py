@@ -238,11 +238,9 @@ class Cti:
                         reply = self._frame(client, msg.data)
                     except Exception:  # a bug must cost this frame, not the socket
                         log.exception("CTI frame from %s/%s", who.tenant, who.user)
-                        reply = {
-                            "type": "error",
-                            "error": "internal",
-                            "message": "the node failed on this frame; see its log",
-                        }
+                        reply = _error_frame(
+                            "internal", "the node failed on this frame; see its log"
+                        )
                     self._queue(client, json.dumps(reply))
                 elif msg.type == WSMsgType.BINARY:
                     self._queue(client, _error("bad_frame", "send JSON text frames, not binary"))
@@ -300,9 +298,9 @@ class Cti:
         try:
             frame = json.loads(data)
         except ValueError as exc:
-            return json.loads(_error("malformed_json", f"not JSON: {exc}"))
+            return _error_frame("malformed_json", f"not JSON: {exc}")
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            return json.loads(_error("bad_frame", 'a frame is a JSON object with a "type"'))
+            return _error_frame("bad_frame", 'a frame is a JSON object with a "type"')
         kind = frame["type"]
         try:
             if kind == "ping":
@@ -311,8 +309,8 @@ class Cti:
                 return self._state(client.who, frame)
             if kind == "presence":
                 return self._presence(client, frame)
-            return json.loads(
-                _error("unknown_type", f"unknown type {kind!r}: one of ping, state, presence")
+            return _error_frame(
+                "unknown_type", f"unknown type {kind!r}: one of ping, state, presence"
             )
         except ApiError as exc:
             return {"type": "error", "error": exc.code, "message": exc.message, "ref": kind}
@@ -355,5 +353,9 @@ class Cti:
         return {"type": "presence.ok", "microphone": microphone}
 
 
+def _error_frame(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": code, "message": message}
+
+
 def _error(code: str, message: str) -> str:
-    return json.dumps({"type": "error", "error": code, "message": message})
+    return json.dumps(_error_frame(code, message))
