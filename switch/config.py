@@ -109,7 +109,8 @@ Strategy = Literal[
 ]
 Transport = Literal["udp", "tcp", "tls"]
 Codec = Literal["pcmu", "pcma", "g722", "opus", "telephone-event"]
-Role = Literal["agent", "supervisor", "admin"]
+# operator: an admin of every tenant (the operator's own staff; the API's X-Tenant header).
+Role = Literal["agent", "supervisor", "admin", "operator"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})

@@ -19,7 +19,8 @@ import signal
 import ssl
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -62,6 +63,9 @@ from .transport.limits import Limits
 from .transport.registry import Transports
 from .web.api import Api
 from .web.app import make_app
+
+if TYPE_CHECKING:
+    from .call.model import Call
 
 log = logging.getLogger("switch.node")
 
@@ -465,6 +469,8 @@ class Node:
         # The REST API and CTI socket; supervision and originate are wired
         # when the call layer provides them.
         self.api = Api(self.config, self.queues, calls=self.calls)
+        if self.calls is not None:
+            self.calls.on_end = _both(self.calls.on_end, self.api.cti.call_ended)
         app = make_app(
             self.status, self.transports.ws_handler(secure=context is not None), api=self.api
         )
@@ -599,3 +605,19 @@ def run(config: Config, apps: Apps | None = None) -> int:
     with contextlib.suppress(Exception):
         logging.shutdown()
     return 0
+
+
+def _both(
+    first: Callable[[Call], None] | None, second: Callable[[Call], None]
+) -> Callable[[Call], None]:
+    """A call-end hook calling `first` (if any) then `second`: records and CTI both hear."""
+    if first is None:
+        return second
+
+    def both(call: Call) -> None:
+        try:
+            first(call)
+        finally:
+            second(call)
+
+    return both

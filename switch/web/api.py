@@ -84,7 +84,24 @@ class Api:
     # Who is asking
 
     def principal(self, request: web.Request) -> Principal:
-        """The caller of this request (bearer token or API key); 401 without one."""
+        """The caller of this request (bearer token or API key); 401 without one.
+        An operator acts on the tenant named by X-Tenant (or ?tenant=)."""
+        return self.scoped(self._authenticate(request), request)
+
+    def scoped(self, who: Principal, request: web.Request) -> Principal:
+        """`who`, acting on the tenant an operator names (others keep their own)."""
+        if who.role != "operator":
+            return who
+        tenant = request.headers.get("X-Tenant") or request.query.get("tenant") or who.tenant
+        if tenant not in self.config.tenants:
+            raise ApiError(
+                404,
+                "not_found",
+                f"no tenant {tenant!r} (tenants: {', '.join(self.config.tenants)})",
+            )
+        return Principal(who.user, tenant, "operator")
+
+    def _authenticate(self, request: web.Request) -> Principal:
         key = request.headers.get("X-API-Key")
         if key is not None:
             principal = self.accounts.by_key(key)
@@ -100,13 +117,19 @@ class Api:
                 "send Authorization: Bearer <token> (from POST /api/login) or X-API-Key",
                 headers={"WWW-Authenticate": 'Bearer realm="switch"'},
             )
-        return self.tokens.verify(token.strip())
+        who = self.tokens.verify(token.strip())
+        # A token signed with a shared secret by a node whose config differs,
+        # or for an account removed since: refused, not a KeyError later.
+        tenant = self.config.tenants.get(who.tenant)
+        if tenant is None or (who.agent is not None and who.agent not in tenant.agents):
+            raise ApiError(401, "invalid_token", "this token's account does not exist here")
+        return who
 
     def supervisor_of(self, request: web.Request) -> Principal:
         """The principal, who must be a supervisor or admin (403 otherwise)."""
         who = self.principal(request)
         if not who.may_supervise():
-            raise ApiError(403, "forbidden", "this needs the supervisor or admin role")
+            raise ApiError(403, "forbidden", "this needs the supervisor, admin or operator role")
         return who
 
 

@@ -5,6 +5,8 @@
   gets an access token (JWT, HS256, 15 minutes) and a refresh token
   (12 hours) that `POST /api/refresh` trades for a new pair.
 - Integrations send `X-API-Key` (a tenant's `api_keys`), with the key's role.
+- A user of role "operator" is an admin of every tenant: it names the one it
+  acts on with the `X-Tenant` header (or `?tenant=`), default its own.
 - Passwords and keys are compared in constant time, and a wrong password
   costs the same as an unknown user (a dummy compare), so neither timing
   nor the answer tells which logins exist.
@@ -29,7 +31,7 @@ from .errors import ApiError
 if TYPE_CHECKING:
     from ..config import Config
 
-Role = Literal["agent", "supervisor", "admin"]
+Role = Literal["agent", "supervisor", "admin", "operator"]
 
 ACCESS_TTL = 15 * 60
 REFRESH_TTL = 12 * 3600
@@ -46,7 +48,7 @@ class Principal:
     agent: str | None = None  # the agent's extension, when the principal is one
 
     def may_supervise(self) -> bool:
-        return self.role in ("supervisor", "admin")
+        return self.role in ("supervisor", "admin", "operator")
 
 
 class Accounts:
@@ -181,7 +183,7 @@ class Tokens:
                 401, "invalid_token", f"this is a {claims.get('typ')} token; send the {kind} token"
             )
         role = claims["role"]
-        if role not in ("agent", "supervisor", "admin"):
+        if role not in ("agent", "supervisor", "admin", "operator"):
             raise ApiError(401, "invalid_token", "the token's role is unknown: log in again")
         agent = claims.get("agent")
         return Principal(str(claims["sub"]), str(claims["tenant"]), role, agent)

@@ -137,7 +137,7 @@ def _supervisor(api: Api) -> Any:
 
 
 def _supervision_view(call_id: int, sup: Supervision) -> dict[str, Any]:
-    return {"id": sup.id, "call_id": call_id, "mode": sup.mode}
+    return {"id": str(sup.id), "call_id": call_id, "mode": sup.mode}
 
 
 async def _maybe(result: Any) -> None:
@@ -172,6 +172,12 @@ async def supervise(request: web.Request) -> web.Response:
         raise bad_field("to", "say where to ring you: an extension, a number or a SIP URI", 422)
     try:
         sup = await _supervisor(api).supervise(call_id, to, mode, agent=view["agent"])
+    except TimeoutError:
+        raise ApiError(
+            409, "no_answer", f"{', '.join(to)} did not answer: supervision not started"
+        ) from None
+    except LookupError as exc:  # the call ended meanwhile
+        raise ApiError(404, "not_found", str(exc) or f"no call {call_id}") from None
     except ValueError as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     return web.json_response(_supervision_view(call_id, sup), status=201)
@@ -182,7 +188,7 @@ def _supervision(api: Api, who: Principal, request: web.Request) -> tuple[int, S
     _find(api, who, call_id)
     sid = request.match_info["sid"]
     for sup in _supervisor(api).supervisions(call_id):
-        if sup.id == sid:
+        if str(sup.id) == sid:  # (an id may be a number on the call layer's side)
             return call_id, sup
     raise ApiError(404, "not_found", f"no supervision {sid!r} on call {call_id}")
 

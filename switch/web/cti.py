@@ -5,9 +5,10 @@ Authentication: `?token=<access token>` on the URL, or a first frame
 within AUTH_WAIT seconds. The server then says `{"type": "hello", ...}`
 and sends the current stats of the queues the client may see.
 
-Events (cti_events.py) are pushed as the ACD reports them, filtered by
-tenant and role; queue stats are pushed when they change, at most once a
-second per queue. Frames from the client:
+Events (cti_events.py) are pushed as the ACD reports them, and
+`call.ended` as the call layer does (`call_ended`), filtered by tenant
+and role; queue stats are pushed when they change, at most once a second
+per queue. Frames from the client:
 
 - `{"type": "state", "state": ..., "reason": ..., "agent": ...}`: like
   PUT /api/agents/{id}/state (`agent` defaults to the client's own);
@@ -35,11 +36,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from .agents_api import set_state
+from .calls_api import call_view
 from .cti_events import audience, from_acd, queues_touched
 from .errors import ApiError
 from .queues_api import queue_stats, visible_queues
 
 if TYPE_CHECKING:
+    from ..call.model import Call
     from .api import Api
     from .auth import Principal
 
@@ -114,6 +117,29 @@ class Cti:
         if self._dirty:
             self._wake.set()
 
+    def call_ended(self, call: Call) -> None:
+        """The call layer's word that a call is over: `call.ended` to its tenant's
+        supervisors and to the agent who was on it."""
+        try:
+            view = call_view(self.api, call)
+        except Exception:  # a call the view cannot read must not break the call layer's hook
+            log.exception("CTI: call %s could not be described", getattr(call, "id", "?"))
+            return
+        hangup = call.hangup
+        self.publish(
+            {
+                "type": "call.ended",
+                "tenant": view["tenant"],
+                "call_id": view["id"],
+                "agent": view["agent"],
+                "caller": view["caller"],
+                "did": view["did"],
+                "by": hangup.by if hangup is not None else None,
+                "reason": hangup.reason if hangup is not None else "",
+                "at": self.api.clock(),
+            }
+        )
+
     def publish(self, event: dict[str, Any]) -> None:
         """Send an event to every client allowed to see it."""
         agents, queue = audience(event)
@@ -179,10 +205,17 @@ class Cti:
         who: Principal | None = None
         if token is not None:
             who = self.api.tokens.verify(token)  # ApiError 401 before the upgrade
+            who = self.api.scoped(who, request)
         await ws.prepare(request)
         if who is None:
             who = await self._auth_frame(ws)
             if who is None:
+                return ws
+            try:
+                who = self.api.scoped(who, request)
+            except ApiError as exc:
+                await ws.send_str(_error(exc.code, exc.message))
+                await ws.close(code=CLOSE_UNAUTHORIZED, message=b"no such tenant")
                 return ws
         client = _Client(ws, who, frozenset(self._queues_of(who)))
         self.clients.add(client)
@@ -201,9 +234,14 @@ class Cti:
                 await ws.send_json(self._stats(who.tenant, queue))
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    reply = self._frame(client, msg.data)
-                    if reply is not None:
-                        self._queue(client, json.dumps(reply))
+                    try:
+                        reply = self._frame(client, msg.data)
+                    except Exception:  # a bug must cost this frame, not the socket
+                        log.exception("CTI frame from %s/%s", who.tenant, who.user)
+                        reply = _error_frame(
+                            "internal", "the node failed on this frame; see its log"
+                        )
+                    self._queue(client, json.dumps(reply))
                 elif msg.type == WSMsgType.BINARY:
                     self._queue(client, _error("bad_frame", "send JSON text frames, not binary"))
         except (ConnectionError, RuntimeError):
@@ -255,14 +293,14 @@ class Cti:
             while not client.ws.closed:
                 await client.ws.send_str(await client.outbox.get())
 
-    def _frame(self, client: _Client, data: str) -> dict[str, Any] | None:
+    def _frame(self, client: _Client, data: str) -> dict[str, Any]:
         """The reply to one frame from the client."""
         try:
             frame = json.loads(data)
         except ValueError as exc:
-            return json.loads(_error("malformed_json", f"not JSON: {exc}"))
+            return _error_frame("malformed_json", f"not JSON: {exc}")
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            return json.loads(_error("bad_frame", 'a frame is a JSON object with a "type"'))
+            return _error_frame("bad_frame", 'a frame is a JSON object with a "type"')
         kind = frame["type"]
         try:
             if kind == "ping":
@@ -271,8 +309,8 @@ class Cti:
                 return self._state(client.who, frame)
             if kind == "presence":
                 return self._presence(client, frame)
-            return json.loads(
-                _error("unknown_type", f"unknown type {kind!r}: one of ping, state, presence")
+            return _error_frame(
+                "unknown_type", f"unknown type {kind!r}: one of ping, state, presence"
             )
         except ApiError as exc:
             return {"type": "error", "error": exc.code, "message": exc.message, "ref": kind}
@@ -315,5 +353,9 @@ class Cti:
         return {"type": "presence.ok", "microphone": microphone}
 
 
+def _error_frame(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": code, "message": message}
+
+
 def _error(code: str, message: str) -> str:
-    return json.dumps({"type": "error", "error": code, "message": message})
+    return json.dumps(_error_frame(code, message))

@@ -7,7 +7,8 @@ of the queues they are in; supervisors receive everything of their tenant.
 
 Types: agent.state, agent.wrapup, caller.joined, caller.moved, caller.left
 (abandoned or sent out by a limit), caller.answered, offer.ended,
-call.offered (the screen pop), queue.stats.
+call.offered (the screen pop), queue.stats; call.ended comes from the
+call layer (cti.Cti.call_ended).
 """
 
 from __future__ import annotations

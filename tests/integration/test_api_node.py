@@ -57,6 +57,9 @@ async def test_a_queued_call_is_listed_and_a_supervisor_hangs_it_up(tmp_path):
             assert call["did"] and call["caller"]
             resp = await http.get("/api/queues/support/stats", headers=headers)
             assert (await resp.json())["waiting"] == 1
+            ws = await http.ws_connect("/api/cti", headers=headers)
+            await ws.send_json({"type": "auth", "token": headers["Authorization"][7:]})
+            assert (await ws.receive_json(timeout=5))["type"] == "hello"
             agent = {"Authorization": f"Bearer {await _login(http, '1001', 'agent1001')}"}
             assert (await http.delete(f"/api/calls/{call['id']}", headers=agent)).status == 403
             resp = await http.delete(f"/api/calls/{call['id']}", headers=headers)
@@ -71,3 +74,10 @@ async def test_a_queued_call_is_listed_and_a_supervisor_hangs_it_up(tmp_path):
                 await asyncio.sleep(0.05)
                 resp = await http.get("/api/calls", headers=headers)
             assert (await resp.json())["calls"] == []
+            while True:
+                frame = await ws.receive_json(timeout=5)
+                if frame["type"] == "call.ended":
+                    break
+            assert (frame["call_id"], frame["tenant"], frame["by"]) == (call["id"], "demo", "node")
+            assert "supervisor" in frame["reason"]
+            await ws.close()

@@ -55,6 +55,9 @@ role = "supervisor"
 [tenants.acme.users.boss]
 password = "boss-pw"
 role = "admin"
+[tenants.acme.users.op]
+password = "op-pw"
+role = "operator"
 [tenants.acme.api_keys.crm]
 key = "{API_KEY}"
 role = "supervisor"

@@ -178,3 +178,32 @@ async def test_unknown_paths_and_methods_are_json_404_and_405(tmp_path):
         body = await resp.json()
         assert (resp.status, body["error"]) == (405, "method_not_allowed")
         assert "POST" in resp.headers["Allow"] and "POST" in body["message"]
+
+
+async def test_a_valid_token_for_a_tenant_or_agent_not_here_is_refused(tmp_path):
+    async with harness(tmp_path) as h:
+        for who in (Principal("x", "ghost", "supervisor"), Principal("7", "acme", "agent", "7")):
+            token = h.api.tokens.issue(who)["token"]
+            resp = await h.client.get("/api/agents", headers={"Authorization": f"Bearer {token}"})
+            assert (resp.status, (await resp.json())["error"]) == (401, "invalid_token")
+
+
+async def test_an_operator_acts_on_the_tenant_it_names_and_a_supervisor_cannot(tmp_path):
+    async with harness(tmp_path) as h:
+        op = await h.auth("op", "op-pw", "acme")
+        resp = await h.client.get("/api/agents", headers={**op, "X-Tenant": "other"})
+        assert [a["tenant"] for a in (await resp.json())["agents"]] == ["other", "other"]
+        resp = await h.client.get("/api/agents", headers=op)
+        assert {a["tenant"] for a in (await resp.json())["agents"]} == {"acme"}
+        resp = await h.client.get("/api/agents?tenant=ghost", headers=op)
+        assert resp.status == 404 and "tenants: acme, other" in (await resp.json())["message"]
+        resp = await h.client.put(
+            "/api/agents/2001/state",
+            json={"state": "logged-out"},
+            headers={**op, "X-Tenant": "other"},
+        )
+        assert resp.status == 200
+        assert h.service.snapshot("other")["agents"]["2001"]["status"] == "logged-out"
+        sup = await h.auth("sup", "sup-pw", "acme")
+        resp = await h.client.get("/api/agents", headers={**sup, "X-Tenant": "other"})
+        assert {a["tenant"] for a in (await resp.json())["agents"]} == {"acme"}

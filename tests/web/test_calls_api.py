@@ -64,6 +64,8 @@ class FakeSupervisor:
     made: dict[int, list[FakeSupervision]] = field(default_factory=dict)
 
     async def supervise(self, call_id, to, mode, *, agent=None, timeout=30):
+        if to == ["silent"]:
+            raise TimeoutError
         self.asked.append((call_id, to, mode, agent))
         sup = FakeSupervision(f"s{len(self.asked)}", mode)
         self.made.setdefault(call_id, []).append(sup)
@@ -180,6 +182,11 @@ async def test_supervise_errors(tmp_path):
             "/api/calls/1/supervise", json={"mode": "listen", "to": "1003"}, headers=agent
         )
         assert resp.status == 403
+        resp = await h.client.post(
+            "/api/calls/1/supervise", json={"mode": "listen", "to": "silent"}, headers=headers
+        )
+        body = await resp.json()
+        assert (resp.status, body["error"]) == (409, "no_answer") and "silent" in body["message"]
         assert sup.asked == []
 
 

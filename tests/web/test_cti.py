@@ -207,3 +207,14 @@ async def test_a_slow_client_is_closed_with_a_code(tmp_path, monkeypatch):
                 break
         assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == cti.CLOSE_TOO_SLOW
         assert not h.api.cti.clients or all(c.dead for c in h.api.cti.clients)
+
+
+async def test_an_operator_watches_the_tenant_it_names(tmp_path):
+    async with harness(tmp_path) as h:
+        token = await h.token("op", "op-pw", "acme")
+        ws = await h.client.ws_connect(f"/api/cti?token={token}&tenant=other")
+        hello = await ws.receive_json(timeout=5)
+        assert (hello["tenant"], hello["role"]) == ("other", "operator")
+        stats = [f["queue"] for f in await until_pong(ws) if f["type"] == "queue.stats"]
+        assert stats == ["help"]
+        await ws.close()

@@ -30,6 +30,7 @@ class Server(threading.Thread):
         self.ready = threading.Event()
         self.base_url = ""
         self.headers: dict[str, str] = {}
+        self.agent_headers: dict[str, str] = {}
         self.failed: BaseException | None = None
 
     def run(self) -> None:
@@ -52,6 +53,7 @@ class Server(threading.Thread):
         ) as h:
             await h.enqueue("acme", "support", "+15550001")
             self.headers = await h.auth("sup", "sup-pw", "acme")
+            self.agent_headers = await h.auth("1001", "alice-pw", "acme")
             self.base_url = str(h.client.make_url("")).rstrip("/")
             self.ready.set()
             await self.stop_event.wait()
@@ -80,3 +82,13 @@ def server(tmp_path_factory):
 )
 def test_api_conforms_to_its_document(case, server):
     case.call_and_validate(base_url=server.base_url, headers=server.headers, timeout=10)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_api_conforms_to_its_document_for_an_agent(case, server):
+    case.call_and_validate(base_url=server.base_url, headers=server.agent_headers, timeout=10)
