@@ -600,7 +600,7 @@ function render() {
     $("btn-decline").hidden = !ringing;
     for (const id of ["btn-hold", "btn-mute", "btn-keypad", "btn-hangup"]) $(id).hidden = ringing;
     $("btn-hold").textContent = call.held ? t("resume") : t("hold");
-    $("btn-hold").setAttribute("aria-keyshortcuts", "o");
+    $("btn-hold").setAttribute("aria-pressed", String(call.held));
     $("btn-mute").textContent = call.muted ? t("unmute") : t("mute");
     $("btn-mute").setAttribute("aria-pressed", String(call.muted));
     $("btn-keypad").setAttribute("aria-expanded", String(call.keypad));
