@@ -1,0 +1,333 @@
+"""A supervisor listens to, whispers to, barges into a live call (`Calls.supervise`), on a live node.
+
+The demo trunk calls DID 300; a test application connects it to agent 1001
+(a UDP test phone): an ordinary bridged call, leg B the agent's. Agent 1002
+(another UDP phone) is the supervisor the node dials. Each party sends a
+tone of its own, all the time: the caller CALLER_HZ, the agent AGENT_HZ,
+the supervisor SUPERVISOR_HZ; what each one hears is checked by content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import numpy as np
+import pytest
+
+from switch.call.supervise import (
+    AlreadySupervised,
+    BadMode,
+    NoAgentLeg,
+    NoSuchCall,
+    NotAnswered,
+    SupervisionEnded,
+    SupervisorUnreachable,
+)
+from switch.media import g711
+from switch.sip.message import make_response
+from tests.integration.test_app_connect import (
+    Connector,
+    _in_dialog_from,
+    _next,
+    _reply,
+    _sdp,
+    _settle,
+    agent_phone,
+    rtp_socket,
+)
+from tests.integration.test_apps import HEADER, RtpSocket, app_node, trunk_call
+from tests.integration.test_calls import _in_dialog, _media_address, _next_response
+
+CALLER_HZ = 440.0
+AGENT_HZ = 1300.0
+SUPERVISOR_HZ = 2200.0
+
+
+def _frames(hz: float, seconds: float) -> list[bytes]:
+    t = np.arange(int(8000 * seconds)) / 8000
+    pcm = (6000 * np.sin(2 * np.pi * hz * t)).astype("<i2").tobytes()
+    return [g711.ulaw_encode(pcm[i : i + 320]) for i in range(0, len(pcm), 320)]
+
+
+async def _talk(sock: RtpSocket, to: tuple[str, int], hz: float, ssrc: int) -> None:
+    """Send `hz` to `to` every 20 ms until cancelled."""
+    loop = asyncio.get_running_loop()
+    frames = _frames(hz, 1.0)
+    start = loop.time()
+    n = 0
+    while True:
+        payload = frames[n % len(frames)]
+        sock.transport.sendto(HEADER.pack(0x80, 0, n & 0xFFFF, 160 * n, ssrc) + payload, to)
+        n += 1
+        await asyncio.sleep(max(0.0, start + n * 0.02 - loop.time()))
+
+
+def _heard(sock: RtpSocket, since: float, until: float) -> bytes:
+    return b"".join(
+        g711.ulaw_decode(d[12:])
+        for t, d in sock.packets
+        if since <= t < until and d[1] & 0x7F == 0
+    )
+
+
+def _share(pcm: bytes, hz: float) -> float:
+    """The part of the energy of `pcm` within 20 Hz of `hz`."""
+    x = np.frombuffer(pcm, "<i2").astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / 8000)
+    total = spectrum.sum()
+    return float(spectrum[np.abs(freqs - hz) < 20].sum() / total) if total else 0.0
+
+
+def _tones(pcm: bytes) -> set[float]:
+    """Which of the three tones `pcm` carries (each with a tenth of the energy at least)."""
+    assert len(pcm) >= 4000, f"only {len(pcm)} bytes heard"
+    return {hz for hz in (CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ) if _share(pcm, hz) > 0.1}
+
+
+class Bridged:
+    """A call from the trunk bridged to agent 1001, everyone talking, and a
+    supervisor's phone (agent 1002) ready to answer."""
+
+    def __init__(self, node, app, trunk, caller, answered, agent, agent_media, sup, sup_media):
+        self.node, self.app, self.trunk, self.caller = node, app, trunk, caller
+        self.answered = answered
+        self.agent, self.agent_media = agent, agent_media
+        self.sup, self.sup_media = sup, sup_media
+        self.call_id = app.calls[0].call_id
+        self.talkers: list[asyncio.Task] = []
+        self.sup_invite = None
+
+    async def answer_supervisor(self, tag: str = "sv1") -> None:
+        """The supervisor's phone answers the node's INVITE and starts talking."""
+        invite = await _next(self.sup, "INVITE")
+        self.sup_invite = invite
+        _reply(self.sup, invite, 180, tag)
+        _reply(self.sup, invite, 200, tag, _sdp(self.sup_media.port))
+        await _next(self.sup, "ACK")
+        node_s = _media_address(invite.body)
+        self.talkers.append(
+            asyncio.ensure_future(_talk(self.sup_media, node_s, SUPERVISOR_HZ, 0x3333))
+        )
+
+    async def supervise(self, mode: str, **kw):
+        task = asyncio.ensure_future(self.node.calls.supervise(self.call_id, ["1002"], mode, **kw))
+        await self.answer_supervisor()
+        return await asyncio.wait_for(task, 5)
+
+    async def window(self, seconds: float = 0.8, settle: float = 0.4) -> dict[str, set[float]]:
+        """What each party heard over `seconds`, after `settle` seconds."""
+        await asyncio.sleep(settle)
+        since = time.monotonic()
+        await asyncio.sleep(seconds)
+        until = time.monotonic()
+        return {
+            "caller": _tones(_heard(self.caller, since, until)),
+            "agent": _tones(_heard(self.agent_media, since, until)),
+            "supervisor": _tones(_heard(self.sup_media, since, until))
+            if self.sup_invite is not None
+            else set(),
+        }
+
+    def stop_talking(self) -> None:
+        for task in self.talkers:
+            task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def bridged(tmp_path):
+    app = Connector("1001")
+    async with (
+        app_node(tmp_path, {"connect": app}, "connect") as node,
+        agent_phone(node, "1001") as agent,
+        agent_phone(node, "1002") as sup,
+        rtp_socket() as agent_media,
+        rtp_socket() as sup_media,
+        trunk_call(node) as (trunk, caller_media, answered, node_a),
+    ):
+        invite = await _next(agent, "INVITE")
+        node_b = _media_address(invite.body)
+        _reply(agent, invite, 200, "ag1", _sdp(agent_media.port))
+        await _next(agent, "ACK")
+        await asyncio.wait_for(app.done.wait(), 5)
+        b = Bridged(node, app, trunk, caller_media, answered, agent, agent_media, sup, sup_media)
+        b.agent_invite = invite
+        b.talkers += [
+            asyncio.ensure_future(_talk(caller_media, node_a, CALLER_HZ, 0x1111)),
+            asyncio.ensure_future(_talk(agent_media, node_b, AGENT_HZ, 0x2222)),
+        ]
+        try:
+            yield b
+        finally:
+            b.stop_talking()
+
+
+def _one_stream(sock: RtpSocket) -> None:
+    """What a party got is one stream: one SSRC, sequence numbers one after another."""
+    packets = [d for _, d in sock.packets]
+    ssrcs = {HEADER.unpack_from(d)[4] for d in packets}
+    assert len(ssrcs) == 1, ssrcs
+    seqs = [HEADER.unpack_from(d)[2] for d in packets]
+    steps = [(b - a) & 0xFFFF for a, b in zip(seqs, seqs[1:], strict=False)]
+    assert set(steps) == {1}, sorted(set(steps))
+
+
+async def _hang_up_caller(b: Bridged) -> None:
+    b.trunk.send(_in_dialog(b.trunk, "BYE", b.answered, cseq=2))
+    await _next_response(b.trunk, 200)
+    bye = await _next(b.agent, "BYE")
+    b.agent.send(bytes(make_response(bye, 200)))
+
+
+async def test_listen_whisper_barge_live_and_stop_restores_the_relay(tmp_path):
+    async with bridged(tmp_path) as b:
+        before = await b.window()
+        assert before["caller"] == {AGENT_HZ} and before["agent"] == {CALLER_HZ}
+
+        sup = await b.supervise("listen")
+        assert sup.mode == "listen" and sup.to == ("1002",) and sup.target.startswith("sip:1002@")
+        assert b.sup_invite.get("From").startswith('"Supervision"')
+        (listed,) = b.node.calls.supervisions(b.call_id)
+        assert listed is sup and listed.to_dict()["mode"] == "listen"
+        heard = await b.window()
+        assert heard["supervisor"] == {CALLER_HZ, AGENT_HZ}
+        assert heard["caller"] == {AGENT_HZ} and heard["agent"] == {CALLER_HZ}
+
+        sup.set_mode("whisper")  # the agent hears the supervisor, the caller does not
+        heard = await b.window()
+        assert heard["agent"] == {CALLER_HZ, SUPERVISOR_HZ}
+        assert heard["caller"] == {AGENT_HZ}
+        assert heard["supervisor"] == {CALLER_HZ, AGENT_HZ}
+
+        sup.set_mode("barge")  # both hear the supervisor
+        heard = await b.window()
+        assert heard["agent"] == {CALLER_HZ, SUPERVISOR_HZ}
+        assert heard["caller"] == {AGENT_HZ, SUPERVISOR_HZ}
+        assert heard["supervisor"] == {CALLER_HZ, AGENT_HZ}
+
+        sup.set_mode("listen")
+        heard = await b.window()
+        assert heard["caller"] == {AGENT_HZ} and heard["agent"] == {CALLER_HZ}
+
+        sup.set_mode("barge")
+        await asyncio.sleep(0.3)
+        sup.stop()  # the supervisor is hung up, the relay is as it was
+        bye = await _next(b.sup, "BYE")
+        assert bye.call_id == b.sup_invite.call_id
+        b.sup.send(bytes(make_response(bye, 200)))
+        assert sup.ended.is_set() and b.node.calls.supervisions(b.call_id) == []
+        b.sup_invite = None
+        heard = await b.window()
+        assert heard["caller"] == {AGENT_HZ} and heard["agent"] == {CALLER_HZ}
+        b.stop_talking()
+        await asyncio.sleep(0.1)
+        # Across every change each party got one stream, nothing lost or repeated.
+        _one_stream(b.agent_media)
+        _one_stream(b.caller)
+        await _hang_up_caller(b)
+        await _settle(b.node)
+
+
+async def test_whisper_from_the_start_and_the_supervisor_hangs_up_the_call_goes_on(tmp_path):
+    async with bridged(tmp_path) as b:
+        sup = await b.supervise("whisper")
+        heard = await b.window()
+        assert heard["agent"] == {CALLER_HZ, SUPERVISOR_HZ} and heard["caller"] == {AGENT_HZ}
+        # The supervisor hangs up.
+        b.sup.send(_in_dialog_from(b.sup, b.sup_invite, ack_tag="sv1", cseq=1, method="BYE"))
+        assert (await _next_response(b.sup, 200)).cseq.method == "BYE"
+        await asyncio.wait_for(sup.ended.wait(), 2)
+        assert sup.end_reason == "the supervisor hung up"
+        assert b.node.calls.supervisions(b.call_id) == []
+        b.sup_invite = None
+        heard = await b.window()
+        assert heard["caller"] == {AGENT_HZ} and heard["agent"] == {CALLER_HZ}
+        assert len(b.node.calls) == 1
+        await _hang_up_caller(b)
+        await _settle(b.node)
+
+
+async def test_the_call_ends_and_the_supervisor_is_hung_up(tmp_path):
+    async with bridged(tmp_path) as b:
+        sup = await b.supervise("barge")
+        heard = await b.window()
+        assert heard["caller"] == {AGENT_HZ, SUPERVISOR_HZ}
+        await _hang_up_caller(b)
+        bye = await _next(b.sup, "BYE")
+        assert bye.call_id == b.sup_invite.call_id
+        b.sup.send(bytes(make_response(bye, 200)))
+        assert sup.ended.is_set() and sup.end_reason == "the call ended"
+        await _settle(b.node)
+        assert b.node.calls.supervisions(b.call_id) == []
+        with pytest.raises(SupervisionEnded, match=r"has ended \(the call ended\): start a new"):
+            sup.set_mode("listen")
+
+
+async def test_errors_say_what_is_wrong(tmp_path):
+    async with bridged(tmp_path) as b:
+        calls = b.node.calls
+        with pytest.raises(NoSuchCall, match="no call 999999"):
+            await calls.supervise(999999, ["1002"], "listen")
+        with pytest.raises(BadMode, match="'spy' is not one of listen, whisper, barge"):
+            await calls.supervise(b.call_id, ["1002"], "spy")
+        with pytest.raises(NoAgentLeg, match="agent '1005' is on no leg"):
+            await calls.supervise(b.call_id, ["1002"], "whisper", agent="1005")
+        with pytest.raises(SupervisorUnreachable, match="1004 is not registered") as info:
+            await calls.supervise(b.call_id, ["1004"], "listen")
+        assert info.value.status == 480
+        with pytest.raises(SupervisorUnreachable, match="list of one or more"):
+            await calls.supervise(b.call_id, "1002", "listen")  # type: ignore[arg-type]
+        # The agent named is the callee: its leg (b) is the one whispered to.
+        sup = await b.supervise("listen", agent="1001")
+        assert sup.agent == "b"
+        with pytest.raises(AlreadySupervised, match=f"supervision {sup.id}"):
+            await calls.supervise(b.call_id, ["1002"], "barge")
+        with pytest.raises(BadMode):
+            sup.set_mode("loud")
+        assert sup.mode == "listen"
+        sup.stop()
+        bye = await _next(b.sup, "BYE")
+        b.sup.send(bytes(make_response(bye, 200)))
+        b.sup_invite = None
+        await _hang_up_caller(b)
+        await _settle(b.node)
+
+
+async def test_a_supervisor_who_refuses_or_does_not_answer(tmp_path):
+    async with bridged(tmp_path) as b:
+        calls = b.node.calls
+        task = asyncio.ensure_future(calls.supervise(b.call_id, ["1002"], "listen"))
+        invite = await _next(b.sup, "INVITE")
+        _reply(b.sup, invite, 486, "sv1")
+        with pytest.raises(SupervisorUnreachable, match="486") as info:
+            await asyncio.wait_for(task, 5)
+        assert info.value.status == 486
+        assert calls.supervisions(b.call_id) == [] and calls.supervising == {}
+        task = asyncio.ensure_future(calls.supervise(b.call_id, ["1002"], "listen", timeout=0.5))
+        invite = await _next(b.sup, "INVITE")
+        _reply(b.sup, invite, 180, "sv2")
+        cancel = await _next(b.sup, "CANCEL")
+        assert cancel.call_id == invite.call_id
+        b.sup.send(bytes(make_response(cancel, 200)))
+        _reply(b.sup, invite, 487, "sv2")
+        with pytest.raises(SupervisorUnreachable, match="no answer within 0.5 s"):
+            await asyncio.wait_for(task, 5)
+        assert calls.supervising == {}
+        await _hang_up_caller(b)
+        await _settle(b.node)
+
+
+async def test_a_call_still_with_its_application_is_not_answered_for_supervision(tmp_path):
+    app = Connector("1003")  # not registered: the caller stays with the application
+    async with (
+        app_node(tmp_path, {"connect": app}, "connect") as node,
+        trunk_call(node) as (trunk, _caller_media, answered, _node_a),
+    ):
+        await asyncio.wait_for(app.done.wait(), 5)
+        with pytest.raises(NotAnswered, match="with an application"):
+            await node.calls.supervise(app.calls[0].call_id, ["1002"], "listen")
+        trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
+        await _next_response(trunk, 200)
+        await _settle(node)
