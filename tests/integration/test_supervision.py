@@ -123,6 +123,10 @@ class Bridged:
         since = time.monotonic()
         await asyncio.sleep(seconds)
         until = time.monotonic()
+        self.rates = {  # packets a second each party got: one stream, not two interleaved
+            name: sum(since <= t < until for t, _ in sock.packets) / (until - since)
+            for name, sock in (("caller", self.caller), ("agent", self.agent_media))
+        }
         return {
             "caller": _tones(_heard(self.caller, since, until)),
             "agent": _tones(_heard(self.agent_media, since, until)),
@@ -172,6 +176,12 @@ def _one_stream(sock: RtpSocket) -> None:
     seqs = [HEADER.unpack_from(d)[2] for d in packets]
     steps = [(b - a) & 0xFFFF for a, b in zip(seqs, seqs[1:], strict=False)]
     assert set(steps) == {1}, sorted(set(steps))
+    # Timestamps go forward a frame a packet, but where the source changed
+    # (the relay restamps from the time that passed: a few such changes).
+    stamps = [HEADER.unpack_from(d)[3] for d in packets]
+    moves = [(b - a) & 0xFFFFFFFF for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert all(0 < m < 8000 for m in moves), sorted(set(moves))[-5:]
+    assert sum(m != 160 for m in moves) <= 8, [m for m in moves if m != 160]
 
 
 async def _hang_up_caller(b: Bridged) -> None:
@@ -200,12 +210,15 @@ async def test_listen_whisper_barge_live_and_stop_restores_the_relay(tmp_path):
         assert heard["agent"] == {CALLER_HZ, SUPERVISOR_HZ}
         assert heard["caller"] == {AGENT_HZ}
         assert heard["supervisor"] == {CALLER_HZ, AGENT_HZ}
+        # The mix replaces the caller's packets toward the agent (not added to them).
+        assert 40 <= b.rates["agent"] <= 56 and 40 <= b.rates["caller"] <= 56, b.rates
 
         sup.set_mode("barge")  # both hear the supervisor
         heard = await b.window()
         assert heard["agent"] == {CALLER_HZ, SUPERVISOR_HZ}
         assert heard["caller"] == {AGENT_HZ, SUPERVISOR_HZ}
         assert heard["supervisor"] == {CALLER_HZ, AGENT_HZ}
+        assert 40 <= b.rates["agent"] <= 56 and 40 <= b.rates["caller"] <= 56, b.rates
 
         sup.set_mode("listen")
         heard = await b.window()
