@@ -1,4 +1,4 @@
-"""A supervisor listens to, whispers to, barges into a live call (`Calls.supervise`), on a live node.
+"""A supervisor listens to, whispers to, barges into a live call (`Calls.supervise`), live.
 
 The demo trunk calls DID 300; a test application connects it to agent 1001
 (a UDP test phone): an ordinary bridged call, leg B the agent's. Agent 1002
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 
 import numpy as np
@@ -26,9 +27,11 @@ from switch.call.supervise import (
     SupervisorUnreachable,
 )
 from switch.media import g711
+from switch.media.webrtc_sdp import is_webrtc
 from switch.sip.message import make_response
 from tests.integration.test_app_connect import (
     Connector,
+    _browser_answers,
     _in_dialog_from,
     _next,
     _reply,
@@ -39,10 +42,14 @@ from tests.integration.test_app_connect import (
 )
 from tests.integration.test_apps import HEADER, RtpSocket, app_node, trunk_call
 from tests.integration.test_calls import _in_dialog, _media_address, _next_response
+from tests.integration.test_webrtc_calls import _register as ws_register
+from tests.support.browser import Browser
+from tests.support.sipclient import WsBrowser
 
 CALLER_HZ = 440.0
 AGENT_HZ = 1300.0
 SUPERVISOR_HZ = 2200.0
+BROWSER_HZ = 1000.0  # what the browser supervisor sends
 
 
 def _frames(hz: float, seconds: float) -> list[bytes]:
@@ -66,9 +73,7 @@ async def _talk(sock: RtpSocket, to: tuple[str, int], hz: float, ssrc: int) -> N
 
 def _heard(sock: RtpSocket, since: float, until: float) -> bytes:
     return b"".join(
-        g711.ulaw_decode(d[12:])
-        for t, d in sock.packets
-        if since <= t < until and d[1] & 0x7F == 0
+        g711.ulaw_decode(d[12:]) for t, d in sock.packets if since <= t < until and d[1] & 0x7F == 0
     )
 
 
@@ -83,8 +88,18 @@ def _share(pcm: bytes, hz: float) -> float:
 
 def _tones(pcm: bytes) -> set[float]:
     """Which of the three tones `pcm` carries (each with a tenth of the energy at least)."""
+    return _tones_of(pcm, (CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ))
+
+
+def _tones_of(pcm: bytes, candidates: tuple[float, ...]) -> set[float]:
     assert len(pcm) >= 4000, f"only {len(pcm)} bytes heard"
-    return {hz for hz in (CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ) if _share(pcm, hz) > 0.1}
+    return {hz for hz in candidates if _share(pcm, hz) > 0.1}
+
+
+def _heard_since(sock: RtpSocket, seconds: float) -> bytes:
+    """What `sock` heard in the last `seconds`."""
+    now = time.monotonic()
+    return _heard(sock, now - seconds, now)
 
 
 class Bridged:
@@ -174,12 +189,12 @@ def _one_stream(sock: RtpSocket) -> None:
     ssrcs = {HEADER.unpack_from(d)[4] for d in packets}
     assert len(ssrcs) == 1, ssrcs
     seqs = [HEADER.unpack_from(d)[2] for d in packets]
-    steps = [(b - a) & 0xFFFF for a, b in zip(seqs, seqs[1:], strict=False)]
+    steps = [(b - a) & 0xFFFF for a, b in itertools.pairwise(seqs)]
     assert set(steps) == {1}, sorted(set(steps))
     # Timestamps go forward a frame a packet, but where the source changed
     # (the relay restamps from the time that passed: a few such changes).
     stamps = [HEADER.unpack_from(d)[3] for d in packets]
-    moves = [(b - a) & 0xFFFFFFFF for a, b in zip(stamps, stamps[1:], strict=False)]
+    moves = [(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(stamps)]
     assert all(0 < m < 8000 for m in moves), sorted(set(moves))[-5:]
     assert sum(m != 160 for m in moves) <= 8, [m for m in moves if m != 160]
 
@@ -325,7 +340,7 @@ async def test_a_supervisor_who_refuses_or_does_not_answer(tmp_path):
         assert cancel.call_id == invite.call_id
         b.sup.send(bytes(make_response(cancel, 200)))
         _reply(b.sup, invite, 487, "sv2")
-        with pytest.raises(SupervisorUnreachable, match="no answer within 0.5 s"):
+        with pytest.raises(SupervisorUnreachable, match=r"no answer within 0\.5 s"):
             await asyncio.wait_for(task, 5)
         assert calls.supervising == {}
         await _hang_up_caller(b)
@@ -344,3 +359,29 @@ async def test_a_call_still_with_its_application_is_not_answered_for_supervision
         trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
         await _next_response(trunk, 200)
         await _settle(node)
+
+
+async def test_a_browser_supervisor_speaking_opus_barges_in(tmp_path):
+    async with bridged(tmp_path) as b, WsBrowser(f"{b.node.http_url}/sip") as ws:
+        await ws_register(ws)  # agent 1004's browser
+        browser = Browser(BROWSER_HZ, ("opus",))
+        try:
+            task = asyncio.ensure_future(b.node.calls.supervise(b.call_id, ["1004"], "barge"))
+            invite = await asyncio.wait_for(_browser_answers(ws, browser), 10)
+            assert is_webrtc(invite.body)
+            sup = await asyncio.wait_for(task, 10)
+            assert sup.target.startswith("sip:") and "transport=ws" in sup.target
+            await asyncio.sleep(2.0)  # ICE, DTLS, then the browser's tone
+            heard = await b.window(1.0, settle=0.0)
+            assert BROWSER_HZ in _tones_of(_heard_since(b.caller, 1.0), (BROWSER_HZ,))
+            assert heard["caller"] >= {AGENT_HZ} and heard["agent"] >= {CALLER_HZ}
+            assert _tones_of(_heard_since(b.agent_media, 1.0), (BROWSER_HZ,)) == {BROWSER_HZ}
+            pcm = browser.heard(skip=1.0)
+            assert len(pcm) > 24000, "the browser heard too little"
+            low = (pcm[-24000::6].astype("<i2")).tobytes()
+            assert _tones_of(low, (CALLER_HZ, AGENT_HZ)) == {CALLER_HZ, AGENT_HZ}
+            sup.stop()
+            await _hang_up_caller(b)
+            await _settle(b.node)
+        finally:
+            await browser.close()

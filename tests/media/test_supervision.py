@@ -169,7 +169,7 @@ def test_barge_takes_both_ways_and_close_gives_the_relay_back():
 
 
 def test_the_supervision_ends_itself_when_the_legs_are_no_longer_joined():
-    a, b, s, media, clock = _setup("listen")
+    a, _, _, media, clock = _setup("listen")
     lost: list[str] = []
     media.on_lost = lost.append
     a.peer = _port(6)  # a transfer joined leg a to another leg
