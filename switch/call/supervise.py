@@ -19,9 +19,14 @@ the call's media is replaced (a transfer joined other legs).
 
 Errors are `SupervisionError`s that say what to do: `NoSuchCall`,
 `NotAnswered`, `AlreadySupervised`, `BadMode`, `NoAgentLeg`,
-`NotSupported` (whisper or barge where a DTMF bridge already rewrites the
-legs), `SupervisorUnreachable` (with the SIP status that decided it),
+`SupervisorUnreachable` (with the SIP status that decided it),
 `SupervisionEnded` (a mode change after the end).
+
+A call whose legs carry DTMF differently has a DTMF bridge
+(`switch.call.dtmf_calls`) that makes the stream toward a leg itself: while
+a supervisor is heard on that leg the mix is its stream, and the bridge's
+packets toward it are dropped (`DtmfLink.muted`): keys converted for that
+leg are lost for as long.
 
 Not done: the supervisor's re-INVITEs (hold, a new codec) are refused with
 488 and the supervision goes on as it was; the supervisor's DTMF is not
@@ -84,10 +89,6 @@ class NoAgentLeg(SupervisionError):
     pass
 
 
-class NotSupported(SupervisionError):
-    pass
-
-
 class SupervisionEnded(SupervisionError):
     pass
 
@@ -139,10 +140,10 @@ class Supervision:
             raise SupervisionEnded(
                 f"supervision {self.id} has ended ({self.end_reason}): start a new one"
             )
-        assert self._call is not None
-        _check_bridge(self._call, mode)
+        assert self._call is not None and self._calls is not None
         self._media.set_mode(mode)
         self.mode = mode
+        self._calls._sup_mute(self._call)
         log.info("call %d: supervision %d now %s", self.call_id, self.id, mode)
 
     def stop(self) -> None:
@@ -156,15 +157,6 @@ class Supervision:
             "id": self.id, "call": self.call_id, "mode": self.mode, "to": list(self.to),
             "target": self.target, "since": self.since,
         }  # fmt: skip
-
-
-def _check_bridge(call: Call, mode: str) -> None:
-    state = call.dtmf
-    if mode != "listen" and state is not None and state.link is not None:
-        raise NotSupported(
-            f"call {call.id} converts DTMF between its legs, which rewrites their streams: "
-            "only listen is possible on it"
-        )
 
 
 @dataclass(eq=False)
@@ -204,7 +196,6 @@ class Supervisions:
         names = tuple(t.strip() for t in to)
         call = self._supervised_call(call_id)
         side = self._agent_side(call, agent)
-        _check_bridge(call, mode)
         for other in self.supervising.get(call.id, []):
             if set(other.to) & set(names):
                 raise AlreadySupervised(
@@ -457,6 +448,7 @@ class Supervisions:
         sup.target = ring.target.uri
         sup.since = time.time()
         self._supervisor_legs[sup._key] = sup
+        self._sup_mute(call)
         log.info("call %d: supervision %d (%s) by %s", call.id, sup.id, sup.mode, sup.target)
 
     # -- the end -----------------------------------------------------------------------------
@@ -496,6 +488,22 @@ class Supervisions:
             live.remove(sup)
             if not live:
                 del self.supervising[sup.call_id]
+        if sup._call is not None:
+            self._sup_mute(sup._call)
+
+    def _supervised_sides(self, call: Call) -> set[str]:
+        """The legs of `call` that hear a supervisor now (their stream is the mix)."""
+        sides: set[str] = set()
+        for sup in self.supervising.get(call.id, []):
+            if sup._media is not None and not sup._media.closed:
+                sides |= sup._media.hearing
+        return sides
+
+    def _sup_mute(self, call: Call) -> None:
+        """A DTMF bridge on the call sends nothing to a leg that hears the mix."""
+        state = call.dtmf
+        if state is not None and state.link is not None:
+            state.link.muted = self._supervised_sides(call)
 
     def _supervisions_ended(self, call: Call, why: str = "the call ended") -> None:
         """The call is over (or its media replaced): every supervisor is hung up."""

@@ -385,3 +385,58 @@ async def test_a_browser_supervisor_speaking_opus_barges_in(tmp_path):
             await _settle(b.node)
         finally:
             await browser.close()
+
+
+async def test_whisper_to_a_browser_agent_whose_leg_is_transcoded(tmp_path):
+    app = Connector("1004")
+    async with (
+        app_node(tmp_path, {"connect": app}, "connect") as node,
+        WsBrowser(f"{node.http_url}/sip") as ws,
+        agent_phone(node, "1002") as sup_phone,
+        rtp_socket() as sup_media,
+    ):
+        await ws_register(ws)
+        browser = Browser(BROWSER_HZ, ("opus",))
+        talkers: list[asyncio.Task] = []
+        try:
+            async with trunk_call(node) as (trunk, caller_media, answered, node_a):
+                await asyncio.wait_for(_browser_answers(ws, browser), 10)
+                await asyncio.wait_for(app.done.wait(), 10)
+                talkers.append(
+                    asyncio.ensure_future(_talk(caller_media, node_a, CALLER_HZ, 0x1111))
+                )
+                call_id = app.calls[0].call_id
+                task = asyncio.ensure_future(
+                    node.calls.supervise(call_id, ["1002"], "whisper", agent="1004")
+                )
+                invite = await _next(sup_phone, "INVITE")
+                _reply(sup_phone, invite, 200, "sv1", _sdp(sup_media.port))
+                await _next(sup_phone, "ACK")
+                node_s = _media_address(invite.body)
+                talkers.append(
+                    asyncio.ensure_future(_talk(sup_media, node_s, SUPERVISOR_HZ, 0x3333))
+                )
+                sup = await asyncio.wait_for(task, 5)
+                assert sup.agent == "b"
+                # (aiortc sends no telephone-event: its leg is in-band, the trunk's RFC
+                # 4733, and a DTMF bridge makes the agent's stream, muted for the mix.)
+                (call,) = [c for c in node.calls._by_invite.values() if c.id == call_id]
+                assert call.dtmf.link is not None and call.dtmf.link.muted == {"b"}
+                await asyncio.sleep(2.5)
+                pcm = browser.heard(skip=1.5)
+                assert len(pcm) > 24000, "the browser heard too little"
+                low = (pcm[-24000::6].astype("<i2")).tobytes()
+                assert _tones_of(low, (CALLER_HZ, SUPERVISOR_HZ)) == {CALLER_HZ, SUPERVISOR_HZ}
+                to_caller = _heard_since(caller_media, 1.0)
+                assert _tones_of(to_caller, (BROWSER_HZ, SUPERVISOR_HZ)) == {BROWSER_HZ}
+                to_sup = _heard_since(sup_media, 1.0)
+                assert _tones_of(to_sup, (CALLER_HZ, BROWSER_HZ)) == {CALLER_HZ, BROWSER_HZ}
+                trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
+                await _next_response(trunk, 200)
+                bye = await _next(sup_phone, "BYE")
+                sup_phone.send(bytes(make_response(bye, 200)))
+                await _settle(node)
+        finally:
+            for task in talkers:
+                task.cancel()
+            await browser.close()

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from switch.media import g711
-from switch.media.relay import RtpPort
+from switch.media.dtmf_bridge import DtmfBridge, DtmfLink, LegDtmf
+from switch.media.relay import LegMedia, MediaSession, RtcpPort, RtpPort
 from switch.media.supervision import (
     FRAME,
     PREBUFFER,
@@ -188,3 +189,26 @@ def test_a_party_is_mixed_once_its_queue_has_filled_and_is_silent_when_it_runs_d
     assert inlet.take() is None and not inlet.primed  # ran dry: fills again
     inlet.queue += one
     assert inlet.take() is None
+
+
+async def test_a_dtmf_bridge_sends_nothing_to_a_leg_that_hears_a_supervisors_mix():
+    # Leg a in RFC 4733, leg b in-band: the bridge takes a's packets and sends
+    # them on to b itself; muted, b's stream is someone else's (the mix).
+    a, b = _port(0), _port(2)
+    session = MediaSession(LegMedia(a, RtcpPort()), LegMedia(b, RtcpPort()))
+    types = ({0: "pcmu"}, {0: 8000})
+    bridge = DtmfBridge(
+        LegDtmf("rfc4733", {101: 8000}, (101, 8000), *types), LegDtmf("inband", {}, None, *types)
+    )
+    link = DtmfLink(bridge, session, lambda *_: None)
+    try:
+        sent = _feed(a, 440, 3, 0x1111)
+        assert len(_sent(b)) == len(sent)  # forwarded by the bridge
+        link.muted = {"b"}
+        _feed(a, 440, 3, 0x1111, start=3)
+        assert len(_sent(b)) == len(sent)  # dropped while muted
+        link.muted = set()
+        _feed(a, 440, 3, 0x1111, start=6)
+        assert len(_sent(b)) == 2 * len(sent)
+    finally:
+        link.close()
