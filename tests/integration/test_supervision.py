@@ -29,6 +29,7 @@ from switch.call.supervise import (
 from switch.media import g711
 from switch.media.webrtc_sdp import is_webrtc
 from switch.sip.message import make_response
+from tests.integration.test_acd_calls import _status, _until, queue_call, queue_node
 from tests.integration.test_app_connect import (
     Connector,
     _browser_answers,
@@ -106,12 +107,14 @@ class Bridged:
     """A call from the trunk bridged to agent 1001, everyone talking, and a
     supervisor's phone (agent 1002) ready to answer."""
 
-    def __init__(self, node, app, trunk, caller, answered, agent, agent_media, sup, sup_media):
-        self.node, self.app, self.trunk, self.caller = node, app, trunk, caller
+    def __init__(
+        self, node, call_id, trunk, caller, answered, agent, agent_media, sup, sup_media,
+        sup_ext: str = "1002",
+    ):  # fmt: skip
+        self.node, self.call_id, self.trunk, self.caller = node, call_id, trunk, caller
         self.answered = answered
         self.agent, self.agent_media = agent, agent_media
-        self.sup, self.sup_media = sup, sup_media
-        self.call_id = app.calls[0].call_id
+        self.sup, self.sup_media, self.sup_ext = sup, sup_media, sup_ext
         self.talkers: list[asyncio.Task] = []
         self.sup_invite = None
 
@@ -128,7 +131,8 @@ class Bridged:
         )
 
     async def supervise(self, mode: str, **kw):
-        task = asyncio.ensure_future(self.node.calls.supervise(self.call_id, ["1002"], mode, **kw))
+        calls = self.node.calls
+        task = asyncio.ensure_future(calls.supervise(self.call_id, [self.sup_ext], mode, **kw))
         await self.answer_supervisor()
         return await asyncio.wait_for(task, 5)
 
@@ -171,8 +175,10 @@ async def bridged(tmp_path):
         _reply(agent, invite, 200, "ag1", _sdp(agent_media.port))
         await _next(agent, "ACK")
         await asyncio.wait_for(app.done.wait(), 5)
-        b = Bridged(node, app, trunk, caller_media, answered, agent, agent_media, sup, sup_media)
-        b.agent_invite = invite
+        call_id = app.calls[0].call_id
+        b = Bridged(
+            node, call_id, trunk, caller_media, answered, agent, agent_media, sup, sup_media
+        )
         b.talkers += [
             asyncio.ensure_future(_talk(caller_media, node_a, CALLER_HZ, 0x1111)),
             asyncio.ensure_future(_talk(agent_media, node_b, AGENT_HZ, 0x2222)),
@@ -440,3 +446,42 @@ async def test_whisper_to_a_browser_agent_whose_leg_is_transcoded(tmp_path):
             for task in talkers:
                 task.cancel()
             await browser.close()
+
+
+async def test_a_queue_call_is_whispered_to_its_agent_by_default(tmp_path):
+    async with (
+        queue_node(tmp_path) as node,
+        agent_phone(node, "1001") as agent,
+        agent_phone(node, "1004") as sup_phone,  # in queue sales: not offered this caller
+        rtp_socket() as agent_media,
+        rtp_socket() as sup_media,
+    ):
+        await _until(lambda: _status(node, "1001")[0] == "available", what="1001 available")
+        async with queue_call(node) as (trunk, caller_media, answered, node_a):
+            invite = await _next(agent, "INVITE")
+            _reply(agent, invite, 200, "ag1", _sdp(agent_media.port))
+            await _next(agent, "ACK")
+            await _until(lambda: _status(node, "1001")[0] == "on-call", what="1001 on call")
+            (call,) = node.calls._by_invite.values()
+            b = Bridged(
+                node, call.id, trunk, caller_media, answered, agent, agent_media, sup_phone,
+                sup_media, sup_ext="1004",
+            )  # fmt: skip
+            node_b = _media_address(invite.body)
+            b.talkers += [
+                asyncio.ensure_future(_talk(caller_media, node_a, CALLER_HZ, 0x1111)),
+                asyncio.ensure_future(_talk(agent_media, node_b, AGENT_HZ, 0x2222)),
+            ]
+            try:
+                sup = await b.supervise("whisper")
+                assert sup.agent == "b" and call.target.name == "1001"
+                heard = await b.window()
+                assert heard["agent"] == {CALLER_HZ, SUPERVISOR_HZ}
+                assert heard["caller"] == {AGENT_HZ}
+                assert heard["supervisor"] == {CALLER_HZ, AGENT_HZ}
+                await _hang_up_caller(b)
+                bye = await _next(sup_phone, "BYE")
+                sup_phone.send(bytes(make_response(bye, 200)))
+                await _settle(node)
+            finally:
+                b.stop_talking()
