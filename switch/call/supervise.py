@@ -128,6 +128,7 @@ class Supervision:
     _flow: object = field(default=None, repr=False)
     _key: tuple[str, str] = ("", "")
     _ack: bytes = field(default=b"", repr=False)  # to the supervisor's 2xx, sent again if it is
+    _answered: asyncio.Future | None = field(default=None, repr=False)  # while it rings
 
     @property
     def live(self) -> bool:
@@ -258,6 +259,7 @@ class Supervisions:
             raise SupervisorUnreachable(*_first(refusals))
         loop = asyncio.get_running_loop()
         answered: asyncio.Future[tuple[_Ring, Response]] = loop.create_future()
+        sup._answered = answered  # (the call's end fails it: what rings is CANCELled)
         rings: list[_Ring] = []
         try:
             for target in targets:
@@ -407,9 +409,8 @@ class Supervisions:
         try:
             dialog = Dialog.from_uac_response(ring.request, resp)
             plain = to_plain(body) if ring.browser else body
-            codec = next(
-                (c for c in codecs_of(plain) if c.name.casefold() != "telephone-event"), None
-            )
+            answered = codecs_of(plain)
+            codec = next((c for c in answered if c.name.casefold() != "telephone-event"), None)
             remote = remote_transport(body) if ring.browser else None
         except (ParseError, ValueError, SdpError) as exc:
             raise SupervisorUnreachable(488, f"Not Acceptable Here ({exc})") from None
@@ -436,6 +437,7 @@ class Supervisions:
                 media.a.rtp, media.b.rtp, leg.rtp, lambda side: _payload_types(call, side),
                 codec, sup.mode, sup.agent,
                 on_lost=lambda why: self._end_supervision(sup, why, bye=True),
+                s_types={c.payload_type: c for c in answered if c.payload_type is not None},
             )  # fmt: skip
         except Exception as exc:  # (a bug too: the supervisor must not stay up, unheard)
             self._bye(dialog, flow)  # type: ignore[attr-defined]
@@ -510,6 +512,10 @@ class Supervisions:
         for sup in list(self.supervising.get(call.id, [])):
             if sup._media is not None:
                 self._end_supervision(sup, why, bye=True)
+            elif sup._answered is not None and not sup._answered.done():
+                sup._answered.set_exception(
+                    NoSuchCall(f"call {call.id} ended while the supervisor was rung")
+                )
 
     def _supervisor_stray(self, resp: Response) -> bool:
         """A 2xx retransmitted by a supervisor's device (our ACK was lost): ACK again."""

@@ -209,8 +209,9 @@ class SupervisionMedia:
 
     `payload_types(side)`: payload type -> codec of what leg `side` ("a",
     "b") sends, as the relay carries it. `s_codec`: the codec the
-    supervisor's answer chose (its payload type). `agent`: the side of the
-    agent, who alone hears a whisper.
+    supervisor's answer chose (its payload type), what the node sends it;
+    `s_types`, every codec of that answer, what it may send (default: that
+    one). `agent`: the side of the agent, who alone hears a whisper.
     """
 
     def __init__(
@@ -224,12 +225,14 @@ class SupervisionMedia:
         agent: str = "b",
         clock: MediaClock | None = None,
         on_lost: Callable[[str], None] | None = None,
+        s_types: Mapping[int, Codec] | None = None,
     ) -> None:
         self.hearing = hearers(mode, agent)  # (checks both)
         self.mode = mode
         self.agent = agent
         self.ports = {"a": a, "b": b, "s": s}
-        s_types = {s_codec.payload_type: s_codec} if s_codec.payload_type is not None else {}
+        if s_types is None:
+            s_types = {s_codec.payload_type: s_codec} if s_codec.payload_type is not None else {}
         self.inlets = {
             "a": _Inlet(a, lambda: payload_types("a")),
             "b": _Inlet(b, lambda: payload_types("b")),

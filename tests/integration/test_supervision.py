@@ -485,3 +485,21 @@ async def test_a_queue_call_is_whispered_to_its_agent_by_default(tmp_path):
                 await _settle(node)
             finally:
                 b.stop_talking()
+
+
+async def test_the_call_ends_while_the_supervisor_rings_and_the_invite_is_cancelled(tmp_path):
+    async with bridged(tmp_path) as b:
+        calls = b.node.calls
+        task = asyncio.ensure_future(calls.supervise(b.call_id, ["1002"], "listen"))
+        invite = await _next(b.sup, "INVITE")
+        _reply(b.sup, invite, 180, "sv1")
+        await asyncio.sleep(0.2)
+        await _hang_up_caller(b)
+        cancel = await _next(b.sup, "CANCEL")
+        assert cancel.call_id == invite.call_id
+        b.sup.send(bytes(make_response(cancel, 200)))
+        _reply(b.sup, invite, 487, "sv1")
+        with pytest.raises(NoSuchCall, match="ended while the supervisor was rung"):
+            await asyncio.wait_for(task, 2)
+        assert calls.supervising == {} and calls._supervisor_legs == {}
+        await _settle(b.node)
