@@ -207,8 +207,10 @@ class Supervisions:
         self.supervising.setdefault(call.id, []).append(sup)  # (a second ask is refused now)
         try:
             await self._dial_supervisor(call, sup, timeout)
-        except BaseException:
+        except BaseException as exc:
             self._sup_drop(sup)
+            log.info("call %d: supervision %d by %s not started: %s", call.id, sup.id,
+                     ", ".join(names), exc or type(exc).__name__)  # fmt: skip
             raise
         return sup
 
