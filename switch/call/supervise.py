@@ -18,7 +18,7 @@ supervisor hangs up (the call goes on), when `stop()` is called, or when
 the call's media is replaced (a transfer joined other legs).
 
 Errors are `SupervisionError`s that say what to do: `NoSuchCall`,
-`NotAnswered`, `AlreadySupervised`, `BadMode`, `NoAgentLeg`,
+`NotAnswered`, `AlreadySupervised`, `BadMode`, `BadRequest`, `NoAgentLeg`,
 `SupervisorUnreachable` (with the SIP status that decided it),
 `SupervisionEnded` (a mode change after the end).
 
@@ -83,6 +83,10 @@ class AlreadySupervised(SupervisionError):
 
 class BadMode(SupervisionError, ValueError):
     pass
+
+
+class BadRequest(SupervisionError, ValueError):
+    """`to` or `timeout` is not what `supervise` takes."""
 
 
 class NoAgentLeg(SupervisionError):
@@ -193,7 +197,9 @@ class Supervisions:
         hear call `call_id` in `mode` ("listen", "whisper", "barge")."""
         _checked_mode(mode)
         if isinstance(to, str) or not to or not all(isinstance(t, str) and t.strip() for t in to):
-            raise SupervisorUnreachable(400, "Bad Request (to: give a list of one or more targets)")
+            raise BadRequest(f"to={to!r}: give a list of one or more targets, e.g. ['1003']")
+        if not isinstance(timeout, int | float) or not 0 < timeout <= 300:
+            raise BadRequest(f"timeout={timeout!r}: give the seconds to ring, over 0, 300 at most")
         names = tuple(t.strip() for t in to)
         call = self._supervised_call(call_id)
         side = self._agent_side(call, agent)

@@ -20,6 +20,7 @@ import pytest
 from switch.call.supervise import (
     AlreadySupervised,
     BadMode,
+    BadRequest,
     NoAgentLeg,
     NoSuchCall,
     NotAnswered,
@@ -311,8 +312,10 @@ async def test_errors_say_what_is_wrong(tmp_path):
         with pytest.raises(SupervisorUnreachable, match="1004 is not registered") as info:
             await calls.supervise(b.call_id, ["1004"], "listen")
         assert info.value.status == 480
-        with pytest.raises(SupervisorUnreachable, match="list of one or more"):
+        with pytest.raises(BadRequest, match="list of one or more targets"):
             await calls.supervise(b.call_id, "1002", "listen")  # type: ignore[arg-type]
+        with pytest.raises(BadRequest, match="seconds to ring"):
+            await calls.supervise(b.call_id, ["1002"], "listen", timeout=0)
         # The agent named is the callee: its leg (b) is the one whispered to.
         sup = await b.supervise("listen", agent="1001")
         assert sup.agent == "b"
