@@ -150,6 +150,7 @@ class _Outlet:
         self.pt: int | None = None
         self._encoder: OpusEncoder | None = None
         self._event_ts: tuple[int, int] | None = None  # (their event timestamp, ours)
+        self.refused: set[int] = set()  # payload types `use` could not take
         self.sent = 0
         self.errors = 0
 
@@ -160,9 +161,9 @@ class _Outlet:
         kind = codec.name.casefold() if codec is not None else None
         if kind not in _CLOCK or codec is None or codec.clock_rate != _CLOCK[kind]:
             return False
-        old = self.stream
-        self.stream = OwnStream(pt, _CLOCK[kind], ssrc=old.ssrc if old else None,
-                                seq=old.seq if old else None)  # fmt: skip
+        # Another codec is another source (its own SSRC and clock): the relay
+        # keeps what the leg gets one stream across the change.
+        self.stream = OwnStream(pt, _CLOCK[kind])
         self.kind, self.pt = kind, pt
         self._encoder = OpusEncoder(RATE) if kind == "opus" else None
         return True
@@ -290,7 +291,8 @@ class SupervisionMedia:
 
     def _tap_s(self, data: bytes) -> bool:
         inlet = self.inlets["s"]
-        if not inlet.is_event(data[1] & 0x7F):
+        # (Listening, nobody hears the supervisor: its audio is not decoded.)
+        if self.hearing and not inlet.is_event(data[1] & 0x7F):
             inlet.direction.tap(data)
         return True  # (the supervisor's port is peered with nothing anyway)
 
@@ -312,11 +314,17 @@ class SupervisionMedia:
         wanted = ("s", *self.hearing)
         outlets = self.outlets
         for side in self.hearing:
-            # Toward a leg, the codec of the other party's packets it had.
+            # Toward a leg, the codec of the other party's packets it had
+            # (looked up when it changes: the lookup reads the call's SDP).
             other = "a" if side == "b" else "b"
             pt = self.inlets[other].audio_pt
-            if pt is not None and not outlets[side].use(pt, self.payload_types(other).get(pt)):
-                log.debug("supervision: payload type %d toward leg %s cannot be mixed", pt, side)
+            outlet = outlets[side]
+            if pt is None or pt == outlet.pt or pt in outlet.refused:
+                continue
+            if not outlet.use(pt, self.payload_types(other).get(pt)):
+                outlet.refused.add(pt)
+                log.warning("supervision: payload type %d toward leg %s is no codec the "
+                            "mixer encodes (PCMU, PCMA, Opus)", pt, side)  # fmt: skip
         for _ in range(send):
             frames = {}
             for name, inlet in self.inlets.items():
@@ -337,6 +345,8 @@ class SupervisionMedia:
         hearing = hearers(mode, self.agent)
         if self.closed:
             raise SupervisionMediaError("this supervision's media is closed")
+        if not hearing:
+            self.inlets["s"].discard()  # (not fed while nobody hears it)
         for side in _SIDES:
             other = "a" if side == "b" else "b"
             if side in hearing and side not in self.hearing:
