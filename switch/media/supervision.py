@@ -287,7 +287,10 @@ class SupervisionMedia:
             return False
         inlet.audio_pt = pt
         inlet.direction.tap(data)
-        return other in self.hearing  # taken: `other` gets the mix in its place
+        # Taken when `other` gets the mix in its place: once the mix toward it
+        # is in this packet's codec (until then, or for a codec the mixer
+        # cannot encode, the relay goes on carrying it).
+        return other in self.hearing and self.outlets[other].pt == pt
 
     def _tap_s(self, data: bytes) -> bool:
         inlet = self.inlets["s"]

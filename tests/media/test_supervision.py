@@ -127,16 +127,33 @@ def test_listening_relays_the_parties_packets_as_they_came_and_the_supervisor_he
     heard = _audio(_sent(s))
     assert len(heard) >= 4 * FRAME
     assert peaks(heard[-4 * FRAME :], 8000, 2) == pytest.approx([440, 1300], abs=20)
+    # Nobody hears the supervisor: what it sends is not even decoded.
+    _feed(s, 2200, 5, 0x3333)
+    assert media.inlets["s"].direction.packets == 0
+
+
+def test_a_codec_the_mixer_cannot_encode_is_relayed_as_it_came():
+    a, b, s, media, _ = _setup("whisper")
+    g729 = [HEADER.pack(0x80, 18, n, 160 * n, 0x1111) + bytes(20) for n in range(5)]
+    for packet in g729[:2]:
+        a.datagram_received(packet, a.remote)  # type: ignore[arg-type]
+    _feed(s, 2200, 5, 0x3333)
+    _run(media, 5)
+    for packet in g729[2:]:
+        a.datagram_received(packet, a.remote)  # type: ignore[arg-type]
+    assert media.outlets["b"].refused == {18} and _sent(b) == g729
 
 
 def test_a_whisper_takes_the_callers_audio_toward_the_agent_and_keeps_its_keys():
     a, b, s, media, _ = _setup("whisper")
     _feed(s, 2200, 10, 0x3333)
-    from_a = _feed(a, 440, 10, 0x1111)
-    assert _sent(b) == []  # taken: the agent gets the mix in its place
-    _run(media, 10)
-    mixed = _sent(b)
-    assert mixed and all(p not in from_a for p in mixed)
+    first = _feed(a, 440, 2, 0x1111)
+    assert _sent(b) == first  # relayed until the mix toward b has their codec
+    _run(media, 1)
+    from_a = _feed(a, 440, 8, 0x1111, start=2)
+    _run(media, 9)
+    mixed = _sent(b)[2:]
+    assert mixed and all(p not in from_a for p in mixed)  # taken: the mix in their place
     assert peaks(_audio(mixed)[-4 * FRAME :], 8000, 2) == pytest.approx([440, 2200], abs=20)
     # A key from the caller: relayed in the agent's stream, not mixed.
     before = len(_sent(b))
@@ -157,12 +174,17 @@ def test_a_whisper_takes_the_callers_audio_toward_the_agent_and_keeps_its_keys()
 
 def test_barge_takes_both_ways_and_close_gives_the_relay_back():
     a, b, s, media, clock = _setup("barge")
-    _feed(a, 440, 5, 0x1111)
-    _feed(b, 1300, 5, 0x2222)
-    assert _sent(a) == [] and _sent(b) == []
+    _feed(a, 440, 1, 0x1111)
+    _feed(b, 1300, 1, 0x2222)
+    _run(media, 1)  # the mix toward each is in the other's codec from now on
+    _feed(a, 440, 5, 0x1111, start=1)
+    _feed(b, 1300, 5, 0x2222, start=1)
+    assert len(_sent(a)) == len(_sent(b)) == 1 + 1  # what came before, and one mixed frame
     media.set_mode("listen")
-    from_a = _feed(a, 440, 3, 0x1111, start=5)
-    assert _sent(b) == from_a
+    before = len(_sent(b))
+    from_a = _feed(a, 440, 3, 0x1111, start=6)
+    # Relayed again (restamped into b's one stream: the source changed back).
+    assert [p[12:] for p in _sent(b)[before:]] == [p[12:] for p in from_a]
     media.close()
     assert clock.ticks == [] and a.tap is None and b.tap is None and s.tap is None
     with pytest.raises(SupervisionMediaError, match="closed"):
