@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import secrets
 import time
 
 import numpy as np
@@ -29,7 +30,8 @@ from switch.call.supervise import (
 )
 from switch.media import g711
 from switch.media.webrtc_sdp import is_webrtc
-from switch.sip.message import make_response
+from switch.sip.message import Request, make_response
+from tests.integration.conftest import running_node, sip_address
 from tests.integration.test_acd_calls import _status, _until, queue_call, queue_node
 from tests.integration.test_app_connect import (
     Connector,
@@ -43,10 +45,11 @@ from tests.integration.test_app_connect import (
     rtp_socket,
 )
 from tests.integration.test_apps import HEADER, RtpSocket, app_node, trunk_call
-from tests.integration.test_calls import _in_dialog, _media_address, _next_response
+from tests.integration.test_calls import _agent_calls, _in_dialog, _media_address, _next_response
+from tests.integration.test_calls import _sdp as _plain_sdp
 from tests.integration.test_webrtc_calls import _register as ws_register
 from tests.support.browser import Browser
-from tests.support.sipclient import WsBrowser
+from tests.support.sipclient import UdpPhone, WsBrowser, register_agent
 
 CALLER_HZ = 440.0
 AGENT_HZ = 1300.0
@@ -506,3 +509,68 @@ async def test_the_call_ends_while_the_supervisor_rings_and_the_invite_is_cancel
             await asyncio.wait_for(task, 2)
         assert calls.supervising == {} and calls._supervisor_legs == {}
         await _settle(b.node)
+
+
+async def test_an_attended_transfer_of_the_call_ends_its_supervision(tmp_path):
+    # Alice (1001) calls agent Bob (1002), supervised by 1004; Bob calls Carol
+    # (1003) and joins Alice to her: the legs supervised are gone.
+    async with (
+        running_node(tmp_path) as node,
+        UdpPhone(sip_address(node), host="127.0.0.3") as bob,
+        UdpPhone(sip_address(node)) as carol,
+        UdpPhone(sip_address(node), host="127.0.0.2") as alice,
+        agent_phone(node, "1004") as sup_phone,
+        rtp_socket() as sup_media,
+    ):
+        for phone, ext in ((bob, "1002"), (carol, "1003"), (alice, "1001")):
+            assert (await register_agent(phone, ext, f"agent{ext}"))[1].status == 200
+
+        async def answer(callee: UdpPhone, tag: str, port: int) -> Request:
+            invite = await _next(callee, "INVITE")
+            callee.send(bytes(make_response(invite, 200, to_tag=tag, headers=[
+                ("Contact", f"<sip:x@{callee.address[0]}:{callee.address[1]}>"),
+                ("Content-Type", "application/sdp"),
+            ], body=_plain_sdp(tag, "127.0.0.1", port).encode())))  # fmt: skip
+            return invite
+
+        await _agent_calls(alice, "1001", "1002", _plain_sdp("alice", "127.0.0.2", 40040),
+                           call_id="call-from-1001")  # fmt: skip
+        invite1 = await answer(bob, "bob1", 40042)
+        answered1 = await _next_response(alice, 200)
+        alice.send(_in_dialog(alice, "ACK", answered1, cseq=2))
+        (call,) = node.calls._by_invite.values()
+
+        task = asyncio.ensure_future(node.calls.supervise(call.id, ["1004"], "listen"))
+        sup_invite = await _next(sup_phone, "INVITE")
+        _reply(sup_phone, sup_invite, 200, "sv1", _sdp(sup_media.port))
+        await _next(sup_phone, "ACK")
+        sup = await asyncio.wait_for(task, 5)
+
+        await _agent_calls(bob, "1002", "1003", _plain_sdp("bob", "127.0.0.1", 40044),
+                           call_id="call-from-1002")  # fmt: skip
+        await answer(carol, "carol1", 40046)
+        answered2 = await _next_response(bob, 200)
+        replaces = f"{answered2.call_id}%3Bto-tag%3D{answered2.to.tag}%3Bfrom-tag%3D" + (
+            answered2.from_.tag or ""
+        )
+        refer = "\r\n".join([
+            f"REFER {invite1.contact[0].uri} SIP/2.0",
+            f"Via: {bob.via};branch=z9hG4bK{secrets.token_hex(8)};rport",
+            "Max-Forwards: 70",
+            f"From: {invite1.get('To')};tag=bob1",
+            f"To: {invite1.get('From')}",
+            f"Call-ID: {invite1.call_id}",
+            "CSeq: 1 REFER",
+            f"Refer-To: <sip:1003@demo.invalid?Replaces={replaces}>",
+            "Content-Length: 0",
+            "",
+            "",
+        ])  # fmt: skip
+        assert (await bob.request(refer)).status == 202
+        bye = await _next(sup_phone, "BYE")
+        assert bye.call_id == sup_invite.call_id
+        sup_phone.send(bytes(make_response(bye, 200)))
+        assert sup.ended.is_set() and sup.end_reason == "the call's legs changed"
+        assert node.calls.supervisions(call.id) == [] and len(node.calls) == 1
+        alice.send(_in_dialog(alice, "BYE", answered1, cseq=3))
+        await _next(carol, "BYE")
