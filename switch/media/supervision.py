@@ -16,15 +16,17 @@ mix:
 | whisper | both parties         | the agent's leg      |
 | barge   | both parties         | both legs            |
 
-A leg that hears nobody but the other party is left to the relay: its
-tap returns None (pass-through), so listening changes nothing the parties
-hear. A leg that must hear the supervisor gets the mix instead of the
-other party's packets: the tap on the other party's port takes them
-(returns True) and the mixed frame is sent with `RtpPort.emit`, in one
-stream of the node's own (`OwnStream`; the relay keeps what the leg sees
-one stream across the change, and again when it ends). RFC 4733 events of
-the taken party are not mixed: they go on in that stream, their
-timestamps moved onto it, so keys still reach the other side.
+A leg that hears nobody but the other party is left to the relay: the
+tap on the other party's port returns False (pass-through), so listening
+changes nothing the parties hear. A leg that must hear the supervisor gets
+the mix instead of the other party's packets: the tap takes them (returns
+True, once the mix toward that leg is in their codec; one the mixer cannot
+encode is relayed as it came) and the mixed frame is sent with
+`RtpPort.emit`, in one stream of the node's own (`OwnStream`; the relay
+keeps what the leg sees one stream across the change, and again when it
+ends). RFC 4733 events of the taken party are not mixed: they go on in
+that stream, their timestamps moved onto it, so keys still reach the
+other side.
 
 The mix toward a leg is encoded in the codec of the packets it got before
 (the other party's payload type, as the relay carried them: on a browser's
@@ -41,9 +43,12 @@ When the two legs stop being each other's peers (an attended transfer
 joined other legs, the call's media closed), the supervision closes itself
 and says so (`on_lost`).
 
+A DTMF bridge on the same legs (`switch.media.dtmf_bridge`) makes the
+stream toward a leg itself; the call layer tells it to send nothing to a
+leg that hears the mix (`DtmfLink.muted`).
+
 Not here: a supervisor of a conference (one call, two legs, is all this
-knows); a DTMF bridge on the same legs (its taps and these would both
-take packets: supervision is refused there by the call layer).
+knows).
 """
 
 from __future__ import annotations
