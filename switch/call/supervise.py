@@ -66,18 +66,23 @@ _OFFERED = [Codec("PCMU", 8000, 1, 0), Codec("PCMA", 8000, 1, 8)]
 
 
 class SupervisionError(Exception):
-    """A supervision cannot be started or changed; the message says why."""
+    """A supervision cannot be started or changed; the message says why.
+
+    Each kind is also the builtin its meaning matches, which is what callers
+    such as the REST API (switch.web.ports) map to a status: LookupError (no
+    such call), ValueError (a request this call cannot take now),
+    ConnectionError (the supervisor's phone refused or did not answer)."""
 
 
-class NoSuchCall(SupervisionError):
+class NoSuchCall(SupervisionError, LookupError):
     pass
 
 
-class NotAnswered(SupervisionError):
+class NotAnswered(SupervisionError, ValueError):
     pass
 
 
-class AlreadySupervised(SupervisionError):
+class AlreadySupervised(SupervisionError, ValueError):
     pass
 
 
@@ -89,15 +94,15 @@ class BadRequest(SupervisionError, ValueError):
     """`to` or `timeout` is not what `supervise` takes."""
 
 
-class NoAgentLeg(SupervisionError):
+class NoAgentLeg(SupervisionError, ValueError):
     pass
 
 
-class SupervisionEnded(SupervisionError):
+class SupervisionEnded(SupervisionError, ValueError):
     pass
 
 
-class SupervisorUnreachable(SupervisionError):
+class SupervisorUnreachable(SupervisionError, ConnectionError):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(f"the supervisor was not reached: {status} {reason}")
         self.status = status
