@@ -468,7 +468,7 @@ class Node:
             context.load_cert_chain(str(http.tls_cert), str(http.tls_key))
         # The REST API and CTI socket; supervision and originate are wired
         # when the call layer provides them.
-        self.api = Api(self.config, self.queues, calls=self.calls)
+        self.api = Api(self.config, self.queues, calls=self.calls, supervisor=self.calls)
         if self.calls is not None:
             self.calls.on_end = _both(self.calls.on_end, self.api.cti.call_ended)
         app = make_app(
