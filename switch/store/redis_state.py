@@ -52,6 +52,7 @@ from switch.store.location import (
     sort_bindings,
     tenant_of,
 )
+from switch.store.location_events import LocationEvents
 
 __all__ = ["DEFAULT_PREFIX", "RedisBanStore", "RedisLocationStore"]
 
@@ -265,6 +266,9 @@ class RedisLocationStore:
     def __init__(self, client: Redis, prefix: str = DEFAULT_PREFIX) -> None:
         self._redis = client
         self._prefix = prefix
+        # Changes made through this store (this node's REGISTERs and closed
+        # flows); the AORs watched are read back after a removal.
+        self.events = LocationEvents()
         self._all = f"{prefix}loc-all"
         self._apply_script = client.register_script(_APPLY)
         self._remove_script = client.register_script(_REMOVE)
@@ -289,9 +293,17 @@ class RedisLocationStore:
 
     async def remove(self, aor: str, key: str) -> None:
         await self._remove_script(keys=self._aor_keys(aor), args=[aor, key])
+        await self._removed(aor, "remove")
 
     async def remove_all(self, aor: str) -> None:
         await self._remove_all_script(keys=self._aor_keys(aor), args=[aor])
+        await self._removed(aor, "remove")
+
+    async def _removed(self, aor: str, cause: str) -> None:
+        """Tell the watchers of `aor` what is left of it (a read, for watched AORs only)."""
+        if self.events.watched(aor):
+            now = time.time()
+            self.events.changed(aor, cause, await self.get(aor, now), now)
 
     async def remove_flow(self, node: str, conn_id: int) -> list[Binding]:
         flow = self.flow_key(node, conn_id)
@@ -308,8 +320,12 @@ class RedisLocationStore:
         for aor, aor_keys in by_aor.items():
             keys += [self.aor_key(aor), self.tenant_key(tenant_of(aor))]
             args += [aor, str(len(aor_keys)), *aor_keys]
-        removed = await self._remove_flow_script(keys=keys, args=args)
-        return sort_bindings(map(decode_binding, removed))
+        removed = sort_bindings(
+            map(decode_binding, await self._remove_flow_script(keys=keys, args=args))
+        )
+        for aor in dict.fromkeys(b.aor for b in removed):
+            await self._removed(aor, "flow-closed")
+        return removed
 
     async def count(self, now: float) -> int:
         return await self._redis.zcount(self._all, f"({now!r}", "+inf")
@@ -355,10 +371,12 @@ class RedisLocationStore:
             if str(exc).startswith("OUT_OF_ORDER"):
                 raise OutOfOrder(f"{aor}: CSeq {cseq} of {call_id!r} is out of order") from None
             raise
-        return sort_bindings(map(decode_binding, live))
+        bindings = sort_bindings(map(decode_binding, live))
+        self.events.changed(aor, "register", bindings, now)
+        return bindings
 
     async def close(self) -> None:
-        pass  # the client belongs to whoever made it
+        self.events.close()  # (the client belongs to whoever made it)
 
     def _aor_keys(self, aor: str) -> list[str]:
         return [self.aor_key(aor), self.tenant_key(tenant_of(aor)), self._all]
