@@ -372,8 +372,7 @@ class Node:
         tenant_id, _, ext = aor.partition("/")
         tenant = self.config.tenants.get(tenant_id)
         agent = tenant.agents.get(ext) if tenant is not None else None
-        if agent is not None and self.queues is not None:
-            self.queues.seen(tenant_id, ext, [b.contact for b in bindings])
+        # (The ACD hears of the bindings from the location store's events.)
         if agent is not None and agent.qualify and self.qualifier is not None:
             self.qualifier.watch(aor, bindings, self.config.node.name)
 

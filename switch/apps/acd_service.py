@@ -14,10 +14,11 @@ limit sends them elsewhere. It carries out the ACD's commands:
 - Announce: the caller hears position and wait (TTS), then the music again.
 
 Agents: those listed in a tenant's config are logged in at start. Presence
-follows registrations: the service reads each agent's bindings in the
-location store every `PRESENCE_EVERY` seconds (and at once when the node's
-registrar reports a REGISTER, `refresh`): no binding -> not ready
-"disconnected" (the ACD's device_down), a binding back -> restored.
+follows registrations by the location store's events (switch.apps.acd_presence):
+a REGISTER, a closed WebSocket or TCP flow, a lapsed registration reach
+`seen` at once: no binding -> not ready "disconnected" (the ACD's
+device_down, which also pulls back an offer ringing the agent), a binding
+back -> restored.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from .acd.events import (
     SendTo,
     StopOffer,
 )
+from .acd_presence import AcdPresence
 from .ivr.conditions import QueueState
 from .queueing import EnqueueRequest, QueueOutcome, Waiting
 from .queues import destination
@@ -58,8 +60,6 @@ if TYPE_CHECKING:
     from ..store.location import LocationStore
 
 log = logging.getLogger(__name__)
-
-PRESENCE_EVERY = 1.0  # seconds between reads of the agents' bindings
 
 
 @dataclass(slots=True)
@@ -102,6 +102,7 @@ class AcdService:
         self._wake = asyncio.Event()
         self._running = False
         self._music: dict[str, Audio] = {}
+        self.presence = AcdPresence(self, locations)
 
     def configure(self, config: Config) -> None:
         """A reloaded config: its music files. Queues, agents and their rules stay
@@ -131,16 +132,17 @@ class AcdService:
     async def start(self) -> None:
         """Log in the configured agents with the devices registered now; run the timers."""
         now = self.clock()
+        self.presence.start()
         for tid, acd in self.acds.items():
             for ext in self.config.tenants[tid].agents:
-                devices = await self._devices(tid, ext, now)
+                devices = await self.presence.read(tid, ext, now)
                 self._carry(tid, acd.login(ext, now, devices=devices))
         self._running = True
         self._spawn(self._timers(), "acd timers")
-        self._spawn(self._presence(), "acd presence")
 
     async def stop(self) -> None:
         self._running = False
+        self.presence.stop()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -175,26 +177,15 @@ class AcdService:
     # ------------------------------------------------------------------
     # Presence from registrations
 
-    async def _devices(self, tenant: str, ext: str, now: float) -> list[str]:
-        bindings = await self.locations.get(f"{tenant}/{ext}", now)
-        return sorted(b.contact for b in bindings)
-
-    async def _presence(self) -> None:
-        while True:
-            await asyncio.sleep(PRESENCE_EVERY)
-            for tid in self.acds:
-                for ext in self.config.tenants[tid].agents:
-                    await self.refresh(tid, ext)
-
     async def refresh(self, tenant: str, ext: str) -> None:
         """Bring agent `ext`'s devices in the ACD in line with their registrations."""
         if self._agent(tenant, ext) is None:
             return
-        self.seen(tenant, ext, await self._devices(tenant, ext, self.clock()))
+        self.seen(tenant, ext, await self.presence.read(tenant, ext, self.clock()))
 
     def seen(self, tenant: str, ext: str, contacts: Iterable[str]) -> None:
-        """Agent `ext`'s registered devices are now `contacts` (a REGISTER's
-        bindings, or a look in the location store): devices that came or went
+        """Agent `ext`'s registered devices are now `contacts` (the location
+        store's event, or a read of it): devices that came or went
         are told to the ACD. Cheap when nothing changed: a REGISTER refresh
         costs a set comparison, no store lookup."""
         acd = self.acds.get(tenant)
@@ -318,7 +309,7 @@ class AcdService:
     def login(self, tenant: str, ext: str) -> None:
         """Log agent `ext` in with the devices they registered (none: not ready)."""
         acd = self._acd(tenant)
-        # The bindings are read by the next presence check (within a second).
+        # The bindings are read at once (a task); later changes come as events.
         self._carry(tenant, acd.login(ext, self.clock(), devices=[]))
         self._spawn(self.refresh(tenant, ext), f"acd refresh {tenant}/{ext}")
 

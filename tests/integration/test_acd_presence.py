@@ -1,0 +1,131 @@
+"""ACD presence on a live node: a browser agent's WebSocket decides their state.
+
+The demo node (queue "support": agents 1001, 1002, 1003; ring timeout 2 s in
+these tests). A browser-like client registers over SIP on WebSocket as
+JsSIP does; when its connection closes, the agent is not ready
+"disconnected" at once, and an offer ringing it is pulled back: the caller
+goes to the next agent well before the ring timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from switch.apps.acd.events import OfferEnded
+from switch.node import Node
+from switch.sip.message import Request, make_response
+from tests.integration.test_acd_calls import RING, _status, queue_call, queue_node
+from tests.integration.test_app_connect import _next, agent_phone
+from tests.support.sipclient import WsBrowser, authorization, register
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def ws_register(browser: WsBrowser, ext: str) -> str:
+    """Register agent `ext` over the browser's WebSocket, as JsSIP does; its contact."""
+    user = secrets.token_hex(4)
+    contact = (
+        f"<sip:{user}@{user}.invalid;transport=ws>"
+        f';+sip.instance="<urn:uuid:00000000-0000-4000-8000-{secrets.token_hex(6)}>";reg-id=1'
+    )
+    via = f"SIP/2.0/WSS {user}.invalid"
+    extra = ("Supported: path, outbound, gruu",)
+    call_id = secrets.token_hex(6)
+    first = await browser.request(
+        register(ext, "demo.invalid", contact, via, call_id=call_id, cseq=1, extra=extra)
+    )
+    auth = authorization(first, ext, f"agent{ext}", "sip:demo.invalid")
+    ok = await browser.request(
+        register(
+            ext, "demo.invalid", contact, via, call_id=call_id, cseq=2,
+            extra=(*extra, f"Authorization: {auth}"),
+        )
+    )  # fmt: skip
+    assert ok.status == 200, ok.reason
+    return contact
+
+
+@contextlib.asynccontextmanager
+async def browser_agent(node: Node, ext: str) -> AsyncIterator[WsBrowser]:
+    async with WsBrowser(f"{node.http_url}/sip") as browser:
+        await ws_register(browser, ext)
+        yield browser
+
+
+async def _within(check, seconds: float) -> float:
+    """Seconds until `check()` holds; fails after `seconds`."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < seconds, f"not within {seconds} s"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - start
+
+
+async def test_a_closed_websocket_makes_the_agent_disconnected_at_once_and_back(tmp_path):
+    async with queue_node(tmp_path) as node:
+        browser = WsBrowser(f"{node.http_url}/sip")
+        await browser.__aenter__()
+        await ws_register(browser, "1001")
+        # Told synchronously by the REGISTER's write: available before the 200 arrives.
+        assert _status(node, "1001") == ("available", "")
+        await browser.close()
+        took = await _within(lambda: _status(node, "1001") == ("not-ready", "disconnected"), 0.5)
+        assert took < 0.5
+        async with browser_agent(node, "1001"):
+            assert _status(node, "1001") == ("available", "")
+
+
+async def test_a_lapsed_registration_is_noticed_within_a_second(tmp_path):
+    shorter = {"min_expires = 60 ": "min_expires = 1 "}
+    async with queue_node(tmp_path, **shorter) as node, agent_phone(node, "1002") as phone:
+        assert _status(node, "1002") == ("available", "")
+        # Re-register for 1 s and never refresh (a phone that lost power).
+        call_id = secrets.token_hex(6)
+        contact = f"<sip:1002@{phone.address[0]}:{phone.address[1]}>"
+        first = await phone.request(
+            register("1002", "demo.invalid", contact, phone.via, call_id=call_id, cseq=1)
+        )
+        auth = authorization(first, "1002", "agent1002", "sip:demo.invalid")
+        ok = await phone.request(
+            register(
+                "1002", "demo.invalid", contact, phone.via, call_id=call_id, cseq=2,
+                expires=1, extra=(f"Authorization: {auth}",),
+            )
+        )  # fmt: skip
+        assert ok.status == 200
+        expires = [b.expires_at for b in await node.state.locations.get("demo/1002", time.time())]
+        await _within(lambda: _status(node, "1002") == ("not-ready", "disconnected"), 3)
+        assert time.time() - max(expires) < 1.0  # noticed within a second of the lapse
+
+
+async def test_an_offer_to_a_browser_whose_websocket_dies_goes_to_the_next_agent(tmp_path):
+    async with (
+        queue_node(tmp_path) as node,
+        browser_agent(node, "1001") as browser,
+    ):
+        await asyncio.sleep(0.05)  # 1001 idle longest: offered first
+        async with agent_phone(node, "1002") as phone:
+            assert _status(node, "1002") == ("available", "")
+            async with queue_call(node):
+                invite = await browser.receive()
+                assert isinstance(invite, Request) and invite.method == "INVITE"
+                await browser.send(bytes(make_response(invite, 180, to_tag="br1")).decode())
+                assert _status(node, "1001")[0] == "reserved"
+                closed = time.monotonic()
+                await browser.close()
+                # The next agent rings at once, not after the ring timeout.
+                second = await _next(phone, "INVITE")
+                assert time.monotonic() - closed < 0.5 < RING
+                assert second.uri_text.startswith("sip:1002@127.0.0.1:")
+                assert _status(node, "1001") == ("not-ready", "disconnected")
+                assert _status(node, "1002")[0] == "reserved"
+                ended = [e for e in node.queues.events if isinstance(e, OfferEnded)]
+                assert [(e.agent, e.reason, e.missed) for e in ended] == [
+                    ("1001", "disconnected", 0)
+                ]
