@@ -250,6 +250,8 @@ class Node:
         self.carriers, self.guard, self.trunks, self.calls = (
             parts.carriers, parts.guard, parts.trunks, parts.calls
         )  # fmt: skip
+        if self.queues is not None:  # agents on calls the ACD did not give them are busy
+            self.calls.on_agent_call = self.queues.agent_call
         self.dispatcher.handle("REGISTER", self.registrar.handle)
         for method in GUARDED:
             # Screened here (trunk by address, agent by digest), then the

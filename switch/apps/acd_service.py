@@ -47,12 +47,14 @@ from .acd.events import (
     SendTo,
     StopOffer,
 )
+from .acd_busy import AcdBusy
 from .acd_presence import AcdPresence
 from .ivr.conditions import QueueState
 from .queueing import EnqueueRequest, QueueOutcome, Waiting
 from .queues import destination
 
 if TYPE_CHECKING:
+    from ..call.agent_calls import AgentOnCall
     from ..call.app import AppCall
     from ..config import Config
     from ..media.channel import Channel
@@ -103,6 +105,7 @@ class AcdService:
         self._running = False
         self._music: dict[str, Audio] = {}
         self.presence = AcdPresence(self, locations)
+        self.busy_calls = AcdBusy(self)
 
     def configure(self, config: Config) -> None:
         """A reloaded config: its music files. Queues, agents and their rules stay
@@ -200,6 +203,11 @@ class AcdService:
             self._carry(tenant, acd.device_up(ext, device, now))
         for device in sorted(record.devices - live):
             self._carry(tenant, acd.device_down(ext, device, now))
+
+    def agent_call(self, event: AgentOnCall) -> None:
+        """The call layer's word that an agent is on a call, or off it: a call the
+        ACD did not give them makes them busy (switch.apps.acd_busy)."""
+        self.busy_calls.agent_call(event)
 
     def _agent(self, tenant: str, ext: str) -> AgentRecord | None:
         """The ACD's record of a logged-in agent, or None."""
@@ -390,6 +398,7 @@ class AcdService:
         self.events.extend(acd.take_events())
         del self.events[:-1000]
         self._wake.set()
+        self.busy_calls.settle()  # an agent still on a direct call is not offered callers
 
     async def _ring(self, held: _Caller, offer: Offer) -> None:
         """Ring the offer's agents; the answer or the failure goes to the ACD."""

@@ -57,6 +57,7 @@ from ..sip.transaction import (
     new_branch,
 )
 from ..sip.uri import parse_uri
+from .agent_calls import AgentCalls
 from .app import Apps
 from .app_calls import AppCalls
 from .attempts import Attempts
@@ -73,7 +74,9 @@ from .webrtc_legs import WebRtcCalls
 log = logging.getLogger("switch.call")
 
 
-class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCalls, AppConnects):
+class Calls(
+    Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCalls, AppConnects, AgentCalls
+):
     """The call layer's TU: new INVITEs, in-dialog requests, CANCEL and B's responses."""
 
     def __init__(
@@ -116,6 +119,10 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
         self._tasks: set[asyncio.Task[None]] = set()
         # Calls up per (tenant, trunk), both directions, for max_calls.
         self.trunk_calls: Counter[tuple[str, str]] = Counter()
+        # Agents on calls (switch.call.agent_calls): the node's listener, and who was told.
+        self.on_agent_call = None
+        self._agents_on = {}
+        self._agents_gone = {}
 
     def __len__(self) -> int:
         return len(self._by_invite)
@@ -541,6 +548,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
         if self.recordings is not None:
             self.recordings.answered(call)
         self._dtmf_start(call)
+        self._agents_update(call)
 
     def _prack(self, call: Call, resp: Response) -> None:
         """Acknowledge a reliable provisional response (RFC 3262 §7.2).
@@ -1051,6 +1059,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
                     self.on_end(call)
                 except Exception:
                     log.exception("on_end failed for call %d", call.id)
+        self._agents_update(call)  # (ended: every agent on it is free)
         self._dtmf_stop(call)
         if call.media is not None:
             call.media.close()

@@ -22,7 +22,14 @@ from switch.node import Node
 from switch.sip.message import Request, make_response
 from tests.integration.test_acd_calls import RING, _status, queue_call, queue_node
 from tests.integration.test_app_connect import _next, agent_phone
-from tests.support.sipclient import WsBrowser, authorization, register
+from tests.integration.test_calls import (
+    _agent_calls,
+    _in_dialog,
+    _next_request,
+    _next_response,
+    _sdp,
+)
+from tests.support.sipclient import UdpPhone, WsBrowser, authorization, register
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -129,3 +136,44 @@ async def test_an_offer_to_a_browser_whose_websocket_dies_goes_to_the_next_agent
                 assert [(e.agent, e.reason, e.missed) for e in ended] == [
                     ("1001", "disconnected", 0)
                 ]
+
+
+# -- busy on calls the ACD did not give ------------------------------------------------------
+
+
+async def test_an_agent_on_a_direct_call_is_busy_and_the_queue_call_goes_to_another(tmp_path):
+    async with (
+        queue_node(tmp_path) as node,
+        agent_phone(node, "1001") as alice,
+        agent_phone(node, "1004", host="127.0.0.3") as carol,  # in queue sales, not support
+    ):
+        await asyncio.sleep(0.05)  # 1001 idle longest: the queue would offer them first
+        async with agent_phone(node, "1002", host="127.0.0.2") as bob:
+            # Carol dials Alice's extension; Alice answers.
+            await _agent_calls(carol, "1004", "1001", _sdp("carol", "127.0.0.3", 40000))
+            direct = await _next_request(alice, "INVITE")
+            assert _status(node, "1001") == ("available", "")  # ringing is not busy
+            alice.send(_ok(alice, direct, "al1"))
+            answered = await _next_response(carol, 200)
+            carol.send(_in_dialog(carol, "ACK", answered, cseq=2))
+            await _within(lambda: _status(node, "1001")[0] == "on-call", 1)
+            async with queue_call(node):
+                offered = await _next_request(bob, "INVITE")
+                assert offered.uri_text.startswith("sip:1002@127.0.0.2:")
+                assert _status(node, "1002")[0] == "reserved"
+                assert _status(node, "1001")[0] == "on-call"
+                # Carol hangs up: Alice is free at once (no wrap-up after a direct call).
+                carol.send(_in_dialog(carol, "BYE", answered, cseq=3))
+                bye = await _next_request(alice, "BYE")
+                alice.send(bytes(make_response(bye, 200)))
+                await _within(lambda: _status(node, "1001") == ("available", ""), 1)
+
+
+def _ok(phone: UdpPhone, invite: Request, tag: str) -> bytes:
+    sdp = _sdp("callee", phone.address[0], 40002)
+    return bytes(
+        make_response(invite, 200, to_tag=tag, headers=[
+            ("Contact", f"<sip:callee@{phone.address[0]}:{phone.address[1]}>"),
+            ("Content-Type", "application/sdp"),
+        ], body=sdp.encode())
+    )  # fmt: skip
