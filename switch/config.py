@@ -952,6 +952,8 @@ def _feature_code(value: Any) -> Any:
 FeatureCode = Annotated[str, BeforeValidator(_feature_code)]
 # What each feature code does, by its key in [tenants.<id>.acd.feature_codes].
 FEATURE_ACTIONS = ("login", "logout", "available", "not_ready", "extend_wrapup")
+# The node's application that answers them (switch.apps.acd_codes); the router sends them there.
+FEATURE_CODES_APP = "acd-codes"
 
 
 class FeatureCodes(_Model):

@@ -4,7 +4,8 @@
 (espeak-ng, cached in `<data_dir>/tts`), the queue service, the IVR's
 HTTP client, notifier, voicemail boxes and callback store, and gives the
 applications by name: "ivr" (DIDs with `ivr = "..."`) and "queue" (DIDs
-with `queue = "..."`). `close()` at the node's stop.
+with `queue = "..."`), and "acd-codes" (agents' feature codes, which the
+router sends there). `close()` at the node's stop.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from ..call.app import AppRunner
 from ..config import Config
 from ..media.tts import Speech, cache_dir
+from . import acd_codes
+from .acd_service import AcdService
 from .ivr.callback import Callbacks
 from .ivr.http import HttpClient
 from .ivr.load import FlowSet
@@ -45,7 +48,15 @@ class NodeApps:
         )
 
     def apps(self) -> dict[str, AppRunner]:
-        return {IVR: IvrApp(self.services), QUEUE: QueueApp(self.services)}
+        return {
+            IVR: IvrApp(self.services),
+            QUEUE: QueueApp(self.services),
+            # Agents' feature codes (*61 ...): the ACD service, once the node made it.
+            acd_codes.NAME: acd_codes.FeatureCodeApp(self._acd, self.speech),
+        }
+
+    def _acd(self) -> AcdService | None:
+        return self.queues if isinstance(self.queues, AcdService) else None
 
     def configure(self, config: Config) -> None:
         """A reloaded config (new callers follow its queues and notify settings)."""

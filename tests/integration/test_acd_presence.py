@@ -20,8 +20,10 @@ import pytest
 from switch.apps.acd.events import OfferEnded
 from switch.node import Node
 from switch.sip.message import Request, make_response
+from tests.integration.conftest import sip_address
 from tests.integration.test_acd_calls import RING, _status, queue_call, queue_node
-from tests.integration.test_app_connect import _next, agent_phone
+from tests.integration.test_app_connect import _heard, _loud, _next, agent_phone, rtp_socket
+from tests.integration.test_apps import _invite, _offer
 from tests.integration.test_calls import (
     _agent_calls,
     _in_dialog,
@@ -177,3 +179,65 @@ def _ok(phone: UdpPhone, invite: Request, tag: str) -> bytes:
             ("Content-Type", "application/sdp"),
         ], body=sdp.encode())
     )  # fmt: skip
+
+
+# -- feature codes from a desk phone ---------------------------------------------------------
+
+
+async def _dial_code(phone: UdpPhone, ext: str, code: str, media) -> None:
+    """Agent `ext`'s phone dials `code`; the node answers, speaks and hangs up."""
+    call_id = secrets.token_hex(6)
+    sdp = _sdp("agent", "127.0.0.1", media.port)
+    await _agent_calls(phone, ext, code, sdp, call_id=call_id)
+    answered = await _next_response(phone, 200)
+    phone.send(_in_dialog(phone, "ACK", answered, cseq=2))
+    bye = await _next_request(phone, "BYE")
+    assert bye.call_id == call_id
+    phone.send(bytes(make_response(bye, 200)))
+
+
+async def test_feature_codes_from_a_desk_phone_change_the_agents_state(tmp_path):
+    # (Not from 127.0.0.1: that is the demo trunk's address.)
+    async with queue_node(tmp_path) as node, agent_phone(node, "1001", "127.0.0.2") as phone:
+        app = node.apps["acd-codes"]
+        async with rtp_socket() as media:
+            await _dial_code(phone, "1001", "*642", media)
+            # Said, not just done: the confirmation is heard.
+            assert len(_loud(_heard(media))) >= 8000  # half a second of speech, at least
+        assert _status(node, "1001") == ("not-ready", "lunch")
+        async with rtp_socket() as media:
+            await _dial_code(phone, "1001", "*63", media)
+        assert _status(node, "1001") == ("available", "")
+        async with rtp_socket() as media:
+            await _dial_code(phone, "1001", "*649", media)
+        assert app.done[-1][2].ok is False and "no reason number 9" in app.done[-1][2].text
+        assert _status(node, "1001") == ("available", "")
+        async with rtp_socket() as media:
+            await _dial_code(phone, "1001", "*65", media)
+        assert app.done[-1][2].text == "You are not in wrap-up."
+        async with rtp_socket() as media:
+            await _dial_code(phone, "1001", "*62", media)
+        assert _status(node, "1001")[0] == "logged-out"
+        async with rtp_socket() as media:
+            await _dial_code(phone, "1001", "*61", media)
+        # Logged in with the device registered now: available.
+        await _within(lambda: _status(node, "1001") == ("available", ""), 1)
+        assert [(who, code) for who, code, _ in app.done] == [
+            ("demo/1001", c) for c in ("*642", "*63", "*649", "*65", "*62", "*61")
+        ]
+
+
+async def test_a_feature_code_from_a_trunk_is_no_state_change(tmp_path):
+    async with queue_node(tmp_path) as node, agent_phone(node, "1001"):
+        async with UdpPhone(sip_address(node)) as trunk:
+            trunk.send(_invite(trunk, _offer(40010), did="*62"))
+            refused = await _next_final(trunk)
+            assert refused.status == 404
+        assert _status(node, "1001") == ("available", "")
+
+
+async def _next_final(phone: UdpPhone):
+    while True:
+        msg = await phone.receive()
+        if not isinstance(msg, Request) and msg.status >= 200:
+            return msg
