@@ -59,8 +59,14 @@ Listener = Callable[[BindingsChanged], None]
 class LocationEvents:
     """Subscribers and the expiry timer of one location store; see the module's docstring."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        on_subscribe: Callable[[], None] | None = None,
+    ) -> None:
         self.clock = clock
+        # Called at each subscribe (a shared store starts hearing other nodes then).
+        self.on_subscribe = on_subscribe
         self._subs: list[tuple[Callable[[str], bool], Listener]] = []
         self._live: dict[str, dict[str, Binding]] = {}  # watched AOR -> key -> binding
         self._expiries: list[tuple[float, str, str]] = []  # heap of (expires_at, aor, key)
@@ -73,6 +79,8 @@ class LocationEvents:
         """Tell `listener` the changes of every AOR `wants` accepts; returns the unsubscribe."""
         entry = (wants, listener)
         self._subs.append(entry)
+        if self.on_subscribe is not None:
+            self.on_subscribe()
 
         def unsubscribe() -> None:
             if entry in self._subs:

@@ -13,6 +13,10 @@ Key layout (`P` is the prefix, "switch:" by default):
     P ban:<ip>               string ban end (epoch seconds); TTL = the ban
     P bans                   zset   member = ip, score = ban end (listing)
     P authfail:<ip>          zset   failed authentications in the window
+    P loc-changes            pub/sub channel: {"aor", "cause", "origin"} after a
+                                    change of an AOR some subscriber watches (an
+                                    agent's): the other nodes read it back and tell
+                                    their own subscribers (switch.store.location_events)
 
 Each binding's expiry lives in its JSON value and reads filter on it: Redis
 7.0 has no per-field TTL. Writes prune expired fields. TTLs are set relative to
@@ -27,8 +31,10 @@ slots: they need one Redis (standalone or behind Sentinel), not Redis Cluster.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import logging
 import math
 import os
 import time
@@ -57,6 +63,8 @@ from switch.store.location_events import LocationEvents
 __all__ = ["DEFAULT_PREFIX", "RedisBanStore", "RedisLocationStore"]
 
 DEFAULT_PREFIX = "switch:"
+
+log = logging.getLogger(__name__)
 
 # KEYS: 1 AOR hash, 2 tenant zset, 3 all-bindings zset, 4.. flow sets of the puts
 # ARGV: 1 now, 2 aor, then 5 per change: op ("p"ut / "r"emove), key, value,
@@ -268,7 +276,11 @@ class RedisLocationStore:
         self._prefix = prefix
         # Changes made through this store (this node's REGISTERs and closed
         # flows); the AORs watched are read back after a removal.
-        self.events = LocationEvents()
+        self.events = LocationEvents(on_subscribe=self._hear_others)
+        # Other nodes' changes of watched AORs come by pub/sub: each store
+        # publishes its own (for watched AORs only) and reads back theirs.
+        self._origin = os.urandom(6).hex()  # skips its own messages
+        self._listener: asyncio.Task[None] | None = None
         self._all = f"{prefix}loc-all"
         self._apply_script = client.register_script(_APPLY)
         self._remove_script = client.register_script(_REMOVE)
@@ -299,11 +311,58 @@ class RedisLocationStore:
         await self._remove_all_script(keys=self._aor_keys(aor), args=[aor])
         await self._removed(aor, "remove")
 
+    def changes_channel(self) -> str:
+        return f"{self._prefix}loc-changes"
+
     async def _removed(self, aor: str, cause: str) -> None:
         """Tell the watchers of `aor` what is left of it (a read, for watched AORs only)."""
         if self.events.watched(aor):
             now = time.time()
             self.events.changed(aor, cause, await self.get(aor, now), now)
+            await self._publish(aor, cause)
+
+    async def _publish(self, aor: str, cause: str) -> None:
+        """Tell the other nodes that `aor` changed (they read it back if they watch it)."""
+        message = json.dumps({"aor": aor, "cause": cause, "origin": self._origin})
+        await self._redis.publish(self.changes_channel(), message)
+
+    def _hear_others(self) -> None:
+        if self._listener is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: nothing to hear with (a synchronous test)
+        self._listener = loop.create_task(self._listen(), name="location changes")
+
+    async def _listen(self) -> None:
+        """Other nodes' changes of the AORs watched here, told as if made here."""
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.changes_channel())
+            while True:
+                try:
+                    message = await pubsub.get_message(timeout=5.0)
+                    if message is None:
+                        continue
+                    data = json.loads(message["data"])
+                    aor, cause = str(data["aor"]), str(data["cause"])
+                    if data.get("origin") == self._origin or not self.events.watched(aor):
+                        continue
+                    now = time.time()
+                    self.events.changed(aor, cause, await self.get(aor, now), now)
+                except asyncio.CancelledError:
+                    raise
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("location change message not understood: %s", exc)
+                except Exception as exc:  # Redis away: try again, the node keeps serving
+                    log.warning("location changes from other nodes: %s; retrying", exc)
+                    await asyncio.sleep(1.0)
+                    with contextlib.suppress(Exception):
+                        await pubsub.subscribe(self.changes_channel())
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
 
     async def remove_flow(self, node: str, conn_id: int) -> list[Binding]:
         flow = self.flow_key(node, conn_id)
@@ -372,11 +431,18 @@ class RedisLocationStore:
                 raise OutOfOrder(f"{aor}: CSeq {cseq} of {call_id!r} is out of order") from None
             raise
         bindings = sort_bindings(map(decode_binding, live))
-        self.events.changed(aor, "register", bindings, now)
+        if self.events.watched(aor):
+            self.events.changed(aor, "register", bindings, now)
+            await self._publish(aor, "register")
         return bindings
 
     async def close(self) -> None:
         self.events.close()  # (the client belongs to whoever made it)
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listener
+            self._listener = None
 
     def _aor_keys(self, aor: str) -> list[str]:
         return [self.aor_key(aor), self.tenant_key(tenant_of(aor)), self._all]

@@ -20,8 +20,8 @@ import pytest
 from switch.apps.acd.events import OfferEnded
 from switch.node import Node
 from switch.sip.message import Request, make_response
-from tests.integration.conftest import sip_address
-from tests.integration.test_acd_calls import RING, _status, queue_call, queue_node
+from tests.integration.conftest import running_node, sip_address
+from tests.integration.test_acd_calls import RING, _status, _unregister, queue_call, queue_node
 from tests.integration.test_app_connect import _heard, _loud, _next, agent_phone, rtp_socket
 from tests.integration.test_apps import _invite, _offer
 from tests.integration.test_calls import (
@@ -31,7 +31,8 @@ from tests.integration.test_calls import (
     _next_response,
     _sdp,
 )
-from tests.support.sipclient import UdpPhone, WsBrowser, authorization, register
+from tests.integration.test_registrar_node import _redis
+from tests.support.sipclient import UdpPhone, WsBrowser, authorization, register, register_agent
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -241,3 +242,19 @@ async def _next_final(phone: UdpPhone):
         msg = await phone.receive()
         if not isinstance(msg, Request) and msg.status >= 200:
             return msg
+
+
+async def test_an_agent_registered_on_another_node_is_seen_at_once(tmp_path, redis_url):
+    prefix = f"t{secrets.token_hex(4)}:"
+    async with (
+        running_node(tmp_path, "a", _redis(redis_url, "a", prefix)) as a,
+        running_node(tmp_path, "b", _redis(redis_url, "b", prefix)) as b,
+    ):
+        assert _status(a, "1002") == ("not-ready", "disconnected")
+        async with UdpPhone(sip_address(b), host="127.0.0.2") as phone:
+            _, ok = await register_agent(phone, "1002", "agent1002")
+            assert ok.status == 200
+            assert _status(b, "1002") == ("available", "")
+            await _within(lambda: _status(a, "1002") == ("available", ""), 0.5)
+            await _unregister(phone, "1002")
+            await _within(lambda: _status(a, "1002") == ("not-ready", "disconnected"), 0.5)

@@ -10,6 +10,7 @@ import pytest
 
 from switch.store.location import Binding, LocationStore
 from switch.store.location_events import BindingsChanged, LocationEvents
+from switch.store.redis_state import RedisLocationStore
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -129,3 +130,25 @@ def test_a_failing_subscriber_does_not_stop_the_others() -> None:
     events.subscribe(seen.append)
     events.changed(AOR, "register", [binding("sip:a@192.0.2.1", 0.0)], 0.0)
     assert len(seen) == 1
+
+
+async def test_a_change_on_another_node_is_told_through_redis(redis_clients, prefix) -> None:
+    here = RedisLocationStore(redis_clients(), prefix)
+    there = RedisLocationStore(redis_clients(), prefix)
+    seen = watch(here)
+    watch(there)  # the other node watches its agents too: so it publishes their changes
+    await asyncio.sleep(0.2)  # (here's subscription to the channel is made)
+    now = time.time()
+    b = binding("sip:a@192.0.2.1", now)
+    await there.put(b, now)
+    start = time.monotonic()
+    while not seen and time.monotonic() - start < 3:
+        await asyncio.sleep(0.01)
+    assert [(e.cause, e.contacts) for e in seen] == [("register", ["sip:a@192.0.2.1"])]
+    assert time.monotonic() - start < 0.5
+    await there.remove_all(AOR)
+    while len(seen) < 2 and time.monotonic() - start < 3:
+        await asyncio.sleep(0.01)
+    assert [(e.cause, e.contacts) for e in seen][1] == ("remove", [])
+    await here.close()
+    await there.close()
