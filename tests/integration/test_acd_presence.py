@@ -21,9 +21,26 @@ from switch.apps.acd.events import OfferEnded
 from switch.node import Node
 from switch.sip.message import Request, make_response
 from tests.integration.conftest import running_node, sip_address
-from tests.integration.test_acd_calls import RING, _status, _unregister, queue_call, queue_node
-from tests.integration.test_app_connect import _heard, _loud, _next, agent_phone, rtp_socket
-from tests.integration.test_apps import _invite, _offer
+from tests.integration.test_acd_calls import (
+    RING,
+    _sipp_agent,
+    _status,
+    _unregister,
+    queue_call,
+    queue_node,
+)
+from tests.integration.test_app_connect import (
+    CALLER_HZ,
+    Connector,
+    _heard,
+    _loud,
+    _next,
+    _reply,
+    _talk,
+    agent_phone,
+    rtp_socket,
+)
+from tests.integration.test_apps import _invite, _offer, app_node, trunk_call
 from tests.integration.test_calls import (
     _agent_calls,
     _in_dialog,
@@ -32,7 +49,9 @@ from tests.integration.test_calls import (
     _sdp,
 )
 from tests.integration.test_registrar_node import _redis
+from tests.media.audio import peaks
 from tests.support.sipclient import UdpPhone, WsBrowser, authorization, register, register_agent
+from tests.support.sipp import free_port, needs_sipp, run_sipp, start_far_end
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -258,3 +277,58 @@ async def test_an_agent_registered_on_another_node_is_seen_at_once(tmp_path, red
             await _within(lambda: _status(a, "1002") == ("available", ""), 0.5)
             await _unregister(phone, "1002")
             await _within(lambda: _status(a, "1002") == ("not-ready", "disconnected"), 0.5)
+
+
+@needs_sipp
+async def test_a_sipp_agent_takes_the_caller_a_dead_browser_was_offered(tmp_path):
+    """The offer rings browser 1001; its WebSocket dies; SIPp agent 1002 is rung
+    at once, answers and echoes: the caller hears their own tone back."""
+    async with queue_node(tmp_path) as node, browser_agent(node, "1001") as browser:
+        await asyncio.sleep(0.05)  # 1001 idle longest: offered first
+        port = free_port()
+        registered = await run_sipp(
+            "register.xml", sip_address(node), port=port, timeout=10, extra=_sipp_agent("1002")
+        )
+        assert registered.ok, registered.output
+        assert _status(node, "1002") == ("available", "")
+        agent = await start_far_end(
+            "acd_agent.xml", port, ["-rtp_echo", "-mp", str(free_port())], timeout=20
+        )
+        async with queue_call(node) as (trunk, caller_media, answered, node_a):
+            invite = await browser.receive()
+            assert isinstance(invite, Request) and invite.method == "INVITE"
+            closed = time.monotonic()
+            await browser.close()
+            await _within(lambda: _status(node, "1002")[0] == "on-call", RING)
+            assert time.monotonic() - closed < RING  # not after the browser's ring timeout
+            since = time.monotonic()
+            await _talk(caller_media, node_a, CALLER_HZ, 1.5, 0x1111)
+            await asyncio.sleep(0.3)
+            echoed = _loud(_heard(caller_media, since))
+            assert len(echoed) >= 8000, "no audio came back through the bridge"
+            assert peaks(echoed[-8000:], 8000, 1) == pytest.approx([CALLER_HZ], abs=15)
+            trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
+            await _next_response(trunk, 200)
+            result = await agent
+            assert result.ok, result.output
+        assert _status(node, "1001") == ("not-ready", "disconnected")
+        ended = [(e.agent, e.reason) for e in node.queues.events if isinstance(e, OfferEnded)]
+        assert ended == [("1001", "disconnected")]
+
+
+async def test_a_caller_an_application_puts_through_makes_the_agent_busy(tmp_path):
+    app = Connector("1001")  # as the IVR's dial does
+    async with (
+        app_node(tmp_path, {"connect": app}, "connect") as node,
+        agent_phone(node, "1001", "127.0.0.2") as agent,
+        trunk_call(node) as (trunk, _media, answered, _node_a),
+    ):
+        invite = await _next(agent, "INVITE")
+        _reply(agent, invite, 200, "ag1", _sdp("agent", "127.0.0.2", 40020))
+        await _next(agent, "ACK")
+        await _within(lambda: _status(node, "1001")[0] == "on-call", 1)
+        assert node.queues.acds["demo"].agent("1001").call_queue == ""  # not a queue's call
+        trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
+        bye = await _next(agent, "BYE")
+        agent.send(bytes(make_response(bye, 200)))
+        await _within(lambda: _status(node, "1001") == ("available", ""), 1)
