@@ -152,8 +152,9 @@ class Node:
     def reload(self) -> list[str]:
         """Read the config file again and swap in its IVR flows if every one is good.
 
-        Only flows (and the calendars they read) are reloaded; other changes
-        need a restart. Returns the problems (none when the swap was made).
+        Only flows, calendars (read by flows and queues' hours) and queue music
+        are reloaded; other changes need a restart (a warning names the ACD's).
+        Returns the problems (none when the swap was made).
         """
         try:
             source = self.config.source
@@ -165,6 +166,9 @@ class Node:
             self.flows, problems = reload_flows(self.flows, fresh)
             if not problems:
                 self.app_services.configure(fresh)
+                if self.queues is not None:
+                    for change in self.queues.configure(fresh):
+                        log.warning("reload: %s; restart the node to apply it", change)
         self.reload_problems = problems
         if problems:
             log.error("reload refused, the flows in use are kept:\n  %s", "\n  ".join(problems))
@@ -274,7 +278,7 @@ class Node:
         assert self.state is not None
         apps = self.app_services
         self.queues = AcdService(self.config, self.state.locations, apps.speech)
-        apps.queues = apps.services.queues = self.queues  # type: ignore[assignment]
+        apps.use_queues(self.queues)
         await self.queues.start()
 
     def _check_apps(self) -> None:

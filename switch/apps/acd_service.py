@@ -51,12 +51,11 @@ from .acd_busy import AcdBusy
 from .acd_presence import AcdPresence
 from .ivr.conditions import QueueState
 from .queueing import EnqueueRequest, QueueOutcome, Waiting
-from .queues import destination
 
 if TYPE_CHECKING:
     from ..call.agent_calls import AgentOnCall
     from ..call.app import AppCall
-    from ..config import Config
+    from ..config import Config, ExitTarget, Hours
     from ..media.channel import Channel
     from ..media.tts import Speech
     from ..store.location import LocationStore
@@ -94,8 +93,14 @@ class AcdService:
         self.locations = locations
         self.speech = speech
         self.clock = clock
+        # Each tenant's calendars, updated in place by a reload (queues read their hours here).
+        self.calendars: dict[str, dict[str, Hours]] = {
+            tid: dict(tenant.hours) for tid, tenant in config.tenants.items()
+        }
         self.acds: dict[str, Acd] = {
-            tid: Acd.from_config(tenant) for tid, tenant in config.tenants.items() if tenant.queues
+            tid: Acd.from_config(tenant, calendars=self.calendars[tid])
+            for tid, tenant in config.tenants.items()
+            if tenant.queues
         }
         self.callers: dict[tuple[str, str], _Caller] = {}
         self.events: list[Any] = []  # the ACD's events, newest last (reports, tests)
@@ -107,11 +112,32 @@ class AcdService:
         self.presence = AcdPresence(self, locations)
         self.busy_calls = AcdBusy(self)
 
-    def configure(self, config: Config) -> None:
-        """A reloaded config: its music files. Queues, agents and their rules stay
-        as the node started with them (the ACD is not rebuilt while callers wait)."""
+    def configure(self, config: Config) -> list[str]:
+        """A reloaded config: its calendars (the queues' hours) and music files.
+
+        Queues, agents and their rules stay as the node started with them: the
+        ACD's state (who waits, who is reserved, wrap-up timers) is not rebuilt
+        under live callers. Returns what changed that needs a restart, to log.
+        """
+        stale = []
+        for tid, tenant in config.tenants.items():
+            old = self.config.tenants.get(tid)
+            if tid in self.calendars:
+                self.calendars[tid].clear()
+                self.calendars[tid].update(tenant.hours)
+            if old is None:
+                if tenant.queues:
+                    stale.append(f"tenant {tid!r} is new")
+                continue
+            for kind in ("queues", "agents"):
+                if _dump(getattr(old, kind)) != _dump(getattr(tenant, kind)):
+                    stale.append(f"tenant {tid!r}: {kind} changed")
+            if old.acd != tenant.acd:
+                stale.append(f"tenant {tid!r}: acd settings changed")
+        stale += [f"tenant {tid!r} was removed" for tid in self.acds if tid not in config.tenants]
         self.config = config
         self._music.clear()
+        return stale
 
     async def _music_player(self, tenant: str, queue: str, rate: int) -> Player:
         """The queue's music file, or the default melody (also when the file is bad)."""
@@ -457,3 +483,14 @@ class AcdService:
         spoken = held.channel.play(Player([Clip(audio)], held.channel.rate, interruptible=False))
         if await spoken == "end" and not held.outcome.done() and not held.call.ended:
             held.channel.play(held.music or music_on_hold(held.channel.rate))
+
+
+def _dump(objects: dict[str, Any]) -> dict[str, Any]:
+    return {name: item.model_dump() for name, item in objects.items()}
+
+
+def destination(target: ExitTarget) -> str:
+    """An exit as a QueueOutcome's destination: "voicemail:box", "ivr:flow", "message:..."."""
+    if target.kind == "message":
+        return f"message:{target.value}" if target.value else "hangup"
+    return f"{target.kind}:{target.value}"

@@ -49,7 +49,7 @@ from .state import MAX_HOPS
 from .store import AcdStore
 
 if TYPE_CHECKING:
-    from switch.config import Tenant
+    from switch.config import Hours, Tenant
 
 __all__ = ["MAX_HOPS", "Acd"]
 
@@ -59,11 +59,20 @@ class Acd(Offers):
 
     @classmethod
     def from_config(
-        cls, tenant: Tenant, *, store: AcdStore | None = None, rng: random.Random | None = None
+        cls,
+        tenant: Tenant,
+        *,
+        store: AcdStore | None = None,
+        rng: random.Random | None = None,
+        calendars: Mapping[str, Hours] | None = None,
     ) -> Acd:
-        """The ACD of one configured tenant, with its agents (logged out)."""
+        """The ACD of one configured tenant, with its agents (logged out).
+        `calendars`: where queues look their hours up (default: the tenant's)."""
         acd = cls(
-            [QueueRules.from_config(name, queue, tenant) for name, queue in tenant.queues.items()],
+            [
+                QueueRules.from_config(name, queue, tenant, calendars)
+                for name, queue in tenant.queues.items()
+            ],
             TenantRules.from_config(tenant.acd),
             store=store,
             rng=rng,
