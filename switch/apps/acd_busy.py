@@ -9,10 +9,12 @@ offered anyone) for as long as it lasts; when the agent's last such call
 ends, the ACD's `call_ended` brings them back (no wrap-up: the call had no
 queue).
 
-An agent who is not available when the call starts (in wrap-up, reserved
-for an offer, not ready) is remembered: when they would become available
-while still on the call, they are made busy instead (`settle`, after every
-change the service carries out).
+An offer ringing the agent when such a call starts is pulled back (they
+answered another call: not a miss) and the caller offered to someone else.
+An agent who is not available when the call starts (in wrap-up, not ready)
+is remembered: when they would become available while still on the call,
+they are made busy instead (`settle`, after every change the service
+carries out).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class AcdBusy:
         return bool(self.calls.get((tenant, agent)))
 
     def settle(self) -> None:
-        """Make busy every agent on such a call who is available now."""
+        """Make busy every agent on such a call who is available or being offered a caller."""
         if self._settling or not self.calls:
             return
         self._settling = True
@@ -78,7 +80,7 @@ class AcdBusy:
             service = self.service
             for tenant, agent in list(self.calls):
                 record = service._agent(tenant, agent)
-                if record is not None and record.status == "available":
+                if record is not None and record.status in ("available", "reserved"):
                     service._carry(tenant, service.acds[tenant].busy(agent, service.clock()))
         finally:
             self._settling = False

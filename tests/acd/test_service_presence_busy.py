@@ -83,6 +83,16 @@ async def test_an_agent_not_ready_on_a_call_is_busy_when_made_ready() -> None:
         assert status(service, "1001") == ("available", "")
 
 
+async def test_an_offer_ringing_an_agent_who_answers_another_call_is_pulled_back() -> None:
+    async with running() as service:
+        acd = service.acds["demo"]
+        acd.join("c1", "support", time.time())  # offered to 1001, the only one available
+        assert status(service, "1001")[0] == "reserved"
+        service.agent_call(AgentOnCall("demo", "1001", 5, True))
+        assert status(service, "1001")[0] == "on-call"
+        assert acd.waiting("support") == ["c1"] and acd.entry("c1").reservation == ""
+
+
 async def test_the_acds_own_calls_and_strangers_are_not_busy() -> None:
     async with running() as service:
         service.callers[("demo", "8")] = object()  # type: ignore[assignment]  # a caller it holds
