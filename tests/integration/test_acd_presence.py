@@ -332,3 +332,33 @@ async def test_a_caller_an_application_puts_through_makes_the_agent_busy(tmp_pat
         bye = await _next(agent, "BYE")
         agent.send(bytes(make_response(bye, 200)))
         await _within(lambda: _status(node, "1001") == ("available", ""), 1)
+
+
+async def test_an_agent_offered_a_caller_who_answers_a_direct_call_is_passed_over(tmp_path):
+    async with (
+        queue_node(tmp_path) as node,
+        agent_phone(node, "1001") as alice,
+        agent_phone(node, "1004", host="127.0.0.3") as carol,  # in queue sales, not support
+    ):
+        await asyncio.sleep(0.05)  # 1001 idle longest: offered first
+        async with agent_phone(node, "1002", host="127.0.0.2") as bob:
+            await _agent_calls(carol, "1004", "1001", _sdp("carol", "127.0.0.3", 40000))
+            direct = await _next_request(alice, "INVITE")
+            alice.send(bytes(make_response(direct, 180, to_tag="al1")))
+            async with queue_call(node):
+                offer = await _next_request(alice, "INVITE")  # the queue's caller, second line
+                assert offer.call_id != direct.call_id
+                assert _status(node, "1001")[0] == "reserved"
+                alice.send(bytes(make_response(offer, 180, to_tag="al2")))
+                alice.send(_ok(alice, direct, "al1"))  # Alice takes Carol's call
+                answered = await _next_response(carol, 200)
+                carol.send(_in_dialog(carol, "ACK", answered, cseq=2))
+                cancel = await _next_request(alice, "CANCEL")
+                assert cancel.call_id == offer.call_id
+                alice.send(bytes(make_response(cancel, 200)))
+                alice.send(bytes(make_response(offer, 487, to_tag="al2")))
+                passed = await _next_request(bob, "INVITE")
+                assert passed.uri_text.startswith("sip:1002@127.0.0.2:")
+                assert _status(node, "1001")[0] == "on-call"
+                ended = [e for e in node.queues.events if isinstance(e, OfferEnded)]
+                assert [(e.agent, e.reason, e.missed) for e in ended] == [("1001", "withdrawn", 0)]
