@@ -26,6 +26,8 @@ Every hot operation is one round trip: a Lua script for the writes (atomic, so
 concurrent REGISTERs from several nodes never lose a binding), HGETALL for
 `get`. The scripts are given every key they touch, but those keys span hash
 slots: they need one Redis (standalone or behind Sentinel), not Redis Cluster.
+A change of an AOR a subscriber watches (an agent's, for the ACD) costs one
+PUBLISH more, and a removal of one a read back; other AORs cost nothing more.
 """
 
 from __future__ import annotations
@@ -324,7 +326,10 @@ class RedisLocationStore:
     async def _publish(self, aor: str, cause: str) -> None:
         """Tell the other nodes that `aor` changed (they read it back if they watch it)."""
         message = json.dumps({"aor": aor, "cause": cause, "origin": self._origin})
-        await self._redis.publish(self.changes_channel(), message)
+        try:
+            await self._redis.publish(self.changes_channel(), message)
+        except Exception as exc:  # the write is made; other nodes learn at the next change
+            log.warning("change of %s not published to the other nodes: %s", aor, exc)
 
     def _hear_others(self) -> None:
         if self._listener is not None:
