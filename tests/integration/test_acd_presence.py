@@ -1,10 +1,13 @@
-"""ACD presence on a live node: a browser agent's WebSocket decides their state.
+"""The ACD's agents on a live node: presence, busy, feature codes.
 
 The demo node (queue "support": agents 1001, 1002, 1003; ring timeout 2 s in
-these tests). A browser-like client registers over SIP on WebSocket as
-JsSIP does; when its connection closes, the agent is not ready
+these tests). Presence: a browser-like client registers over SIP on
+WebSocket as JsSIP does; when its connection closes, the agent is not ready
 "disconnected" at once, and an offer ringing it is pulled back: the caller
-goes to the next agent well before the ring timeout.
+goes to the next agent well before the ring timeout; a lapsed registration
+and a registration on another node (Redis) are seen too. Busy: an agent on
+a direct call or a call an application put through is not offered callers.
+Feature codes: an agent's desk phone dials *61..*65.
 """
 
 from __future__ import annotations
