@@ -365,3 +365,25 @@ async def test_an_agent_offered_a_caller_who_answers_a_direct_call_is_passed_ove
                 assert _status(node, "1001")[0] == "on-call"
                 ended = [e for e in node.queues.events if isinstance(e, OfferEnded)]
                 assert [(e.agent, e.reason, e.missed) for e in ended] == [("1001", "withdrawn", 0)]
+
+
+async def test_an_agent_calling_out_is_busy_until_the_call_ends(tmp_path):
+    async with UdpPhone(("127.0.0.1", 9)) as carrier:
+        changes = {
+            'outbound_host = "127.0.0.1:5090"': f'outbound_host = "127.0.0.1:{carrier.address[1]}"'
+        }
+        async with (
+            queue_node(tmp_path, **changes) as node,
+            agent_phone(node, "1001", "127.0.0.2") as alice,
+        ):
+            await _agent_calls(alice, "1001", "95551234", _sdp("alice", "127.0.0.2", 40030))
+            out = await _next_request(carrier, "INVITE")
+            assert _status(node, "1001") == ("available", "")  # dialling, not talking yet
+            carrier.send(_ok(carrier, out, "cr1"), sip_address(node))
+            answered = await _next_response(alice, 200)
+            alice.send(_in_dialog(alice, "ACK", answered, cseq=2))
+            await _within(lambda: _status(node, "1001")[0] == "on-call", 1)
+            alice.send(_in_dialog(alice, "BYE", answered, cseq=3))
+            bye = await _next_request(carrier, "BYE")
+            carrier.send(bytes(make_response(bye, 200)), sip_address(node))
+            await _within(lambda: _status(node, "1001") == ("available", ""), 1)
