@@ -109,7 +109,8 @@ Strategy = Literal[
 ]
 Transport = Literal["udp", "tcp", "tls"]
 Codec = Literal["pcmu", "pcma", "g722", "opus", "telephone-event"]
-Role = Literal["agent", "supervisor", "admin"]
+# operator: an admin of every tenant (the operator's own staff; the API's X-Tenant header).
+Role = Literal["agent", "supervisor", "admin", "operator"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
@@ -456,6 +457,20 @@ class HttpConfig(_Model):
     listen: HttpListen = HostPort("127.0.0.1", 8080)
     tls_cert: InputFile = None
     tls_key: InputFile = None
+    # The key that signs the API's tokens (JWT, HS256). Empty: a random one
+    # per node start (tokens end with a restart). Nodes behind one address
+    # must share one, or a token from one is refused by the others.
+    jwt_secret: str = ""
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError(
+                f"is {len(value)} characters; use at least 32 random ones "
+                "(e.g. the output of `openssl rand -hex 32`), or leave it out"
+            )
+        return value
 
     @property
     def tls(self) -> bool:
@@ -1602,6 +1617,13 @@ class User(_Model):
     role: Role = "agent"
 
 
+class ApiKey(_Model):
+    """A key an integration (a CRM, a script) sends as `X-API-Key`, with a role in its tenant."""
+
+    key: str = Field(min_length=24)
+    role: Literal["supervisor", "admin"] = "supervisor"
+
+
 class _TenantSettings(_Model):
     name: str = ""
     timezone: str = "UTC"
@@ -1634,6 +1656,7 @@ class Tenant(_Model):
     outbound: dict[str, OutboundRoute] = Field(default_factory=dict)
     users: dict[str, User] = Field(default_factory=dict)
     hours: dict[str, Hours] = Field(default_factory=dict)
+    api_keys: dict[str, ApiKey] = Field(default_factory=dict)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -1718,6 +1741,7 @@ _KINDS: dict[str, type[_Model]] = {
     "outbound": OutboundRoute,
     "users": User,
     "hours": Hours,
+    "api_keys": ApiKey,
 }
 _SINGULAR = {
     "agents": "agent",
@@ -1728,6 +1752,7 @@ _SINGULAR = {
     "outbound": "outbound route",
     "users": "user",
     "hours": "hours calendar",
+    "api_keys": "API key",
 }
 # Names are used in URLs, reports and cross-references: keep them plain.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -111,6 +111,8 @@ class AcdService:
         self._music: dict[str, Audio] = {}
         self.presence = AcdPresence(self, locations)
         self.busy_calls = AcdBusy(self)
+        self._listeners: list[Callable[[str, Any], None]] = []  # add_listener
+        self._muted: set[tuple[str, str]] = set()  # set_muted
 
     def configure(self, config: Config) -> list[str]:
         """A reloaded config: its calendars (the queues' hours) and music files.
@@ -222,6 +224,8 @@ class AcdService:
         if acd is None or record is None:
             return
         live = set(contacts)
+        if (tenant, ext) in self._muted:
+            live = set()  # the agent's browser has no microphone (set_muted)
         if live == record.devices:
             return
         now = self.clock()
@@ -421,8 +425,10 @@ class AcdService:
                 # Callbacks need a key press from the caller and an outbound
                 # dial: not served by this service yet.
                 log.info("acd %s: %s not served yet", tenant, type(command).__name__)
-        self.events.extend(acd.take_events())
+        events = acd.take_events()
+        self.events.extend(events)
         del self.events[:-1000]
+        self._tell(tenant, events, commands)
         self._wake.set()
         self.busy_calls.settle()  # an agent still on a direct call is not offered callers
 
@@ -483,6 +489,66 @@ class AcdService:
         spoken = held.channel.play(Player([Clip(audio)], held.channel.rate, interruptible=False))
         if await spoken == "end" and not held.outcome.done() and not held.call.ended:
             held.channel.play(held.music or music_on_hold(held.channel.rate))
+
+    # ------------------------------------------------------------------
+    # Listeners (the CTI feed of switch.web) and supervisors' moves
+
+    def add_listener(self, listener: Callable[[str, Any], None]) -> None:
+        """Call `listener(tenant, item)` with every ACD event, and every Offer
+        command (the screen pop), as they happen. A listener must not block;
+        one that raises is logged and the others still hear."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[str, Any], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def _tell(self, tenant: str, events: list[Any], commands: list[Command]) -> None:
+        if not self._listeners:
+            return
+        items = [*events, *(c for c in commands if isinstance(c, Offer))]
+        for listener in list(self._listeners):
+            for item in items:
+                try:
+                    listener(tenant, item)
+                except Exception:
+                    log.exception("acd listener %r failed on %s", listener, type(item).__name__)
+
+    def move(
+        self, tenant: str, call_id: int, queue: str | None = None, front: bool = False
+    ) -> None:
+        """Move waiting caller `call_id` to `queue` and/or its front (Acd.move)."""
+        self._carry(tenant, self._acd(tenant).move(str(call_id), self.clock(), queue, front))
+
+    def caller_info(self, tenant: str, caller: str) -> dict[str, Any] | None:
+        """What the service holds of a caller (by the ACD's key): number, name,
+        DID, queue, when they came, the IVR's variables (screen pop)."""
+        held = self.callers.get((tenant, caller))
+        if held is None:
+            return None
+        return {
+            "call_id": held.call.call_id,
+            "number": held.call.caller.number,
+            "name": held.call.caller.name,
+            "did": held.call.did,
+            "queue": held.queue,
+            "since": held.since,
+            "variables": dict(held.request.variables),
+            "ivr": held.call.variables.get("ivr"),
+        }
+
+    def set_muted(self, tenant: str, ext: str, muted: bool) -> None:
+        """The agent's browser lost (True) or regained (False) its microphone.
+
+        While muted the agent counts as having no device (not ready
+        "disconnected", an offer ringing them pulled back); unmuted, their
+        registrations count again and they get back what they had."""
+        if muted:
+            self._muted.add((tenant, ext))
+            self.seen(tenant, ext, ())
+        elif (tenant, ext) in self._muted:
+            self._muted.discard((tenant, ext))
+            self._spawn(self.refresh(tenant, ext), f"acd refresh {tenant}/{ext}")
 
 
 def _dump(objects: dict[str, Any]) -> dict[str, Any]:
