@@ -57,6 +57,7 @@ from ..sip.transaction import (
     new_branch,
 )
 from ..sip.uri import parse_uri
+from .agent_calls import AgentCalls
 from .app import Apps
 from .app_calls import AppCalls
 from .attempts import Attempts
@@ -83,6 +84,7 @@ class Calls(
     AppCalls,
     AppConnects,
     Supervisions,
+    AgentCalls,
 ):
     """The call layer's TU: new INVITEs, in-dialog requests, CANCEL and B's responses."""
 
@@ -126,6 +128,10 @@ class Calls(
         self._tasks: set[asyncio.Task[None]] = set()
         # Calls up per (tenant, trunk), both directions, for max_calls.
         self.trunk_calls: Counter[tuple[str, str]] = Counter()
+        # Agents on calls (switch.call.agent_calls): the node's listener, and who was told.
+        self.on_agent_call = None
+        self._agents_on = {}
+        self._agents_gone = {}
         # Supervisors on calls (switch.call.supervise): by Call.id, and their dialogs.
         self.supervising: dict[int, list[Supervision]] = {}
         self._supervisor_legs: dict[tuple[str, str], Supervision] = {}
@@ -554,6 +560,7 @@ class Calls(
         if self.recordings is not None:
             self.recordings.answered(call)
         self._dtmf_start(call)
+        self._agents_update(call)
 
     def _prack(self, call: Call, resp: Response) -> None:
         """Acknowledge a reliable provisional response (RFC 3262 §7.2).
@@ -1068,6 +1075,7 @@ class Calls(
                     self.on_end(call)
                 except Exception:
                     log.exception("on_end failed for call %d", call.id)
+        self._agents_update(call)  # (ended: every agent on it is free)
         self._dtmf_stop(call)
         if call.media is not None:
             call.media.close()
