@@ -127,8 +127,20 @@ def _schemas() -> J:
                 "since": _nullable("number"),
                 "devices": {"type": "array", "items": text},
                 "queues": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "wrapup_until": {"type": "number", "description": "in wrap-up: when it ends"},
+                "not_ready_reasons": {"type": "array", "items": text},
             },
-            ["id", "name", "tenant", "status", "reason", "since", "devices", "queues"],
+            [
+                "id",
+                "name",
+                "tenant",
+                "status",
+                "reason",
+                "since",
+                "devices",
+                "queues",
+                "not_ready_reasons",
+            ],
         ),
         "StateChange": _obj(
             {

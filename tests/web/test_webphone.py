@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -251,6 +252,8 @@ async def test_an_agent_logs_in_takes_a_queue_call_with_screen_pop_audio_hold_an
         await _until(lambda: _status(node, "1001")[0] == "wrap-up", what="1001 in wrap-up")
         wrapup = page.locator("#wrapup-panel")
         await expect(wrapup).to_be_visible()
+        # The countdown comes from the node's wrap-up end in the agent.state event.
+        await expect(page.locator("#state-line")).to_contain_text(re.compile(r"[0-9]+ s left"))
         await page.get_by_label("Disposition").select_option("resolved")
         await page.get_by_label("Notes").fill("Asked about invoice 42; answered.")
         await page.screenshot(path=screenshot_path("webphone-wrapup"))

@@ -177,6 +177,10 @@ function onCti(event) {
   switch (event.type) {
     case "agent.state":
       if (event.agent === desk.ext) setStatus(event.status, event.reason);
+      if (event.agent === desk.ext && event.status === "wrap-up" && typeof event.until === "number"
+          && typeof event.at === "number") {
+        desk.wrapupUntil = Date.now() + (event.until - event.at) * 1000; // (the node's clock is not ours)
+      }
       break;
     case "agent.wrapup":
       if (event.agent === desk.ext && typeof event.until === "number" && typeof event.at === "number") {
