@@ -70,6 +70,7 @@ from .refresh import allows_update
 from .routing import App, Rejection, Target
 from .webrtc_legs import BROWSER_TRANSPORTS, WebRtcState
 
+CALL_HEADER = "X-Switch-Call"  # on INVITEs to agents' devices: the node's call id
 log = logging.getLogger("switch.call")
 # Ringback by the tenant's country code (the tones of switch.media.tones).
 _RINGBACK = {"1": "us", "44": "uk", "86": "cn"}
@@ -267,6 +268,10 @@ class AppConnects:
         invite_req.set_body(anchored, "application/sdp")
         if target.kind == "trunk":
             self._take_trunk(call, target.name)  # type: ignore[attr-defined]
+        else:
+            # The node's id of the call, for an agent's webphone to match the INVITE
+            # with the screen pop (CTI call.offered's call_id). Not told to carriers.
+            invite_req.set(CALL_HEADER, call.id)
         invite = _Invite(target, invite_req)
         branch.invite = invite
         invite.txn = self._send_request(  # type: ignore[attr-defined]

@@ -113,6 +113,7 @@ async def test_a_supervisor_whispers_then_barges_through_the_api(tmp_path):
             await _next(agent, "ACK")
             await _until(lambda: _status(node, "1001")[0] == "on-call", what="1001 on call")
             (call,) = node.calls._by_invite.values()
+            assert invite.get("X-Switch-Call") == str(call.id)  # for the webphone's screen pop
             b = Bridged(
                 node, call.id, trunk, caller_media, answered, agent, agent_media, sup_phone,
                 sup_media, sup_ext="1004",

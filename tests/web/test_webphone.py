@@ -195,6 +195,10 @@ async def test_an_agent_logs_in_takes_a_queue_call_with_screen_pop_audio_hold_an
             await expect(page.locator("#pop-did")).to_contain_text("200")
             await expect(page.locator("#pop-wait")).not_to_have_text("\u2013")
             assert _status(node, "1001")[0] == "reserved"
+            # The pop is the offer of this very call (the INVITE's X-Switch-Call).
+            (call,) = node.calls._by_invite.values()
+            match = await page.evaluate("window.webphone.popMatch()")
+            assert match == {"callId": str(call.id), "offer": call.id}, match
             assert await page.evaluate("window.webphone.ringing"), "no ringtone"
             await page.screenshot(path=screenshot_path("webphone-ringing"))
 

@@ -193,7 +193,7 @@ function onCti(event) {
     case "call.offered":
       if (!mine) break;
       desk.offer = { ...event, receivedAt: Date.now() };
-      if (desk.call && !desk.call.pop && !desk.call.answered) desk.call.pop = takeOffer();
+      if (desk.call && !desk.call.pop && !desk.call.answered) desk.call.pop = takeOffer(desk.call.callId);
       break;
     case "offer.ended":
       if (mine && desk.offer && desk.offer.call_id === event.call_id) desk.offer = null;
@@ -210,9 +210,17 @@ function onCti(event) {
   render();
 }
 
-function takeOffer() {
+// The offer (screen pop) of an incoming call: the one whose call_id the node put in
+// the INVITE's X-Switch-Call header; without it (another node, a direct call), the
+// latest offer within OFFER_MATCH_MS.
+function takeOffer(callId) {
   const offer = desk.offer;
-  if (!offer || Date.now() - offer.receivedAt > OFFER_MATCH_MS) return null;
+  if (!offer) return null;
+  if (callId) {
+    if (String(offer.call_id) !== callId) return null;
+  } else if (Date.now() - offer.receivedAt > OFFER_MATCH_MS) {
+    return null;
+  }
   desk.offer = null;
   return offer;
 }
@@ -229,15 +237,17 @@ function onSipStatus(status, detail) {
   render();
 }
 
-function onIncoming(session) {
+function onIncoming(session, request) {
   if (desk.call) {
     session.terminate({ status_code: 486, reason_phrase: "Busy Here" });
     return;
   }
   const identity = session.remote_identity;
+  const callId = request?.getHeader?.("X-Switch-Call") || "";
   const call = {
     session,
-    pop: takeOffer(),
+    callId,
+    pop: takeOffer(callId),
     sipNumber: identity?.uri?.user || "",
     sipName: identity?.display_name || "",
     started: Date.now(),
@@ -525,6 +535,8 @@ window.webphone = {
   inboundAudio: () => inboundAudio(desk.call?.session),
   outboundAudio: () => outboundAudio(desk.call?.session),
   session: () => desk.call?.session ?? null,
+  // The call's node id (X-Switch-Call) and the offer its screen pop came from.
+  popMatch: () => (desk.call ? { callId: desk.call.callId, offer: desk.call.pop?.call_id ?? null } : null),
   get registered() {
     return Boolean(phone?.registered);
   },

@@ -10,7 +10,7 @@ export class Phone {
   /**
    * @param {{ext: string, password: string, name?: string,
    *          onStatus: (status: string, detail?: string) => void,
-   *          onIncoming: (session: object) => void}} options
+   *          onIncoming: (session: object, request: object) => void}} options
    */
   constructor({ ext, password, name, onStatus, onIncoming }) {
     this.ext = ext;
@@ -44,7 +44,7 @@ export class Phone {
     ua.on("unregistered", () => this.onStatus("unregistered"));
     ua.on("registrationFailed", (e) => this.onStatus("registrationFailed", e.cause));
     ua.on("newRTCSession", (e) => {
-      if (e.originator === "remote") this.onIncoming(e.session);
+      if (e.originator === "remote") this.onIncoming(e.session, e.request);
     });
     ua.start();
   }
