@@ -89,8 +89,11 @@ def _find(api: Api, who: Principal, call_id: int) -> Call:
 
 async def hang_up(request: web.Request) -> web.Response:
     api = api_of(request)
-    who = api.supervisor_of(request)
-    call_id = path_int(request, "id")
+    return web.json_response(end_call(api, api.supervisor_of(request), path_int(request, "id")))
+
+
+def end_call(api: Api, who: Principal, call_id: int) -> dict[str, Any]:
+    """Hang up a call of the supervisor's tenant (REST DELETE and the CTI "hangup" frame)."""
     _find(api, who, call_id)
     try:
         ended = _calls(api).end(call_id, f"hung up by {who.user} through the API")
@@ -98,7 +101,7 @@ async def hang_up(request: web.Request) -> web.Response:
         raise ApiError(409, "conflict", str(exc)) from None
     if not ended:
         raise ApiError(404, "not_found", f"call {call_id} ended meanwhile")
-    return web.json_response({"call_id": call_id, "ended": True})
+    return {"call_id": call_id, "ended": True}
 
 
 async def originate(request: web.Request) -> web.Response:
@@ -151,6 +154,13 @@ async def supervise(request: web.Request) -> web.Response:
     call_id = path_int(request, "id")
     body = await json_body(request)
     only(body, ("mode", "to"))
+    return web.json_response(await start_supervision(api, who, call_id, body), status=201)
+
+
+async def start_supervision(
+    api: Api, who: Principal, call_id: int, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Ring the supervisor and mix them into call `call_id` (REST POST and CTI "supervise")."""
     mode = text(body, "mode", choices=SUPERVISE_MODES)
     raw_to = body.get("to")
     if raw_to is None:  # a supervisor who is also an agent: their own devices
@@ -182,16 +192,14 @@ async def supervise(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", str(exc) or f"no call {call_id}") from None
     except ValueError as exc:
         raise ApiError(409, "conflict", str(exc)) from None
-    return web.json_response(_supervision_view(call_id, sup), status=201)
+    return _supervision_view(call_id, sup)
 
 
-def _supervision(api: Api, who: Principal, request: web.Request) -> tuple[int, Supervision]:
-    call_id = path_int(request, "id")
+def _supervision(api: Api, who: Principal, call_id: int, sid: str) -> Supervision:
     _find(api, who, call_id)
-    sid = request.match_info["sid"]
     for sup in _supervisor(api).supervisions(call_id):
         if str(sup.id) == sid:  # (an id may be a number on the call layer's side)
-            return call_id, sup
+            return sup
     raise ApiError(404, "not_found", f"no supervision {sid!r} on call {call_id}")
 
 
@@ -200,18 +208,30 @@ async def change_supervision(request: web.Request) -> web.Response:
     who = api.supervisor_of(request)
     body = await json_body(request)
     only(body, ("mode",))
+    call_id, sid = path_int(request, "id"), request.match_info["sid"]
+    return web.json_response(await set_supervision_mode(api, who, call_id, sid, body))
+
+
+async def set_supervision_mode(
+    api: Api, who: Principal, call_id: int, sid: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Listen, whisper or barge from now on (REST PUT and CTI "supervise.mode")."""
     mode = text(body, "mode", choices=SUPERVISE_MODES)
-    call_id, sup = _supervision(api, who, request)
+    sup = _supervision(api, who, call_id, sid)
     try:
         await _maybe(sup.set_mode(mode))
     except ValueError as exc:
         raise ApiError(409, "conflict", str(exc)) from None
-    return web.json_response(_supervision_view(call_id, sup))
+    return _supervision_view(call_id, sup)
 
 
 async def stop_supervision(request: web.Request) -> web.Response:
     api = api_of(request)
     who = api.supervisor_of(request)
-    _, sup = _supervision(api, who, request)
-    await _maybe(sup.stop())
+    await end_supervision(api, who, path_int(request, "id"), request.match_info["sid"])
     return web.Response(status=204)
+
+
+async def end_supervision(api: Api, who: Principal, call_id: int, sid: str) -> None:
+    """Hang the supervisor up; the call goes on (REST DELETE and CTI "supervise.stop")."""
+    await _maybe(_supervision(api, who, call_id, sid).stop())

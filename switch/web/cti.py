@@ -17,6 +17,18 @@ per queue. Frames from the client:
   microphone, and gets back what they had when it returns;
 - `{"type": "ping"}`: answered `{"type": "pong"}`.
 
+Supervisors (and admins) control calls and queues with the same rules and
+replies as the REST API (a frame's `ref`, any JSON value, comes back in the
+reply so a client can match them):
+
+- `{"type": "hangup", "call_id": N}` → `hangup.ok` (DELETE /api/calls/{id});
+- `{"type": "move", "queue": Q, "call_id": N, "to": Q2?, "front": bool?}`
+  → `move.ok` with the new queue and position (POST .../callers/{id}/move);
+- `{"type": "supervise", "call_id": N, "mode": M, "to": T?}` → `supervise.ok`
+  with the supervision's id once the supervisor answered (the socket goes on
+  meanwhile); `{"type": "supervise.mode", "call_id": N, "id": S, "mode": M}`;
+  `{"type": "supervise.stop", "call_id": N, "id": S}` → `supervise.stopped`.
+
 A bad frame gets `{"type": "error", "error": code, "message": ...}` and the
 socket stays open. Each client has a bounded queue: one that does not read
 its events fast enough is closed with code 4008 rather than let the node's
@@ -30,16 +42,23 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
 from .agents_api import set_state
-from .calls_api import call_view
+from .calls_api import (
+    call_view,
+    end_call,
+    end_supervision,
+    set_supervision_mode,
+    start_supervision,
+)
 from .cti_events import audience, from_acd, queues_touched
 from .errors import ApiError
-from .queues_api import queue_stats, visible_queues
+from .queues_api import move_caller, queue_named, queue_stats, visible_queues
 
 if TYPE_CHECKING:
     from ..call.model import Call
@@ -66,6 +85,7 @@ class _Client:
     outbox: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     muted: bool = False  # this socket said the microphone is gone
     dead: bool = False
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # its frames being served
 
 
 class Cti:
@@ -244,7 +264,8 @@ class Cti:
                         reply = _error_frame(
                             "internal", "the node failed on this frame; see its log"
                         )
-                    self._queue(client, json.dumps(reply))
+                    if reply is not None:  # (None: a task answers later)
+                        self._queue(client, json.dumps(reply))
                 elif msg.type == WSMsgType.BINARY:
                     self._queue(client, _error("bad_frame", "send JSON text frames, not binary"))
         except (ConnectionError, RuntimeError):
@@ -252,6 +273,8 @@ class Cti:
         finally:
             self.clients.discard(client)
             sender.cancel()
+            for task in list(client.tasks):  # a supervisor ringing for a socket that left
+                task.cancel()
             if client.muted and who.agent is not None and self.api.acd is not None:
                 self.api.acd.set_muted(who.tenant, who.agent, False)
         return ws
@@ -296,7 +319,7 @@ class Cti:
             while not client.ws.closed:
                 await client.ws.send_str(await client.outbox.get())
 
-    def _frame(self, client: _Client, data: str) -> dict[str, Any]:
+    def _frame(self, client: _Client, data: str) -> dict[str, Any] | None:
         """The reply to one frame from the client."""
         try:
             frame = json.loads(data)
@@ -312,11 +335,67 @@ class Cti:
                 return self._state(client.who, frame)
             if kind == "presence":
                 return self._presence(client, frame)
+            if kind in CONTROLS:
+                return self._control(client, kind, frame)
             return _error_frame(
-                "unknown_type", f"unknown type {kind!r}: one of ping, state, presence"
+                "unknown_type",
+                f"unknown type {kind!r}: one of ping, state, presence, {', '.join(CONTROLS)}",
             )
         except ApiError as exc:
-            return {"type": "error", "error": exc.code, "message": exc.message, "ref": kind}
+            return _api_error(kind, exc, frame.get("ref"))
+
+    def _control(self, client: _Client, kind: str, frame: dict[str, Any]) -> dict[str, Any] | None:
+        """A supervisor's frame; the supervision ones answer later, from a task."""
+        from .body import only, text
+
+        who = client.who
+        if not who.may_supervise():
+            raise ApiError(403, "forbidden", "this needs the supervisor, admin or operator role")
+        only(frame, CONTROLS[kind])
+        ref = frame.get("ref")
+        call_id = frame.get("call_id")
+        if not isinstance(call_id, int) or isinstance(call_id, bool) or call_id < 1:
+            raise ApiError(400, "invalid_field", "call_id: a call's id (a positive integer)",
+                           field="call_id")  # fmt: skip
+        if kind == "hangup":
+            return {"type": "hangup.ok", **end_call(self.api, who, call_id), "ref": ref}
+        if kind == "move":
+            queue = text(frame, "queue")
+            assert queue is not None
+            body = {"queue": frame.get("to"), "front": frame.get("front", False)}
+            moved = move_caller(self.api, who, queue_named(self.api, who, queue), call_id, body)
+            return {"type": "move.ok", **moved, "ref": ref}
+        if kind == "supervise":
+            body = {k: frame[k] for k in ("mode", "to") if k in frame}
+            work = start_supervision(self.api, who, call_id, body)
+            done = "supervise.ok"
+        else:
+            sid = text(frame, "id")
+            assert sid is not None
+            if kind == "supervise.mode":
+                work = set_supervision_mode(
+                    self.api, who, call_id, sid, {"mode": frame.get("mode")}
+                )
+                done = "supervise.ok"
+            else:
+                work = _stopped(end_supervision(self.api, who, call_id, sid), call_id, sid)
+                done = "supervise.stopped"
+        task = asyncio.get_running_loop().create_task(self._later(client, kind, done, work, ref))
+        client.tasks.add(task)
+        task.add_done_callback(client.tasks.discard)
+        return None
+
+    async def _later(
+        self, client: _Client, kind: str, done: str, work: Awaitable[dict[str, Any]], ref: Any
+    ) -> None:
+        try:
+            reply = {"type": done, **await work, "ref": ref}
+        except ApiError as exc:
+            reply = _api_error(kind, exc, ref)
+        except Exception:  # a bug must cost this frame, not the socket
+            log.exception("CTI %s from %s/%s", kind, client.who.tenant, client.who.user)
+            reply = _error_frame("internal", "the node failed on this frame; see its log")
+        self._queue(client, json.dumps(reply))
 
     def _state(self, who: Principal, frame: dict[str, Any]) -> dict[str, Any]:
         from .body import only, text
@@ -354,6 +433,28 @@ class Cti:
         client.muted = not microphone
         acd.set_muted(who.tenant, who.agent, not microphone)
         return {"type": "presence.ok", "microphone": microphone}
+
+
+# A supervisor's frames and the keys each may carry.
+CONTROLS: dict[str, tuple[str, ...]] = {
+    "hangup": ("type", "ref", "call_id"),
+    "move": ("type", "ref", "call_id", "queue", "to", "front"),
+    "supervise": ("type", "ref", "call_id", "mode", "to"),
+    "supervise.mode": ("type", "ref", "call_id", "id", "mode"),
+    "supervise.stop": ("type", "ref", "call_id", "id"),
+}
+
+
+async def _stopped(work: Awaitable[None], call_id: int, sid: str) -> dict[str, Any]:
+    await work
+    return {"call_id": call_id, "id": sid}
+
+
+def _api_error(kind: str, exc: ApiError, ref: Any = None) -> dict[str, Any]:
+    reply = {"type": "error", "error": exc.code, "message": exc.message, "for": kind}
+    if ref is not None:
+        reply["ref"] = ref
+    return reply
 
 
 def _error_frame(code: str, message: str) -> dict[str, Any]:

@@ -49,8 +49,8 @@ def visible_queues(api: Api, who: Principal) -> list[str]:
     return list(queues)
 
 
-def _queue(api: Api, who: Principal, request: web.Request) -> str:
-    name = request.match_info["name"]
+def queue_named(api: Api, who: Principal, name: str) -> str:
+    """A queue of the principal's tenant they may see (404/403 otherwise), served here."""
     if name not in api.config.tenants[who.tenant].queues:
         raise ApiError(404, "not_found", f"no queue {name!r} in tenant {who.tenant!r}")
     if name not in visible_queues(api, who):
@@ -70,7 +70,9 @@ async def list_queues(request: web.Request) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     api = api_of(request)
     who = api.principal(request)
-    return web.json_response(queue_stats(api, who.tenant, _queue(api, who, request)))
+    return web.json_response(
+        queue_stats(api, who.tenant, queue_named(api, who, request.match_info["name"]))
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -81,7 +83,7 @@ def _plain(value: Any) -> Any:
 async def callers(request: web.Request) -> web.Response:
     api = api_of(request)
     who = api.principal(request)
-    queue = _queue(api, who, request)
+    queue = queue_named(api, who, request.match_info["name"])
     assert api.acd is not None
     now = api.clock()
     out = [
@@ -103,10 +105,17 @@ async def callers(request: web.Request) -> web.Response:
 async def move(request: web.Request) -> web.Response:
     api = api_of(request)
     who = api.supervisor_of(request)
-    queue = _queue(api, who, request)
+    queue = queue_named(api, who, request.match_info["name"])
     call_id = path_int(request, "call_id")
     body = await json_body(request, optional=True)
     only(body, ("queue", "front"))
+    return web.json_response(move_caller(api, who, queue, call_id, body))
+
+
+def move_caller(
+    api: Api, who: Principal, queue: str, call_id: int, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Move a waiting caller to another queue and/or the front (REST and CTI "move")."""
     target = text(body, "queue", required=False)
     front = flag(body, "front")
     assert api.acd is not None
@@ -123,12 +132,10 @@ async def move(request: web.Request) -> web.Response:
     except AcdError as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     now_in = api.acd.acds[who.tenant].entry(str(call_id))
-    return web.json_response(
-        {
-            "call_id": call_id,
-            "queue": now_in.queue if now_in is not None else None,
-            "position": api.acd.acds[who.tenant].position(str(call_id))
-            if now_in is not None and now_in.status == "waiting"
-            else None,
-        }
-    )
+    return {
+        "call_id": call_id,
+        "queue": now_in.queue if now_in is not None else None,
+        "position": api.acd.acds[who.tenant].position(str(call_id))
+        if now_in is not None and now_in.status == "waiting"
+        else None,
+    }

@@ -218,3 +218,64 @@ async def test_an_operator_watches_the_tenant_it_names(tmp_path):
         stats = [f["queue"] for f in await until_pong(ws) if f["type"] == "queue.stats"]
         assert stats == ["help"]
         await ws.close()
+
+
+async def test_a_supervisor_controls_calls_and_queues_over_the_socket(tmp_path):
+    from .test_calls_api import kit
+
+    calls, supervisor = kit()
+    async with harness(tmp_path, calls=calls, supervisor=supervisor) as h:
+        await h.register("acme", "1001")
+        mover = await h.enqueue("acme", "support", "+15550011")
+        sup = await connect(h, "sup", "sup-pw", "acme")
+        await until_pong(sup)
+
+        async def ask(frame: dict) -> dict:
+            await sup.send_json(frame)
+            while True:  # the reply with this frame's ref (events may come between)
+                reply = await sup.receive_json(timeout=5)
+                if reply.get("ref") == frame.get("ref"):
+                    return reply
+
+        started = await ask(
+            {"type": "supervise", "call_id": 1, "mode": "listen", "to": "1002", "ref": "a"}
+        )
+        assert started == {"type": "supervise.ok", "id": "s1", "call_id": 1, "mode": "listen",
+                           "ref": "a"}  # fmt: skip
+        assert supervisor.asked == [(1, ["1002"], "listen", "1001")]  # agent 1001 is whispered to
+        changed = await ask({"type": "supervise.mode", "call_id": 1, "id": "s1", "mode": "barge",
+                             "ref": 2})  # fmt: skip
+        assert (changed["type"], changed["mode"]) == ("supervise.ok", "barge")
+        stopped = await ask({"type": "supervise.stop", "call_id": 1, "id": "s1", "ref": 3})
+        assert stopped == {"type": "supervise.stopped", "call_id": 1, "id": "s1", "ref": 3}
+        assert supervisor.made[1][0].stopped
+        silent = await ask({"type": "supervise", "call_id": 2, "mode": "listen", "to": "silent",
+                            "ref": 4})  # fmt: skip
+        assert (silent["type"], silent["error"], silent["for"]) == ("error", "no_answer",
+                                                                   "supervise")  # fmt: skip
+
+        moved = await ask({"type": "move", "queue": "support", "call_id": mover.call_id,
+                           "to": "sales", "ref": 5})  # fmt: skip
+        assert (moved["type"], moved["queue"], moved["position"]) == ("move.ok", "sales", 1)
+        assert h.service.callers[("acme", str(mover.call_id))].queue == "sales"
+        gone = await ask({"type": "move", "queue": "support", "call_id": mover.call_id,
+                          "front": True, "ref": 6})  # fmt: skip
+        assert gone["error"] == "not_found" and "support" in gone["message"]
+
+        hung = await ask({"type": "hangup", "call_id": 2, "ref": 7})
+        assert hung == {"type": "hangup.ok", "call_id": 2, "ended": True, "ref": 7}
+        assert calls.ended[0][0] == 2
+        other = await ask({"type": "hangup", "call_id": 3, "ref": 8})  # tenant "other"'s call
+        assert other["error"] == "not_found"
+        bad = await ask({"type": "hangup", "call_id": "2", "ref": 9})
+        assert bad["error"] == "invalid_field" and bad["message"].startswith("call_id")
+        await sup.close()
+
+        # An agent may not: the same frames are refused, and say why.
+        alice = await connect(h, "1001", "alice-pw", "acme")
+        await alice.send_json({"type": "hangup", "call_id": 1, "ref": "x"})
+        frames = await until_pong(alice)
+        refusal = next(f for f in frames if f.get("ref") == "x")
+        assert (refusal["error"], refusal["for"]) == ("forbidden", "hangup")
+        assert [c.id for c in calls.calls] == [1, 3]
+        await alice.close()
