@@ -59,14 +59,21 @@ class Acd(Offers):
 
     @classmethod
     def from_config(
-        cls, tenant: Tenant, *, store: AcdStore | None = None, rng: random.Random | None = None
+        cls,
+        tenant: Tenant,
+        *,
+        store: AcdStore | None = None,
+        rng: random.Random | None = None,
+        node: str = "",
     ) -> Acd:
-        """The ACD of one configured tenant, with its agents (logged out)."""
+        """The ACD of one configured tenant, with its agents (logged out, or as the shared
+        store has them). `node`: this node's name, when several nodes share the store."""
         acd = cls(
             [QueueRules.from_config(name, queue, tenant) for name, queue in tenant.queues.items()],
             TenantRules.from_config(tenant.acd),
             store=store,
             rng=rng,
+            node=node,
         )
         for position, (ext, agent) in enumerate(tenant.agents.items()):
             acd.add_agent(
@@ -127,6 +134,15 @@ class Acd(Offers):
         if weight < 1:
             raise AcdError(f"agent {agent_id}: weight {weight} must be at least 1")
         old = self.store.get("agent", agent_id)
+        if old is not None and (old.queues, old.skills, old.weight, old.position) == (
+            queues,
+            skills or {},
+            weight,
+            position,
+        ):
+            # As another node (or a previous run) stored them: indexed, not rewritten.
+            self.index.agent_changed(old, old)
+            return old
         base = old or AgentRecord(agent_id)
         new = base._replace(
             queues=_map(queues),
@@ -460,6 +476,7 @@ class Acd(Offers):
         return self._advance(now, "timer") + self._route(now)
 
     def _advance(self, now: float, cause: str) -> list[Command]:
+        self.store.sync()  # what other nodes sharing the store changed, first
         out: list[Command] = []
         timers = self._timers
         while timers and timers[0][0] <= now:

@@ -24,7 +24,7 @@ from .model import STAFFED, AgentRecord, Entry
 from .rules import NEVER, QueueRules, TenantRules
 from .store import AcdStore, MemoryStore, Write
 
-__all__ = ["EWT_RUNS", "MAX_HOPS", "AcdState"]
+__all__ = ["EWT_RUNS", "MAX_HOPS", "ORPHAN_GRACE", "AcdState"]
 
 
 # Exits that send a caller on to another queue, at most this many per call:
@@ -32,6 +32,10 @@ __all__ = ["EWT_RUNS", "MAX_HOPS", "AcdState"]
 MAX_HOPS = 8
 # Replays averaged for one estimated wait (ewt.py).
 EWT_RUNS = 4
+# A reservation another node made (several nodes on one store) is freed here
+# this long after it expired: its own node's timer had time to end it, so
+# that node is gone (or cut off) and its agents would stay reserved for ever.
+ORPHAN_GRACE = 5.0
 
 
 def _key(kind: str, record: Any) -> str:
@@ -50,6 +54,7 @@ class AcdState:
         *,
         store: AcdStore | None = None,
         rng: random.Random | None = None,
+        node: str = "",
     ) -> None:
         self.queues: dict[str, QueueRules] = {rules.name: rules for rules in queues}
         self.tenant = tenant or TenantRules()
@@ -70,6 +75,13 @@ class AcdState:
         self._bridged: dict[str, tuple[str, float]] = {}  # agent-first callbacks: queue, since
         self._exits_due: list[str] = []  # callers of queues that emptied (leave_when_empty)
         self._cause = ""
+        # Several nodes on one store: reservation ids carry the node and this
+        # run of it (a restarted node must not reuse ids still in the store).
+        self._id_suffix = f"@{node}.{self.rng.getrandbits(32):08x}" if node else ""
+        self._mine: set[str] = set()  # live reservations this engine made
+        self.store.listen(self._remote_changed)
+        for res in self.store.all("reservation"):
+            self._at(res.expires_at + ORPHAN_GRACE, "orphan", res.id)
 
     def agent(self, agent_id: str) -> AgentRecord:
         record = self.store.get("agent", agent_id)
@@ -106,6 +118,21 @@ class AcdState:
                 self.index.agent_changed(old, new)
             elif kind == "entry":
                 self.index.entry_changed(old, new)
+            elif kind == "reservation":
+                if new is None:
+                    self._mine.discard(old.id)
+                else:
+                    self._mine.add(new.id)
+
+    def _remote_changed(self, kind: str, old: Any, new: Any) -> None:
+        """Another node changed a record (store.sync, or the refresh of a Conflict):
+        the index follows, and a reservation it made gets a timer in case it dies."""
+        if kind == "agent":
+            self.index.agent_changed(old, new)  # an agent it freed is routed here too
+        elif kind == "entry":
+            self.index.entry_changed(old, new)
+        elif kind == "reservation" and new is not None:
+            self._at(new.expires_at + ORPHAN_GRACE, "orphan", new.id)
 
     def _put_agent(self, agent: AgentRecord) -> None:
         self._apply([("agent", None, agent)])
