@@ -49,7 +49,9 @@ records are shared by every node. Waiting callers are not: a caller is held
 by the node that took its SIP call and only that node can ring agents for
 it, so entries are "entry:<node>/<caller>" and each node's replica holds its
 own (each node decides for its own callers, reserving shared agents
-atomically). Records are JSON (the codec is given: apps/acd/codec.py).
+atomically). Node names must therefore be unique; a node opening the store
+drops the entries of its previous run (those calls ended with it).
+Records are JSON (the codec is given: apps/acd/codec.py).
 """
 
 from __future__ import annotations
@@ -179,6 +181,7 @@ class RedisAcdStore:
             self.close()
             raise ConnectionError(f"the ACD store cannot subscribe to {self._channel} in Redis")
         self.sync()  # the first reload, queued by the subscription
+        self._drop_own_entries()
 
     # ------------------------------------------------------------------
     # Reads: the replica
@@ -349,6 +352,22 @@ class RedisAcdStore:
                     if old is None or new is None or old.version != new.version:
                         for listener in self._listeners:
                             listener(kind, old, new)
+
+    def _drop_own_entries(self) -> None:
+        """A store opened by a node starts without callers: those a previous run of
+        this node held went with it (their calls are gone), and a caller id of
+        the new run must not find an old entry in its place."""
+        old = self._data["entry"]
+        if not old:
+            return
+        fields = [self._field("entry", key) for key in old]
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._keys[0], *fields)
+            pipe.hdel(self._keys[1], *fields)
+            pipe.execute()
+        log.info("ACD store: %d callers of a previous run of node %s dropped",
+                 len(old), self.node)  # fmt: skip
+        self._data["entry"] = {}
 
     def _field(self, kind: str, key: str) -> str:
         if kind == "entry":

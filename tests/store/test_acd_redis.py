@@ -120,8 +120,12 @@ def test_a_node_started_later_loads_every_record(new_store: Make) -> None:
     assert late.get("agent", "a").status == "reserved"
     assert late.get("reservation", "r1@n1").expires_at == 21.0
     assert late.get("entry", "c1") is None  # n1's caller
-    again = new_store("n1")  # n1 restarted: its callers are its own again
-    assert again.get("entry", "c1").status == "reserved"
+    # n1 restarted: the callers of its previous run went with it (their calls
+    # ended); a caller "c1" of the new run must not find the old one.
+    again = new_store("n1")
+    assert again.get("entry", "c1") is None
+    again.commit([Write("entry", "c1", 0, entry())])
+    assert again.get("agent", "a").status == "reserved"  # shared: freed by an orphan timer
 
 
 def test_a_lost_subscription_reloads_what_it_missed(new_store: Make, redis_url: str) -> None:
