@@ -30,7 +30,7 @@ from __future__ import annotations
 import random
 import time
 
-from switch.apps.acd import Acd, QueueRules
+from switch.apps.acd import Acd, AcdStore, QueueRules
 from switch.apps.acd.events import Offer
 
 from .report import Row
@@ -50,11 +50,12 @@ def _caller(rng: random.Random) -> tuple[str, dict[str, int], int]:
     return rng.choice(QUEUES), skills, 2 if rng.random() < 0.1 else 0
 
 
-def build(seed: int = 11) -> tuple[Acd, random.Random, float]:
+def build(seed: int = 11, store: AcdStore | None = None) -> tuple[Acd, random.Random, float]:
     """The call center above, every agent on a call and WAITING callers waiting."""
     rng = random.Random(seed)
     queues = [QueueRules(name, wrapup=0, relax=((60.0, 2),)) for name in QUEUES]
-    acd = Acd(queues, rng=random.Random(seed + 1))
+    node = "bench" if store is not None else ""
+    acd = Acd(queues, rng=random.Random(seed + 1), store=store, node=node)
     agents = [f"a{n:03d}" for n in range(AGENTS)]
     for position, agent in enumerate(agents):
         acd.add_agent(
@@ -75,8 +76,8 @@ def build(seed: int = 11) -> tuple[Acd, random.Random, float]:
     return acd, rng, now
 
 
-def measure(steps: int, seed: int = 11) -> dict[str, float]:
-    acd, rng, now = build(seed)
+def measure(steps: int, seed: int = 11, store: AcdStore | None = None) -> dict[str, float]:
+    acd, rng, now = build(seed, store)
     agents = sorted(a.id for a in acd.store.all("agent"))
     latencies: list[float] = []
     idle = 0

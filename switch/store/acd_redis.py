@@ -25,8 +25,10 @@ bench/acd.py); the event loop is held that long. Its timeouts are short
 (StoreUnavailable, a Conflict: the decision is dropped and the caller keeps
 waiting) rather than holding the loop once per decision.
 
-Freshness. A thread subscribes to the scope's channel and queues the
-messages; `sync()` (the engine calls it at the start of every input) applies
+Freshness. Each node has a channel; a commit is published to every other
+node's (the nodes are a set in Redis, joined when a store opens), so a node
+never spends time on its own changes. A thread subscribes to this node's
+channel and queues the messages; `sync()` (the engine calls it at the start of every input) applies
 them in the owner's thread, in commit order, and tells the listener (the
 engine: its index, and the routing of agents another node freed) what
 changed. `wake`, if given, is called from that thread when a message of
@@ -41,8 +43,10 @@ Key layout, `P` the prefix and `S` the scope (one tenant):
     P acd:S:ver      hash  field -> version (the compare-and-set reads this)
     P acd:S:val      hash  field -> "<seq> <record JSON>"
     P acd:S:seq      int   commits so far
-    P acd:S:changes  channel: "<seq> <node>" then a line "field<TAB>JSON" per
-                     write (JSON empty: deleted)
+    P acd:S:nodes    set   the nodes that opened the store (a dead one stays:
+                           publishing to nobody costs little)
+    P acd:S:changes:<node>  channel: "<seq> <node that committed>", then a
+                     line "field<TAB>JSON" per write (JSON empty: deleted)
 
 Fields are "<kind>:<key>". Agents, reservations, queue memory and sticky
 records are shared by every node. Waiting callers are not: a caller is held
@@ -79,8 +83,9 @@ RETRY_AFTER = 1.0  # after a failed commit, commits fail at once this long
 _POLL = 0.2  # the subscriber thread looks at `closed` this often
 _RESYNC = object()  # queued by the subscriber: reload the replica whole
 
-# KEYS: 1 version hash, 2 value hash, 3 seq. ARGV: 1 channel, 2 node, then 4
-# per write: field, expected version ('' any), new version, JSON ('' delete).
+# KEYS: 1 version hash, 2 value hash, 3 seq, 4 node set. ARGV: 1 channel prefix,
+# 2 node, then 4 per write: field, expected version ('' any), new version,
+# JSON ('' delete). The change is published to every other node's channel.
 _COMMIT = """
 local ver, val = KEYS[1], KEYS[2]
 local moved = {}
@@ -112,7 +117,10 @@ for i = 3, #ARGV, 4 do
   end
   msg[#msg + 1] = f .. '\\t' .. json
 end
-redis.call('PUBLISH', ARGV[1], table.concat(msg, '\\n'))
+local text = table.concat(msg, '\\n')
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  if node ~= ARGV[2] then redis.call('PUBLISH', ARGV[1] .. node, text) end
+end
 return seq
 """
 
@@ -150,8 +158,9 @@ class RedisAcdStore:
         if not node or "/" in node:
             raise ValueError(f"node {node!r}: a node name is required, without '/'")
         base = f"{prefix}acd:{scope}:"
-        self._keys = [f"{base}ver", f"{base}val", f"{base}seq"]
-        self._channel = f"{base}changes"
+        self._keys = [f"{base}ver", f"{base}val", f"{base}seq", f"{base}nodes"]
+        self._channels = f"{base}changes:"
+        self._channel = f"{base}changes:{node}"
         self.node = node
         self._entry_prefix = f"entry:{node}/"
         self._encode, self._decode = encode, decode
@@ -159,7 +168,8 @@ class RedisAcdStore:
         self._data: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
         self._listeners: list[Listener] = []
         self._newer: dict[tuple[str, str], int] = {}  # (kind, key) -> seq applied here
-        self._hwm = 0  # the last seq taken in from the channel (or a reload)
+        self._hwm = 0  # every commit up to this seq is in the replica
+        self._own: set[int] = set()  # seqs of this node's commits above _hwm
         self._inbox: collections.deque[Any] = collections.deque()
         self._poked = False
         self._down_until = 0.0
@@ -170,6 +180,7 @@ class RedisAcdStore:
             url, decode_responses=True, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
         )
         self._script = self._client.register_script(_COMMIT)
+        self._client.sadd(self._keys[3], node)  # other nodes publish to this one from now
         self._sub_client = redis.Redis.from_url(url, decode_responses=True)
         self._closed = threading.Event()
         self._subscribed = threading.Event()
@@ -205,7 +216,7 @@ class RedisAcdStore:
     # The commit
 
     def commit(self, writes: Sequence[Write]) -> None:
-        args = [self._channel, self.node]
+        args = [self._channels, self.node]
         for write in writes:
             value = write.value
             if value is None:
@@ -237,6 +248,8 @@ class RedisAcdStore:
             self.conflicts += 1
             raise self._refresh(writes, result)
         seq = int(result)
+        self._own.add(seq)
+        self._skip_own()
         newer = self._newer
         for write in writes:
             table = self._data[write.kind]
@@ -284,6 +297,7 @@ class RedisAcdStore:
                 continue
             head, _, body = item.partition("\n")
             seq = int(head.partition(" ")[0])
+            self._skip_own()
             if seq <= self._hwm:
                 continue  # in the reload already
             if seq != self._hwm + 1:
@@ -301,9 +315,17 @@ class RedisAcdStore:
                 if self._newer.get((kind, key), 0) >= seq:
                     continue  # this node holds a later write of it
                 self._put(kind, key, self._decode(kind, text) if text else None, seq)
+        self._skip_own()
         if self._newer:
             hwm = self._hwm
             self._newer = {k: s for k, s in self._newer.items() if s > hwm}
+
+    def _skip_own(self) -> None:
+        """Move past this node's own commits: their messages are not sent to it."""
+        own = self._own
+        while self._hwm + 1 in own:
+            self._hwm += 1
+            own.discard(self._hwm)
 
     def catch_up(self, timeout: float = 5.0) -> None:
         """Wait until every commit made so far (by any node) is here, and take it in."""
@@ -342,6 +364,7 @@ class RedisAcdStore:
                 fresh[kind][key] = self._decode(kind, stored.partition(" ")[2])
         old_data, self._data = self._data, fresh
         self._hwm = int(seq or 0)
+        self._own = {s for s in self._own if s > self._hwm}
         self._newer.clear()
         self.reloads += 1
         if self._listeners:
@@ -397,12 +420,10 @@ class RedisAcdStore:
                         continue
                     if message["type"] == "subscribe":
                         # Subscribed: what was missed before is read whole.
-                        self._queue(_RESYNC, True)
+                        self._queue(_RESYNC)
                         self._subscribed.set()
                     elif message["type"] == "message":
-                        data = message["data"]
-                        node = data.partition("\n")[0].partition(" ")[2]
-                        self._queue(data, node != self.node)
+                        self._queue(message["data"])
             except (RedisError, OSError) as exc:
                 if not self._closed.is_set():
                     log.warning("ACD store: Redis subscription lost (%s); resubscribing", exc)
@@ -411,9 +432,9 @@ class RedisAcdStore:
                 with contextlib.suppress(RedisError, OSError):
                     pubsub.close()
 
-    def _queue(self, item: Any, wake: bool) -> None:
+    def _queue(self, item: Any) -> None:
         self._inbox.append(item)
-        if wake and not self._poked and self._wake is not None:
+        if not self._poked and self._wake is not None:
             self._poked = True
             try:
                 self._wake()
