@@ -69,7 +69,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from switch.store.acd import KINDS, Conflict, Kind, Listener, Write
 from switch.store.redis_state import DEFAULT_PREFIX
@@ -179,7 +179,10 @@ class RedisAcdStore:
         self._client = redis.Redis.from_url(
             url, decode_responses=True, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
         )
-        self._script = self._client.register_script(_COMMIT)
+        # The commit's own connection, used directly: redis-py's per-command
+        # path (pool, retries, metrics) cost more than the round trip (measured).
+        self._sha = self._client.script_load(_COMMIT)
+        self._conn = self._client.connection_pool.get_connection()
         self._client.sadd(self._keys[3], node)  # other nodes publish to this one from now
         self._sub_client = redis.Redis.from_url(url, decode_responses=True)
         self._closed = threading.Event()
@@ -236,7 +239,7 @@ class RedisAcdStore:
         if time.monotonic() < self._down_until:
             raise StoreUnavailable("it failed less than a second ago")
         try:
-            result = self._script(keys=self._keys, args=args)
+            result = self._evalsha(args)
         except (RedisError, OSError) as exc:
             # The script may have run before the reply was lost: if so, its
             # message brings the change back here as another node's (the
@@ -259,6 +262,21 @@ class RedisAcdStore:
                 table[write.key] = write.value
             newer[(write.kind, write.key)] = seq
         self.commits += 1
+
+    def _evalsha(self, args: list[str]) -> Any:
+        conn = self._conn
+        try:
+            conn.send_command("EVALSHA", self._sha, len(self._keys), *self._keys, *args)
+            return conn.read_response()
+        except NoScriptError:  # Redis restarted, or SCRIPT FLUSH
+            self._sha = self._client.script_load(_COMMIT)
+            conn.send_command("EVALSHA", self._sha, len(self._keys), *self._keys, *args)
+            return conn.read_response()
+        except ResponseError:
+            raise  # an answer: the connection is fine
+        except (RedisError, OSError):
+            conn.disconnect()  # a reply may still come: never read it as the next one's
+            raise
 
     def _refresh(self, writes: Sequence[Write], result: list) -> Conflict:
         """Take in the current records the failed commit found moved; the first one's Conflict."""
@@ -445,6 +463,7 @@ class RedisAcdStore:
         self._closed.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(2 * _POLL + 1.0)
+        self._conn.disconnect()
         self._client.close()
         self._sub_client.close()
 

@@ -185,3 +185,16 @@ def test_a_new_record_must_not_exist_and_versions_must_follow(new_store: Make) -
 def test_a_node_name_is_required(redis_url: str) -> None:
     with pytest.raises(ValueError, match="a node name is required"):
         RedisAcdStore(redis_url, "t1", "", encode=encode, decode=decode)
+
+
+def test_a_commit_after_redis_forgot_the_script_loads_it_again(
+    new_store: Make, redis_url: str
+) -> None:
+    one = new_store("n1")
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        admin.script_flush()  # as after a restart of Redis
+    finally:
+        admin.close()
+    one.commit([Write("agent", "a", 0, agent())])
+    assert new_store("n2").get("agent", "a") == agent()
