@@ -387,13 +387,21 @@ class Acd(Offers):
         if rules is not None:
             self._talk[queue].append(talk)
             talked = _map({**agent.talk, queue: agent.talk.get(queue, 0.0) + talk})
+        cap = now + max(rules.wrapup_max if rules else 0.0, wrapup)
+        if wrapup <= 0 and agent.devices:
+            # No wrap-up: on-call -> wrap-up -> available in one write (one
+            # round trip on Redis); both changes are events as usual. With a
+            # device the presence rule changes nothing on the way.
+            wrapped, ended = transition(
+                agent, "hangup", now, talk=talked, wrapup_until=now, wrapup_cap=cap
+            )
+            self._record_handle(wrapped, now)
+            free, event = transition(wrapped, "wrapup-end", now)
+            self._events += [ended, event]
+            self._apply([("agent", agent, free._replace(version=agent.version + 1))])
+            return out + self._route(now)
         agent = self._transition(
-            agent,
-            "hangup",
-            now,
-            talk=talked,
-            wrapup_until=now + wrapup,
-            wrapup_cap=now + max(rules.wrapup_max if rules else 0.0, wrapup),
+            agent, "hangup", now, talk=talked, wrapup_until=now + wrapup, wrapup_cap=cap
         )
         if agent.status == "wrap-up":  # not disconnected meanwhile
             if wrapup > 0:
