@@ -14,7 +14,7 @@ import redis
 
 from switch.apps.acd import Acd, OfferGone, QueueRules
 from switch.apps.acd.codec import decode, encode
-from switch.apps.acd.events import Offer
+from switch.apps.acd.events import Offer, StopOffer
 from switch.apps.acd.state import ORPHAN_GRACE
 from switch.store.acd_redis import RedisAcdStore
 
@@ -218,3 +218,22 @@ def test_two_nodes_hammering_never_reserve_an_agent_or_a_caller_twice(
 
 
 STEPS, DURATION = 20_000, 3.0
+
+
+def test_a_node_too_late_for_its_own_offer_gets_its_caller_back(new_node: Node) -> None:
+    one, two = new_node("n1", ring_timeout=10.0), new_node("n2", ring_timeout=10.0)
+    one.login("a0", 0.0, devices=["a0-phone"])
+    (offer,) = [c for c in one.join("c1", "q", 1.0) if isinstance(c, Offer)]
+    two.store.catch_up()  # type: ignore[attr-defined]
+    # n1's loop stalls past the offer's end and the grace: n2 frees a0.
+    two.handle_timer(11.0 + ORPHAN_GRACE)
+    assert two.agent("a0").status == "available"
+    one.store.catch_up()  # type: ignore[attr-defined]
+    commands = one.handle_timer(11.0 + ORPHAN_GRACE + 0.5)
+    stops = [c for c in commands if isinstance(c, StopOffer)]
+    assert [(s.reservation, s.agents) for s in stops] == [(offer.reservation, ("a0",))]
+    # c1 was not lost: waiting again, and offered again (not a miss of a0's).
+    again = [c for c in commands if isinstance(c, Offer)]
+    assert [(c.caller, c.agents) for c in again] == [("c1", ("a0",))]
+    assert again[0].reservation != offer.reservation
+    assert one.agent("a0").missed == 0

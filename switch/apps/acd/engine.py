@@ -46,12 +46,15 @@ from .model import frozen_map as _map
 from .offers import Offers
 from .rules import MAX_PRIORITY, QueueRules, TenantRules, signature
 from .state import MAX_HOPS
-from .store import AcdStore
+from .store import AcdStore, Conflict
 
 if TYPE_CHECKING:
     from switch.config import Tenant
 
-__all__ = ["MAX_HOPS", "Acd"]
+__all__ = ["MAX_HOPS", "TIMER_RETRY", "Acd"]
+
+# Seconds after which a timer whose change the store refused runs again.
+TIMER_RETRY = 1.0
 
 
 class Acd(Offers):
@@ -485,16 +488,41 @@ class Acd(Offers):
 
     def _advance(self, now: float, cause: str) -> list[Command]:
         self.store.sync()  # what other nodes sharing the store changed, first
-        out: list[Command] = []
+        out: list[Command] = self._retake() if self._taken else []
         timers = self._timers
         while timers and timers[0][0] <= now:
             at, _, kind, key = heapq.heappop(timers)
             self._cause = f"{kind} timer of {key}"
-            out += getattr(self, f"_timer_{kind}")(key, at)
-            # Route as of the timer's own time, so what it opened is offered
-            # before later timers (and this input) change anything.
-            out += self._route(at)
+            try:
+                out += getattr(self, f"_timer_{kind}")(key, at)
+                # Route as of the timer's own time, so what it opened is offered
+                # before later timers (and this input) change anything.
+                out += self._route(at)
+            except Conflict:
+                # Another node moved a record this timer changes, or the store
+                # (Redis) did not answer: the timer runs again shortly, and
+                # then acts on the records as they are (each timer checks).
+                self.timer_retries += 1
+                self._at(now + TIMER_RETRY, kind, key)
         self._cause = cause
+        return out
+
+    def _retake(self) -> list[Command]:
+        """Offers of this node that another node freed as orphans (this node was
+        more than ORPHAN_GRACE late ending them): stop ringing; the caller waits
+        again at their place."""
+        out: list[Command] = []
+        taken, self._taken = self._taken, []
+        for res in taken:
+            out.append(StopOffer(res.id, res.entry, res.agents, "withdrawn"))
+            entry = self.store.get("entry", res.entry)
+            if entry is None or entry.reservation != res.id:
+                continue
+            waiting = entry._replace(status="waiting", reservation="", version=entry.version + 1)
+            try:
+                self._apply([("entry", entry, waiting)])
+            except Conflict:
+                self._taken.append(res)  # the store did not answer: at the next input
         return out
 
     def _timer_reservation(self, res_id: str, now: float) -> list[Command]:

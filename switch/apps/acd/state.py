@@ -62,6 +62,7 @@ class AcdState:
         self.rng = rng if rng is not None else random.Random()
         self.index = Index(self.queues.values())
         self.decisions = 0  # reservations made
+        self.timer_retries = 0  # timers run again after the store refused their change
         self._timers: list[tuple[float, int, str, str]] = []
         self._ticks = itertools.count()
         self._seq = itertools.count(1)
@@ -79,6 +80,7 @@ class AcdState:
         # run of it (a restarted node must not reuse ids still in the store).
         self._id_suffix = f"@{node}.{self.rng.getrandbits(32):08x}" if node else ""
         self._mine: set[str] = set()  # live reservations this engine made
+        self._taken: list[Any] = []  # of those, freed by another node (at the next input)
         self.store.listen(self._remote_changed)
         for res in self.store.all("reservation"):
             self._at(res.expires_at + ORPHAN_GRACE, "orphan", res.id)
@@ -133,6 +135,11 @@ class AcdState:
             self.index.entry_changed(old, new)
         elif kind == "reservation" and new is not None:
             self._at(new.expires_at + ORPHAN_GRACE, "orphan", new.id)
+        elif kind == "reservation" and old is not None and old.id in self._mine:
+            # Another node freed this node's reservation as an orphan: this
+            # node was too late ending it itself. Its caller waits again.
+            self._mine.discard(old.id)
+            self._taken.append(old)
 
     def _put_agent(self, agent: AgentRecord) -> None:
         self._apply([("agent", None, agent)])
