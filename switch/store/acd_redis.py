@@ -16,27 +16,36 @@ PUBLISHes the change, numbered. Redis runs one script at a time, so no other
 node's write falls between the checks and the sets: two nodes deciding from
 the same snapshot cannot both reserve one agent or one caller.
 
-Sync, not async. `commit` uses a blocking client: the engine must know the
-outcome before it goes on (a reservation it believes made must be made), and
-an await inside the engine would let other inputs interleave with a
-half-applied decision. On loopback one script costs about 60 us (measured:
-bench/acd.py); the event loop is held that long. Its timeouts are short
+Sync, not async. `commit` uses a blocking connection: the engine must know
+the outcome before it goes on (a reservation it believes made must be
+made), and an await inside the engine would let other inputs interleave
+with a half-applied decision. The event loop is held for the round trip
+(about 60 us on an idle loopback; bench/acd.py measures decisions). The
+connection is used directly with a packer of our own: redis-py's command
+path cost more CPU than the round trip (measured). Its timeouts are short
 (TIMEOUT), and after a failure commits fail at once for RETRY_AFTER seconds
-(StoreUnavailable, a Conflict: the decision is dropped and the caller keeps
-waiting) rather than holding the loop once per decision.
+(StoreUnavailable, a Conflict: a decision is dropped and the caller keeps
+waiting; an engine timer runs again later) rather than holding the loop
+once per decision.
 
 Freshness. Each node has a channel; a commit is published to every other
 node's (the nodes are a set in Redis, joined when a store opens), so a node
 never spends time on its own changes. A thread subscribes to this node's
-channel and queues the messages; `sync()` (the engine calls it at the start of every input) applies
-them in the owner's thread, in commit order, and tells the listener (the
-engine: its index, and the routing of agents another node freed) what
-changed. `wake`, if given, is called from that thread when a message of
-another node arrives, so that an idle node takes it in (and routes) without
-waiting for its next input. A record this node committed or refreshed at a
-later seq than a queued message is not overwritten by it. After a
-(re)subscription, or a gap in the numbers (a message lost), the replica is
-reloaded whole (HGETALL) and the differences told to the listener.
+channel and queues the messages; `sync()` (the engine calls it at the start
+of every input) applies them in the owner's thread, in commit order, and
+tells the listener (the engine: its index, the routing of agents another
+node freed, the timers of other nodes' reservations) what changed. `wake`,
+if given, is called from that thread when a message arrives, so that an
+idle node takes it in (and routes) without waiting for its next input. A
+record this node committed or refreshed at a later seq than a queued
+message is not overwritten by it. After a (re)subscription, or a gap in the
+numbers (a message lost), the replica is reloaded whole (HGETALL) and the
+differences told to the listener.
+
+Expiry. Every reservation carries its `expires_at`; the node that made it
+ends it then. If that node died, the others free its agents ORPHAN_GRACE
+later (apps/acd/state.py): a Redis TTL could not, since the agent's record,
+not only the reservation, must change.
 
 Key layout, `P` the prefix and `S` the scope (one tenant):
 
