@@ -109,7 +109,8 @@ Strategy = Literal[
 ]
 Transport = Literal["udp", "tcp", "tls"]
 Codec = Literal["pcmu", "pcma", "g722", "opus", "telephone-event"]
-Role = Literal["agent", "supervisor", "admin"]
+# operator: an admin of every tenant (the operator's own staff; the API's X-Tenant header).
+Role = Literal["agent", "supervisor", "admin", "operator"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
@@ -456,6 +457,20 @@ class HttpConfig(_Model):
     listen: HttpListen = HostPort("127.0.0.1", 8080)
     tls_cert: InputFile = None
     tls_key: InputFile = None
+    # The key that signs the API's tokens (JWT, HS256). Empty: a random one
+    # per node start (tokens end with a restart). Nodes behind one address
+    # must share one, or a token from one is refused by the others.
+    jwt_secret: str = ""
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError(
+                f"is {len(value)} characters; use at least 32 random ones "
+                "(e.g. the output of `openssl rand -hex 32`), or leave it out"
+            )
+        return value
 
     @property
     def tls(self) -> bool:
@@ -782,89 +797,20 @@ class DnsConfig(_Model):
 # distribution. Kept in this one block, plus the fields marked "ACD" in
 # Agent, Queue and Tenant and one call in _build (_check_acd).
 
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_HOURS_RANGE = re.compile(r"([01][0-9]|2[0-4]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])")
 # Reasons the ACD sets by itself; a tenant's own reasons must differ from them.
 ACD_SYSTEM_REASONS = ("disconnected", "missed calls")
 
 
-def _opening_range(text: str) -> tuple[int, int]:
-    """ "08:00-18:00" -> (480, 1080), minutes since midnight; end may be 24:00."""
-    match = _HOURS_RANGE.fullmatch(text)
-    if match is None:
+def _calendar_name(value: Any) -> Any:
+    if isinstance(value, dict):
         raise ValueError(
-            f'{_show(text)} is not an opening range "HH:MM-HH:MM" (e.g. "08:00-18:00")'
+            "a queue's hours name one of the tenant's calendars: move these keys to "
+            '[tenants.X.hours.NAME] and write hours = "NAME" (the IVR reads the same calendars)'
         )
-    h1, m1, h2, m2 = (int(part) for part in match.groups())
-    start, end = h1 * 60 + m1, h2 * 60 + m2
-    if start >= 24 * 60 or end > 24 * 60:
-        raise ValueError(f"{_show(text)}: a day runs from 00:00 to 24:00")
-    if end <= start:
-        raise ValueError(
-            f"{_show(text)} ends before it starts; a range over midnight is two ranges "
-            '(e.g. "22:00-24:00" on one day and "00:00-06:00" on the next)'
-        )
-    return start, end
-
-
-def _opening_ranges(value: Any) -> Any:
-    if isinstance(value, str):
-        value = [value]
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        ranges = sorted(_opening_range(item) for item in value)
-        for (_, end), (start, _) in itertools.pairwise(ranges):
-            if start < end:
-                raise ValueError(f"{_show(value)}: ranges overlap; merge them")
     return value
 
 
-def _queue_holiday(value: Any) -> Any:
-    if isinstance(value, datetime):
-        raise ValueError(f"{value} is a date and time; write the date alone (e.g. 2025-12-25)")
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"{_show(value)} is not a date (e.g. 2025-12-25)") from None
-    return value
-
-
-def _iana_zone(value: str) -> str:
-    """A queue's zone: "" for the tenant's, else as a tenant calendar's (`_time_zone`)."""
-    return value if value == "" else _time_zone(value)
-
-
-OpeningRanges = Annotated[list[str], BeforeValidator(_opening_ranges)]
-QueueHoliday = Annotated[date, BeforeValidator(_queue_holiday)]
 SkillLevel = Annotated[int, Field(ge=1, le=10)]
-
-
-class QueueHours(_Model):
-    """When a queue takes callers: weekly hours in an IANA time zone, minus holidays.
-
-    A queue without `hours` is always open; with it, a day not listed is closed.
-    """
-
-    timezone: str = ""  # default: the tenant's timezone
-    mon: OpeningRanges = Field(default_factory=list)
-    tue: OpeningRanges = Field(default_factory=list)
-    wed: OpeningRanges = Field(default_factory=list)
-    thu: OpeningRanges = Field(default_factory=list)
-    fri: OpeningRanges = Field(default_factory=list)
-    sat: OpeningRanges = Field(default_factory=list)
-    sun: OpeningRanges = Field(default_factory=list)
-    holidays: list[QueueHoliday] = Field(default_factory=list)  # closed all day, queue zone
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        return _iana_zone(value)
-
-    def week(self) -> tuple[tuple[tuple[int, int], ...], ...]:
-        """Opening ranges in minutes since midnight, Monday first."""
-        return tuple(
-            tuple(sorted(_opening_range(text) for text in getattr(self, day))) for day in _WEEKDAYS
-        )
 
 
 class ExitTarget(_Model):
@@ -1207,7 +1153,8 @@ class Queue(_Model):
     leave_when_empty: bool = False
     announce_every: int = Field(0, ge=0)  # seconds between position/EWT announcements; 0 = off
     callback: QueueCallback = Field(default_factory=QueueCallback)
-    hours: QueueHours | None = None  # default: always open
+    # The name of one of the tenant's calendars ([tenants.X.hours.NAME]); none: always open.
+    hours: Annotated[str | None, BeforeValidator(_calendar_name)] = None
     exits: QueueExits = Field(default_factory=QueueExits)
 
     @model_validator(mode="after")
@@ -1587,6 +1534,13 @@ class User(_Model):
     role: Role = "agent"
 
 
+class ApiKey(_Model):
+    """A key an integration (a CRM, a script) sends as `X-API-Key`, with a role in its tenant."""
+
+    key: str = Field(min_length=24)
+    role: Literal["supervisor", "admin"] = "supervisor"
+
+
 class _TenantSettings(_Model):
     name: str = ""
     timezone: str = "UTC"
@@ -1619,6 +1573,7 @@ class Tenant(_Model):
     outbound: dict[str, OutboundRoute] = Field(default_factory=dict)
     users: dict[str, User] = Field(default_factory=dict)
     hours: dict[str, Hours] = Field(default_factory=dict)
+    api_keys: dict[str, ApiKey] = Field(default_factory=dict)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -1703,6 +1658,7 @@ _KINDS: dict[str, type[_Model]] = {
     "outbound": OutboundRoute,
     "users": User,
     "hours": Hours,
+    "api_keys": ApiKey,
 }
 _SINGULAR = {
     "agents": "agent",
@@ -1713,6 +1669,7 @@ _SINGULAR = {
     "outbound": "outbound route",
     "users": "user",
     "hours": "hours calendar",
+    "api_keys": "API key",
 }
 # Names are used in URLs, reports and cross-references: keep them plain.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -1984,6 +1941,9 @@ def _check_references(
     for ext, agent in objects["agents"].items():
         for queue in agent.queues:
             check((*source.path("agents", ext), "queues"), "queues", queue)
+    for name, queue in objects["queues"].items():
+        if queue.hours is not None:
+            check((*source.path("queues", name), "hours"), "hours", queue.hours)
     for number, did in objects["dids"].items():
         path = source.path("dids", number)
         kind, value = did.target

@@ -19,7 +19,8 @@ import signal
 import ssl
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -60,7 +61,11 @@ from .store.state import State, StateError, open_state
 from .transport.dns import Resolver
 from .transport.limits import Limits
 from .transport.registry import Transports
+from .web.api import Api
 from .web.app import make_app
+
+if TYPE_CHECKING:
+    from .call.model import Call
 
 log = logging.getLogger("switch.node")
 
@@ -102,6 +107,7 @@ class Node:
         self.calls: Calls | None = None
         self.trunks: TrunkMonitor | None = None
         self.queues: AcdService | None = None
+        self.api: Api | None = None  # the REST API (switch.web.api)
         dns = config.dns
         self.resolver = Resolver(
             [(server.host, server.port) for server in dns.nameservers],
@@ -152,8 +158,9 @@ class Node:
     def reload(self) -> list[str]:
         """Read the config file again and swap in its IVR flows if every one is good.
 
-        Only flows (and the calendars they read) are reloaded; other changes
-        need a restart. Returns the problems (none when the swap was made).
+        Only flows, calendars (read by flows and queues' hours) and queue music
+        are reloaded; other changes need a restart (a warning names the ACD's).
+        Returns the problems (none when the swap was made).
         """
         try:
             source = self.config.source
@@ -165,6 +172,9 @@ class Node:
             self.flows, problems = reload_flows(self.flows, fresh)
             if not problems:
                 self.app_services.configure(fresh)
+                if self.queues is not None:
+                    for change in self.queues.configure(fresh):
+                        log.warning("reload: %s; restart the node to apply it", change)
         self.reload_problems = problems
         if problems:
             log.error("reload refused, the flows in use are kept:\n  %s", "\n  ".join(problems))
@@ -272,7 +282,7 @@ class Node:
         assert self.state is not None
         apps = self.app_services
         self.queues = AcdService(self.config, self.state.locations, apps.speech)
-        apps.queues = apps.services.queues = self.queues  # type: ignore[assignment]
+        apps.use_queues(self.queues)
         await self.queues.start()
 
     def _check_apps(self) -> None:
@@ -456,7 +466,14 @@ class Node:
         if http.tls:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(http.tls_cert), str(http.tls_key))
-        app = make_app(self.status, self.transports.ws_handler(secure=context is not None))
+        # The REST API and CTI socket; supervision and originate are wired
+        # when the call layer provides them.
+        self.api = Api(self.config, self.queues, calls=self.calls)
+        if self.calls is not None:
+            self.calls.on_end = _both(self.calls.on_end, self.api.cti.call_ended)
+        app = make_app(
+            self.status, self.transports.ws_handler(secure=context is not None), api=self.api
+        )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, http.listen.host, http.listen.port, ssl_context=context)
@@ -588,3 +605,19 @@ def run(config: Config, apps: Apps | None = None) -> int:
     with contextlib.suppress(Exception):
         logging.shutdown()
     return 0
+
+
+def _both(
+    first: Callable[[Call], None] | None, second: Callable[[Call], None]
+) -> Callable[[Call], None]:
+    """A call-end hook calling `first` (if any) then `second`: records and CTI both hear."""
+    if first is None:
+        return second
+
+    def both(call: Call) -> None:
+        try:
+            first(call)
+        finally:
+            second(call)
+
+    return both

@@ -49,11 +49,10 @@ from .acd.events import (
 )
 from .ivr.conditions import QueueState
 from .queueing import EnqueueRequest, QueueOutcome, Waiting
-from .queues import destination
 
 if TYPE_CHECKING:
     from ..call.app import AppCall
-    from ..config import Config
+    from ..config import Config, ExitTarget, Hours
     from ..media.channel import Channel
     from ..media.tts import Speech
     from ..store.location import LocationStore
@@ -95,8 +94,17 @@ class AcdService:
         self.clock = clock
         self._wake = asyncio.Event()
         self._stores: list[RedisAcdStore] = []
+        # Each tenant's calendars, updated in place by a reload (queues read their hours here).
+        self.calendars: dict[str, dict[str, Hours]] = {
+            tid: dict(tenant.hours) for tid, tenant in config.tenants.items()
+        }
         self.acds: dict[str, Acd] = {
-            tid: Acd.from_config(tenant, store=self._store(tid), node=config.node.name)
+            tid: Acd.from_config(
+                tenant,
+                calendars=self.calendars[tid],
+                store=self._store(tid),
+                node=config.node.name,
+            )
             for tid, tenant in config.tenants.items()
             if tenant.queues
         }
@@ -104,6 +112,10 @@ class AcdService:
         self.events: list[Any] = []  # the ACD's events, newest last (reports, tests)
         self._agent_calls: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._running = False
+        self._music: dict[str, Audio] = {}
+        self._listeners: list[Callable[[str, Any], None]] = []  # add_listener
+        self._muted: set[tuple[str, str]] = set()  # set_muted
 
     def _store(self, tenant: str) -> AcdStore | None:
         """The tenant's ACD records: in this process (None: the ACD's own MemoryStore), or
@@ -142,14 +154,33 @@ class AcdService:
                 self._carry(tenant, acd.handle_timer(self.clock()))
             except (AcdError, Conflict) as exc:
                 log.warning("acd %s: other nodes' changes: %s", tenant, exc)
-        self._running = False
-        self._music: dict[str, Audio] = {}
 
-    def configure(self, config: Config) -> None:
-        """A reloaded config: its music files. Queues, agents and their rules stay
-        as the node started with them (the ACD is not rebuilt while callers wait)."""
+    def configure(self, config: Config) -> list[str]:
+        """A reloaded config: its calendars (the queues' hours) and music files.
+
+        Queues, agents and their rules stay as the node started with them: the
+        ACD's state (who waits, who is reserved, wrap-up timers) is not rebuilt
+        under live callers. Returns what changed that needs a restart, to log.
+        """
+        stale = []
+        for tid, tenant in config.tenants.items():
+            old = self.config.tenants.get(tid)
+            if tid in self.calendars:
+                self.calendars[tid].clear()
+                self.calendars[tid].update(tenant.hours)
+            if old is None:
+                if tenant.queues:
+                    stale.append(f"tenant {tid!r} is new")
+                continue
+            for kind in ("queues", "agents"):
+                if _dump(getattr(old, kind)) != _dump(getattr(tenant, kind)):
+                    stale.append(f"tenant {tid!r}: {kind} changed")
+            if old.acd != tenant.acd:
+                stale.append(f"tenant {tid!r}: acd settings changed")
+        stale += [f"tenant {tid!r} was removed" for tid in self.acds if tid not in config.tenants]
         self.config = config
         self._music.clear()
+        return stale
 
     async def _music_player(self, tenant: str, queue: str, rate: int) -> Player:
         """The queue's music file, or the default melody (also when the file is bad)."""
@@ -251,6 +282,8 @@ class AcdService:
         if acd is None or record is None:
             return
         live = set(contacts)
+        if (tenant, ext) in self._muted:
+            live = set()  # the agent's browser has no microphone (set_muted)
         if live == record.devices:
             return
         now = self.clock()
@@ -451,8 +484,10 @@ class AcdService:
                 # Callbacks need a key press from the caller and an outbound
                 # dial: not served by this service yet.
                 log.info("acd %s: %s not served yet", tenant, type(command).__name__)
-        self.events.extend(acd.take_events())
+        events = acd.take_events()
+        self.events.extend(events)
         del self.events[:-1000]
+        self._tell(tenant, events, commands)
         self._wake.set()
 
     async def _ring(self, held: _Caller, offer: Offer) -> None:
@@ -512,3 +547,74 @@ class AcdService:
         spoken = held.channel.play(Player([Clip(audio)], held.channel.rate, interruptible=False))
         if await spoken == "end" and not held.outcome.done() and not held.call.ended:
             held.channel.play(held.music or music_on_hold(held.channel.rate))
+
+    # ------------------------------------------------------------------
+    # Listeners (the CTI feed of switch.web) and supervisors' moves
+
+    def add_listener(self, listener: Callable[[str, Any], None]) -> None:
+        """Call `listener(tenant, item)` with every ACD event, and every Offer
+        command (the screen pop), as they happen. A listener must not block;
+        one that raises is logged and the others still hear."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[str, Any], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def _tell(self, tenant: str, events: list[Any], commands: list[Command]) -> None:
+        if not self._listeners:
+            return
+        items = [*events, *(c for c in commands if isinstance(c, Offer))]
+        for listener in list(self._listeners):
+            for item in items:
+                try:
+                    listener(tenant, item)
+                except Exception:
+                    log.exception("acd listener %r failed on %s", listener, type(item).__name__)
+
+    def move(
+        self, tenant: str, call_id: int, queue: str | None = None, front: bool = False
+    ) -> None:
+        """Move waiting caller `call_id` to `queue` and/or its front (Acd.move)."""
+        self._carry(tenant, self._acd(tenant).move(str(call_id), self.clock(), queue, front))
+
+    def caller_info(self, tenant: str, caller: str) -> dict[str, Any] | None:
+        """What the service holds of a caller (by the ACD's key): number, name,
+        DID, queue, when they came, the IVR's variables (screen pop)."""
+        held = self.callers.get((tenant, caller))
+        if held is None:
+            return None
+        return {
+            "call_id": held.call.call_id,
+            "number": held.call.caller.number,
+            "name": held.call.caller.name,
+            "did": held.call.did,
+            "queue": held.queue,
+            "since": held.since,
+            "variables": dict(held.request.variables),
+            "ivr": held.call.variables.get("ivr"),
+        }
+
+    def set_muted(self, tenant: str, ext: str, muted: bool) -> None:
+        """The agent's browser lost (True) or regained (False) its microphone.
+
+        While muted the agent counts as having no device (not ready
+        "disconnected", an offer ringing them pulled back); unmuted, their
+        registrations count again and they get back what they had."""
+        if muted:
+            self._muted.add((tenant, ext))
+            self.seen(tenant, ext, ())
+        elif (tenant, ext) in self._muted:
+            self._muted.discard((tenant, ext))
+            self._spawn(self.refresh(tenant, ext), f"acd refresh {tenant}/{ext}")
+
+
+def _dump(objects: dict[str, Any]) -> dict[str, Any]:
+    return {name: item.model_dump() for name, item in objects.items()}
+
+
+def destination(target: ExitTarget) -> str:
+    """An exit as a QueueOutcome's destination: "voicemail:box", "ivr:flow", "message:..."."""
+    if target.kind == "message":
+        return f"message:{target.value}" if target.value else "hangup"
+    return f"{target.kind}:{target.value}"

@@ -1,10 +1,11 @@
 """The applications that need the node's services: the IVR and the queues.
 
 `NodeApps(config, flows)` builds, once per node, what they share: speech
-(espeak-ng, cached in `<data_dir>/tts`), the queue service, the IVR's
-HTTP client, notifier, voicemail boxes and callback store, and gives the
-applications by name: "ivr" (DIDs with `ivr = "..."`) and "queue" (DIDs
-with `queue = "..."`). `close()` at the node's stop.
+(espeak-ng, cached in `<data_dir>/tts`), the IVR's HTTP client, notifier,
+voicemail boxes and callback store, and gives the applications by name:
+"ivr" (DIDs with `ivr = "..."`) and "queue" (DIDs with `queue = "..."`).
+The queues themselves (the ACD service, which needs the node's state) are
+handed in at the node's start with `use_queues`. `close()` at the node's stop.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .ivr.notify import Notifier
 from .ivr.prompts import Prompts
 from .ivr.runner import IvrApp, QueueApp, Services
 from .ivr.voicemail import Voicemails
-from .queues import QueueService
+from .queueing import Queues
 
 IVR = "ivr"
 QUEUE = "queue"
@@ -31,12 +32,10 @@ class NodeApps:
     def __init__(self, config: Config, flows: Callable[[], FlowSet]) -> None:
         data = config.node.data_dir
         self.speech = Speech(cache_dir(data))
-        self.queues = QueueService(config, self.speech)
         self.http = HttpClient()
         self.services = Services(
             prompts=Prompts(self.speech),
             flows=flows,
-            queues=self.queues,
             http=self.http,
             notifier=Notifier(config.notify),
             voicemails=Voicemails(data),
@@ -47,9 +46,12 @@ class NodeApps:
     def apps(self) -> dict[str, AppRunner]:
         return {IVR: IvrApp(self.services), QUEUE: QueueApp(self.services)}
 
+    def use_queues(self, queues: Queues) -> None:
+        """The node's queue service: where the IVR's enqueue and queue DIDs send callers."""
+        self.services.queues = queues
+
     def configure(self, config: Config) -> None:
-        """A reloaded config (new callers follow its queues and notify settings)."""
-        self.queues.configure(config)
+        """A reloaded config: its notify settings (the node reconfigures the queues)."""
         notifier = self.services.notifier
         if notifier is not None:
             notifier.config = config.notify

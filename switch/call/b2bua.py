@@ -1081,3 +1081,31 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
             if call.media is not None:
                 call.media.close()
                 call.media = None
+
+    # -- for the API (switch.web): calls in progress, and hanging one up -------------
+
+    def active(self) -> list[Call]:
+        """The calls in progress (not ended), oldest first."""
+        return sorted(
+            (call for call in self._by_invite.values() if call.state != "ended"),
+            key=lambda call: call.id,
+        )
+
+    def parties(self, call: Call) -> tuple[str, str]:
+        """(caller, callee) numbers as records show them: extensions or E.164."""
+        return self._number_of(call, True), self._number_of(call, False)
+
+    def end(self, call_id: int, reason: str = "hung up through the API") -> bool:
+        """Hang up call `call_id` (BYE to both legs; an application's call before
+        its answer is refused). False: no such call in progress. A call still
+        ringing a callee is a ValueError: it can be ended once answered."""
+        call = next((c for c in self.active() if c.id == call_id), None)
+        if call is None:
+            return False
+        if call.state == "answered":
+            self._hang_up(call, reason)
+        elif call.app is not None:
+            self._app_hangup(call, "normal", None)
+        else:
+            raise ValueError(f"call {call_id} is still ringing: hang it up once it is answered")
+        return True

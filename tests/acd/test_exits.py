@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,8 +15,8 @@ from switch.apps.acd.events import (
     Moved,
     SendTo,
 )
-from switch.apps.acd.hours import Calendar
-from switch.config import ExitTarget
+from switch.apps.acd.hours import TenantCalendar
+from switch.config import ExitTarget, Hours
 
 from .support import make, of_type, offers, serve
 
@@ -105,8 +105,9 @@ def at(text: str, zone: str = "Europe/London") -> float:
 
 
 def test_closed_queues_send_callers_away() -> None:
-    week = [[(9 * 60, 17 * 60)]] * 5 + [[], []]
-    calendar = Calendar("Europe/London", week, holidays=[date(2025, 12, 25)])
+    days = {key: ["09:00-17:00"] for key in ("mon", "tue", "wed", "thu", "fri")}
+    hours = Hours.model_validate({"timezone": "Europe/London", **days, "holidays": ["12-25"]})
+    calendar = TenantCalendar("office", {"office": hours})
     rules = QueueRules("q", calendar=calendar, exits={"closed": ExitTarget(ivr="after-hours")})
     acd = make(rules, {"a": {}})
     assert acd.join("early", "q", at("2025-12-22T08:59"))[0] == SendTo(

@@ -65,3 +65,4 @@ async def test_the_memory_backend_builds_no_redis_store(tmp_path: Path) -> None:
     service = AcdService(load_config(path), MemoryLocationStore())
     assert service._stores == []
     assert all(not isinstance(acd.store, RedisAcdStore) for acd in service.acds.values())
+    assert service.configure(service.config) == []  # built whole: a reload finds its music

@@ -78,7 +78,7 @@ async def _until(predicate, seconds: float) -> None:
 async def test_a_key_pressed_during_the_greeting_lands_in_its_queue(tmp_path, scenario, queue):
     async with ivr_node(tmp_path) as node:
         ended = ended_calls(node)
-        queues = node.app_services.queues
+        queues = node.queues
         sipp = _sipp(node, scenario, 8000)
         await _until(lambda: queues.waiting("demo") or sipp.done(), 20)
         assert not sipp.done(), (await sipp).output
@@ -100,7 +100,7 @@ async def test_a_key_pressed_during_the_greeting_lands_in_its_queue(tmp_path, sc
 async def test_a_caller_who_presses_nothing_ends_in_the_support_queue(tmp_path):
     async with ivr_node(tmp_path) as node:
         ended = ended_calls(node)
-        queues = node.app_services.queues
+        queues = node.queues
         sipp = _sipp(node, "ivr_uac_silent_until_bye.xml", 0, timeout=120)
         await _until(lambda: queues.waiting("demo") or sipp.done(), 80)
         assert not sipp.done(), (await sipp).output
@@ -142,7 +142,7 @@ async def test_three_sends_the_information_by_email_and_hangs_up(tmp_path):
 
 async def test_a_queue_did_goes_straight_to_the_queue(tmp_path):
     async with ivr_node(tmp_path) as node:
-        queues = node.app_services.queues
+        queues = node.queues
         sipp = _sipp(node, "ivr_uac_silent.xml", 3000, did="200")
         await _until(lambda: queues.waiting("demo", "support") or sipp.done(), 10)
         (waiting,) = queues.waiting("demo", "support")

@@ -214,3 +214,32 @@ async def test_switch_reload_and_sighup_on_a_running_node(
     assert "reload: 1 IVR flows, version 2" in log
     assert "Traceback" not in log
     assert not pid_file.exists()
+
+
+async def test_reload_changes_a_queues_hours_and_names_what_needs_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monday = 1_767_000_000  # 2025-12-29 09:20 UTC
+    path = write_config(tmp_path)
+    base = path.read_text().replace("[queues.support]\n", '[queues.support]\nhours = "office"\n')
+    path.write_text(base + '[hours.office]\nmon = "09:00-17:00"\n')
+    node = Node(load_config(path))
+    await node.start()
+    try:
+        assert node.queues is not None
+        rules = node.queues.acds["default"].queues["support"]
+        assert rules.calendar is not None and rules.calendar.is_open(monday)
+        # The office now opens at ten: the running queue follows at once.
+        path.write_text(base + '[hours.office]\nmon = "10:00-17:00"\n')
+        assert node.reload() == []
+        assert not rules.calendar.is_open(monday)
+        # A queue's rules are not rebuilt under live callers: a restart is asked for.
+        changed = base.replace("[queues.sales]\n", "[queues.sales]\nwrapup = 99\n")
+        path.write_text(changed + '[hours.office]\nmon = "10:00-17:00"\n')
+        with caplog.at_level("WARNING", logger="switch.node"):
+            assert node.reload() == []
+        assert "reload: tenant 'default': queues changed; restart the node to apply it" in (
+            caplog.text
+        )
+    finally:
+        await node.stop()

@@ -1,41 +1,43 @@
-"""Business hours and holidays of a queue, in an IANA time zone.
+"""A queue's business hours: one of its tenant's calendars, on the ACD's clock.
 
-Opening ranges are local wall-clock times, so a queue open 08:00-18:00 in
-Europe/London opens at 08:00 on both sides of a daylight-saving change.
+The calendars themselves are the tenant's (`[tenants.X.hours.NAME]`,
+`switch.config.Hours`: weekly opening ranges in local wall-clock time in an
+IANA zone, minus holidays), the same ones the IVR's conditions read, so an
+office's hours are written once. The ACD only asks `is_open(now)` with `now`
+in seconds since the epoch (its virtual clock in tests). A queue's calendar
+is looked up by name at each question, in a mapping the node may update in
+place: `switch reload` changes a calendar for the IVR and the queues at once.
 """
 
 from __future__ import annotations
 
-import zoneinfo
-from collections.abc import Iterable
-from datetime import UTC, date, datetime, tzinfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["Calendar"]
+if TYPE_CHECKING:
+    from switch.config import Hours
+
+__all__ = ["OpenHours", "TenantCalendar"]
 
 
-class Calendar:
-    """Weekly opening ranges (minutes since local midnight, Monday first) minus holidays."""
-
-    def __init__(
-        self,
-        zone: str,
-        week: Iterable[Iterable[tuple[int, int]]],
-        holidays: Iterable[date] = (),
-    ) -> None:
-        self.zone_name = zone or "UTC"
-        self.zone: tzinfo = UTC if self.zone_name == "UTC" else zoneinfo.ZoneInfo(self.zone_name)
-        self.week = tuple(tuple(sorted(day)) for day in week)
-        if len(self.week) != 7:
-            raise ValueError(f"a week has 7 days, got {len(self.week)}")
-        self.holidays = frozenset(holidays)
-
+class OpenHours(Protocol):
     def is_open(self, now: float) -> bool:
         """True when `now` (seconds since the epoch) is inside the opening hours."""
-        local = datetime.fromtimestamp(now, self.zone)
-        if local.date() in self.holidays:
-            return False
-        minute = local.hour * 60 + local.minute + local.second / 60
-        return any(start <= minute < end for start, end in self.week[local.weekday()])
+        ...
 
-    def __repr__(self) -> str:
-        return f"Calendar({self.zone_name!r}, {self.week!r}, holidays={sorted(self.holidays)!r})"
+
+@dataclass(frozen=True, slots=True)
+class TenantCalendar:
+    """The tenant's calendar `name`, read on the ACD's clock."""
+
+    name: str
+    calendars: Mapping[str, Hours]  # the tenant's, by name
+
+    @property
+    def hours(self) -> Hours:
+        return self.calendars[self.name]
+
+    def is_open(self, now: float) -> bool:
+        return self.hours.is_open(datetime.fromtimestamp(now, UTC))

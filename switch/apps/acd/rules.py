@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 
 from switch.config import ACD_SYSTEM_REASONS, ExitTarget, Strategy
 
-from .hours import Calendar
+from .hours import OpenHours, TenantCalendar
 from .model import AgentRecord, Entry
 
 if TYPE_CHECKING:
-    from switch.config import AcdSettings, Queue, Tenant
+    from switch.config import AcdSettings, Hours, Queue, Tenant
 
 __all__ = [
     "EPSILON",
@@ -71,11 +71,19 @@ class QueueRules:
     callback_mode: str = "off"
     callback_offer_ewt: float = 0.0
     callback_dial_timeout: float = 30.0
-    calendar: Calendar | None = None
+    calendar: OpenHours | None = None
     exits: Mapping[str, ExitTarget] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def from_config(cls, name: str, queue: Queue, tenant: Tenant | None = None) -> QueueRules:
+    def from_config(
+        cls,
+        name: str,
+        queue: Queue,
+        tenant: Tenant | None = None,
+        calendars: Mapping[str, Hours] | None = None,
+    ) -> QueueRules:
+        """`calendars`: where the queue's calendar is looked up (default: the
+        tenant's); a mapping the node updates in place at a reload."""
         from switch.numbers import to_e164
 
         plan = tenant.numbers.plan if tenant is not None else None
@@ -83,9 +91,8 @@ class QueueRules:
         for number in queue.vip_numbers:
             vip.add((to_e164(number, plan) if plan else None) or number)
         calendar = None
-        if queue.hours is not None:
-            zone = queue.hours.timezone or (tenant.timezone if tenant is not None else "UTC")
-            calendar = Calendar(zone, queue.hours.week(), queue.hours.holidays)
+        if queue.hours is not None and tenant is not None:
+            calendar = TenantCalendar(queue.hours, tenant.hours if calendars is None else calendars)
         return cls(
             name=name,
             strategy=queue.strategy,
