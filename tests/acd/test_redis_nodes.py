@@ -237,3 +237,20 @@ def test_a_node_too_late_for_its_own_offer_gets_its_caller_back(new_node: Node) 
     assert [(c.caller, c.agents) for c in again] == [("c1", ("a0",))]
     assert again[0].reservation != offer.reservation
     assert one.agent("a0").missed == 0
+
+
+def test_an_agent_of_a_queue_this_node_does_not_have_is_left_out(
+    new_node: Node, redis_url: str, prefix: str
+) -> None:
+    one = new_node("n1")
+    store = RedisAcdStore(redis_url, "t1", "n2", encode=encode, decode=decode, prefix=prefix)
+    try:
+        # n2 runs another config (during a rolling change): a queue n1 lacks.
+        two = Acd([QueueRules("q"), QueueRules("new")], store=store, node="n2")
+        two.add_agent("z", queues={"new": 1})
+        two.login("z", 0.0, devices=["z-phone"])
+        one.store.catch_up()  # type: ignore[attr-defined]
+        assert offers(one.join("c1", "q", 1.0)) == []  # n1 goes on; z is not its
+        assert one.store.get("agent", "z").status == "available"  # stored, not indexed
+    finally:
+        store.close()

@@ -130,6 +130,13 @@ class AcdState:
         """Another node changed a record (store.sync, or the refresh of a Conflict):
         the index follows, and a reservation it made gets a timer in case it dies."""
         if kind == "agent":
+            # An agent of a queue this node does not have (its config differs,
+            # during a rolling change say) is not indexed here.
+            known = self.queues
+            if old is not None and not all(queue in known for queue in old.queues):
+                old = None
+            if new is not None and not all(queue in known for queue in new.queues):
+                new = None
             self.index.agent_changed(old, new)  # an agent it freed is routed here too
         elif kind == "entry":
             self.index.entry_changed(old, new)
