@@ -151,6 +151,8 @@ class Offers(Placing):
             agent = self.store.get("agent", agent_id)
             if agent is None or agent.status != "reserved" or agent.reservation != res_id:
                 continue
+            if not all(queue in self.queues for queue in agent.queues):
+                return []  # configured otherwise here: a node that has its queues frees it
             record, event = transition(agent, "release", now, "reservation expired", reservation="")
             changes.append(("agent", agent, record))
             events.append(event)
