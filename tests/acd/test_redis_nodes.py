@@ -252,5 +252,12 @@ def test_an_agent_of_a_queue_this_node_does_not_have_is_left_out(
         one.store.catch_up()  # type: ignore[attr-defined]
         assert offers(one.join("c1", "q", 1.0)) == []  # n1 goes on; z is not its
         assert one.store.get("agent", "z").status == "available"  # stored, not indexed
+        # n2 reserves z and dies: n1 cannot release an agent it cannot index,
+        # and leaves it to a node that has queue "new".
+        assert offers(two.join("c9", "new", 2.0)) == [("c9", ("z",))]
+        store.close()
+        one.store.catch_up()  # type: ignore[attr-defined]
+        one.handle_timer(22.0 + ORPHAN_GRACE)
+        assert one.store.get("agent", "z").status == "reserved"
     finally:
         store.close()
