@@ -201,12 +201,19 @@ def run(smoke: bool) -> list[Row]:
             note="the rate a node could sustain on one core",
         )
     )
-    with redis_stores() as stores:
-        redis_runs = []
-        for _, store in zip(range(repeats), stores, strict=False):
-            result = measure(steps, store=store)
-            result["commits"] = store.commits
-            redis_runs.append(result)
+    redis_runs = []
+    try:
+        with redis_stores() as stores:
+            for _, store in zip(range(repeats), stores, strict=False):
+                redis_runs.append(measure(steps, store=store))
+    except Exception as exc:  # a Redis failing must not cost the memory rows
+        if smoke:
+            raise  # CI must see it
+        if not redis_runs:
+            why = f"not measured: {type(exc).__name__}: {exc}"
+            row = Row(BENCHMARK, "routing decisions per second (Redis)", None, "/s",
+                      f">= {TARGET_RATE:,}", None, why)  # fmt: skip
+            return [*out, row]
     r = max(redis_runs, key=lambda run: run["rate"])
     extra = (
         f"; one Lua compare-and-set round trip per commit, 2 in the input measured "

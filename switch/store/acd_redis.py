@@ -87,8 +87,11 @@ __all__ = ["RETRY_AFTER", "TIMEOUT", "RedisAcdStore", "StoreUnavailable"]
 
 log = logging.getLogger(__name__)
 
-TIMEOUT = 0.5  # seconds a commit may wait for Redis (connect, or the reply)
-RETRY_AFTER = 1.0  # after a failed commit, commits fail at once this long
+# Seconds a commit may wait for Redis (connect, or the reply). A loaded
+# machine was seen to stall a reply past half a second; longer than this is
+# an outage, and then the loop is held at most a third of the time:
+TIMEOUT = 1.0
+RETRY_AFTER = 2.0  # after a failed commit, commits fail at once this long
 _POLL = 0.2  # the subscriber thread looks at `closed` this often
 _RESYNC = object()  # queued by the subscriber: reload the replica whole
 
@@ -246,7 +249,7 @@ class RedisAcdStore:
                 self._encode(write.kind, value),
             ]
         if time.monotonic() < self._down_until:
-            raise StoreUnavailable("it failed less than a second ago")
+            raise StoreUnavailable(f"it failed less than {RETRY_AFTER:g} s ago")
         try:
             result = self._evalsha(args)
         except (RedisError, OSError) as exc:

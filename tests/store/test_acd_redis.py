@@ -154,11 +154,11 @@ def test_redis_not_answering_fails_fast_and_a_late_write_comes_back(
     one = new_store("n1")
     admin = redis.Redis.from_url(redis_url)
     try:
-        admin.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+        admin.execute_command("CLIENT", "PAUSE", "2500", "WRITE")
         with pytest.raises(StoreUnavailable, match="did not answer"):
             one.commit([Write("agent", "a", 0, agent())])  # times out (TIMEOUT)
         started = time.monotonic()
-        with pytest.raises(StoreUnavailable, match="less than a second ago"):
+        with pytest.raises(StoreUnavailable, match="less than 2 s ago"):
             one.commit([Write("agent", "b", 0, agent()._replace(id="b"))])
         assert time.monotonic() - started < 0.05  # no wait: the loop is not held again
     finally:
