@@ -93,6 +93,7 @@ log = logging.getLogger(__name__)
 TIMEOUT = 1.0
 RETRY_AFTER = 2.0  # after a failed commit, commits fail at once this long
 _POLL = 0.2  # the subscriber thread looks at `closed` this often
+_NEWER_MAX = 1024  # entries of _newer before a commit prunes those taken in
 _RESYNC = object()  # queued by the subscriber: reload the replica whole
 
 # KEYS: 1 version hash, 2 value hash, 3 seq, 4 node set. ARGV: 1 channel prefix,
@@ -265,6 +266,9 @@ class RedisAcdStore:
         seq = int(result)
         self._own.add(seq)
         self._skip_own()
+        # Caught up to this commit (the usual case on one node): no older
+        # message can come, so nothing needs guarding against one.
+        guard = self._hwm < seq
         newer = self._newer
         for write in writes:
             table = self._data[write.kind]
@@ -272,7 +276,10 @@ class RedisAcdStore:
                 table.pop(write.key, None)
             else:
                 table[write.key] = write.value
-            newer[(write.kind, write.key)] = seq
+            if guard:
+                newer[(write.kind, write.key)] = seq
+        if len(newer) > _NEWER_MAX:
+            self._prune()
         self.commits += 1
 
     def _evalsha(self, args: list[str]) -> Any:
@@ -348,8 +355,11 @@ class RedisAcdStore:
                 self._put(kind, key, self._decode(kind, text) if text else None, seq)
         self._skip_own()
         if self._newer:
-            hwm = self._hwm
-            self._newer = {k: s for k, s in self._newer.items() if s > hwm}
+            self._prune()
+
+    def _prune(self) -> None:
+        hwm = self._hwm
+        self._newer = {k: s for k, s in self._newer.items() if s > hwm}
 
     def _skip_own(self) -> None:
         """Move past this node's own commits: their messages are not sent to it."""

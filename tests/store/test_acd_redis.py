@@ -198,3 +198,22 @@ def test_a_commit_after_redis_forgot_the_script_loads_it_again(
         admin.close()
     one.commit([Write("agent", "a", 0, agent())])
     assert new_store("n2").get("agent", "a") == agent()
+
+
+def test_what_a_node_remembers_to_order_messages_does_not_grow(new_store: Make) -> None:
+    alone = new_store("n0")
+    for n in range(1, 201):
+        caller = entry(f"c{n}")
+        alone.commit([Write("entry", caller.id, 0, caller)])
+    assert (len(alone._newer), len(alone._own)) == (0, 0)  # nobody else: nothing to guard
+    alone.close()
+    one, two = new_store("n1"), new_store("n2")
+    for n in range(1, 1201):
+        caller = entry(f"c{n}")
+        for store in (one, two):
+            store.sync()  # as the engine does at each input
+            store.commit([Write("entry", caller.id, 0, caller)])
+        assert len(one._newer) <= 1024 + 1 and len(two._newer) <= 1024 + 1
+    for store in (one, two):
+        store.catch_up()
+        assert (len(store._newer), len(store._own)) == (0, 0)
