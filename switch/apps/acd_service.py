@@ -98,12 +98,13 @@ class AcdService:
         self.calendars: dict[str, dict[str, Hours]] = {
             tid: dict(tenant.hours) for tid, tenant in config.tenants.items()
         }
+        shared = config.state.backend == "redis"  # node-unique reservation ids then
         self.acds: dict[str, Acd] = {
             tid: Acd.from_config(
                 tenant,
                 calendars=self.calendars[tid],
                 store=self._store(tid),
-                node=config.node.name,
+                node=config.node.name if shared else "",
             )
             for tid, tenant in config.tenants.items()
             if tenant.queues
