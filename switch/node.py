@@ -260,6 +260,8 @@ class Node:
         self.carriers, self.guard, self.trunks, self.calls = (
             parts.carriers, parts.guard, parts.trunks, parts.calls
         )  # fmt: skip
+        if self.queues is not None:  # agents on calls the ACD did not give them are busy
+            self.calls.on_agent_call = self.queues.agent_call
         self.dispatcher.handle("REGISTER", self.registrar.handle)
         for method in GUARDED:
             # Screened here (trunk by address, agent by digest), then the
@@ -382,8 +384,7 @@ class Node:
         tenant_id, _, ext = aor.partition("/")
         tenant = self.config.tenants.get(tenant_id)
         agent = tenant.agents.get(ext) if tenant is not None else None
-        if agent is not None and self.queues is not None:
-            self.queues.seen(tenant_id, ext, [b.contact for b in bindings])
+        # (The ACD hears of the bindings from the location store's events.)
         if agent is not None and agent.qualify and self.qualifier is not None:
             self.qualifier.watch(aor, bindings, self.config.node.name)
 
@@ -468,7 +469,7 @@ class Node:
             context.load_cert_chain(str(http.tls_cert), str(http.tls_key))
         # The REST API and CTI socket; supervision and originate are wired
         # when the call layer provides them.
-        self.api = Api(self.config, self.queues, calls=self.calls)
+        self.api = Api(self.config, self.queues, calls=self.calls, supervisor=self.calls)
         if self.calls is not None:
             self.calls.on_end = _both(self.calls.on_end, self.api.cti.call_ended)
         app = make_app(

@@ -14,10 +14,11 @@ limit sends them elsewhere. It carries out the ACD's commands:
 - Announce: the caller hears position and wait (TTS), then the music again.
 
 Agents: those listed in a tenant's config are logged in at start. Presence
-follows registrations: the service reads each agent's bindings in the
-location store every `PRESENCE_EVERY` seconds (and at once when the node's
-registrar reports a REGISTER, `refresh`): no binding -> not ready
-"disconnected" (the ACD's device_down), a binding back -> restored.
+follows registrations by the location store's events (switch.apps.acd_presence):
+a REGISTER, a closed WebSocket or TCP flow, a lapsed registration reach
+`seen` at once: no binding -> not ready "disconnected" (the ACD's
+device_down, which also pulls back an offer ringing the agent), a binding
+back -> restored.
 """
 
 from __future__ import annotations
@@ -47,10 +48,13 @@ from .acd.events import (
     SendTo,
     StopOffer,
 )
+from .acd_busy import AcdBusy
+from .acd_presence import AcdPresence
 from .ivr.conditions import QueueState
 from .queueing import EnqueueRequest, QueueOutcome, Waiting
 
 if TYPE_CHECKING:
+    from ..call.agent_calls import AgentOnCall
     from ..call.app import AppCall
     from ..config import Config, ExitTarget, Hours
     from ..media.channel import Channel
@@ -58,8 +62,6 @@ if TYPE_CHECKING:
     from ..store.location import LocationStore
 
 log = logging.getLogger(__name__)
-
-PRESENCE_EVERY = 1.0  # seconds between reads of the agents' bindings
 
 
 @dataclass(slots=True)
@@ -115,6 +117,8 @@ class AcdService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running = False
         self._music: dict[str, Audio] = {}
+        self.presence = AcdPresence(self, locations)
+        self.busy_calls = AcdBusy(self)
         self._listeners: list[Callable[[str, Any], None]] = []  # add_listener
         self._muted: set[tuple[str, str]] = set()  # set_muted
 
@@ -205,9 +209,10 @@ class AcdService:
     async def start(self) -> None:
         """Log in the configured agents with the devices registered now; run the timers."""
         now = self.clock()
+        self.presence.start()
         for tid, acd in self.acds.items():
             for ext in self.config.tenants[tid].agents:
-                devices = await self._devices(tid, ext, now)
+                devices = await self.presence.read(tid, ext, now)
                 try:
                     self._carry(tid, acd.login(ext, now, devices=devices))
                 except (AcdError, Conflict) as exc:
@@ -215,10 +220,10 @@ class AcdService:
                     log.info("acd %s: agent %s not logged in at start: %s", tid, ext, exc)
         self._running = True
         self._spawn(self._timers(), "acd timers")
-        self._spawn(self._presence(), "acd presence")
 
     async def stop(self) -> None:
         self._running = False
+        self.presence.stop()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -256,48 +261,43 @@ class AcdService:
     # ------------------------------------------------------------------
     # Presence from registrations
 
-    async def _devices(self, tenant: str, ext: str, now: float) -> list[str]:
-        bindings = await self.locations.get(f"{tenant}/{ext}", now)
-        return sorted(b.contact for b in bindings)
-
-    async def _presence(self) -> None:
-        while True:
-            await asyncio.sleep(PRESENCE_EVERY)
-            for tid in self.acds:
-                for ext in self.config.tenants[tid].agents:
-                    await self.refresh(tid, ext)
-
     async def refresh(self, tenant: str, ext: str) -> None:
         """Bring agent `ext`'s devices in the ACD in line with their registrations."""
         if self._agent(tenant, ext) is None:
             return
-        self.seen(tenant, ext, await self._devices(tenant, ext, self.clock()))
+        self.seen(tenant, ext, await self.presence.read(tenant, ext, self.clock()))
 
     def seen(self, tenant: str, ext: str, contacts: Iterable[str]) -> None:
-        """Agent `ext`'s registered devices are now `contacts` (a REGISTER's
-        bindings, or a look in the location store): devices that came or went
+        """Agent `ext`'s registered devices are now `contacts` (the location
+        store's event, or a read of it): devices that came or went
         are told to the ACD. Cheap when nothing changed: a REGISTER refresh
         costs a set comparison, no store lookup."""
         acd = self.acds.get(tenant)
-        record = self._agent(tenant, ext)
-        if acd is None or record is None:
-            return
         live = set(contacts)
         if (tenant, ext) in self._muted:
             live = set()  # the agent's browser has no microphone (set_muted)
-        if live == record.devices:
-            return
-        now = self.clock()
-        try:
-            for device in sorted(live - record.devices):
-                self._carry(tenant, acd.device_up(ext, device, now))
-            for device in sorted(record.devices - live):
-                self._carry(tenant, acd.device_down(ext, device, now))
-        except Conflict as exc:
-            # Another node sharing the store (Redis) changed the agent at the
-            # same moment, most likely for the same registration: the next
-            # look compares again with the fresh record.
-            log.info("acd %s: agent %s presence: %s", tenant, ext, exc)
+        for attempt in range(2):
+            record = self._agent(tenant, ext)
+            if acd is None or record is None or live == record.devices:
+                return
+            now = self.clock()
+            try:
+                for device in sorted(live - record.devices):
+                    self._carry(tenant, acd.device_up(ext, device, now))
+                for device in sorted(record.devices - live):
+                    self._carry(tenant, acd.device_down(ext, device, now))
+                return
+            except Conflict as exc:
+                # Another node sharing the store (Redis) changed the agent at
+                # the same moment (the conflict brought its record here):
+                # compare again, once.
+                if attempt:
+                    log.warning("acd %s: agent %s presence not applied: %s", tenant, ext, exc)
+
+    def agent_call(self, event: AgentOnCall) -> None:
+        """The call layer's word that an agent is on a call, or off it: a call the
+        ACD did not give them makes them busy (switch.apps.acd_busy)."""
+        self.busy_calls.agent_call(event)
 
     def _agent(self, tenant: str, ext: str) -> AgentRecord | None:
         """The ACD's record of a logged-in agent, or None."""
@@ -407,7 +407,7 @@ class AcdService:
     def login(self, tenant: str, ext: str) -> None:
         """Log agent `ext` in with the devices they registered (none: not ready)."""
         acd = self._acd(tenant)
-        # The bindings are read by the next presence check (within a second).
+        # The bindings are read at once (a task); later changes come as events.
         self._carry(tenant, acd.login(ext, self.clock(), devices=[]))
         self._spawn(self.refresh(tenant, ext), f"acd refresh {tenant}/{ext}")
 
@@ -490,6 +490,7 @@ class AcdService:
         del self.events[:-1000]
         self._tell(tenant, events, commands)
         self._wake.set()
+        self.busy_calls.settle()  # an agent still on a direct call is not offered callers
 
     async def _ring(self, held: _Caller, offer: Offer) -> None:
         """Ring the offer's agents; the answer or the failure goes to the ACD."""

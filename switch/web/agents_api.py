@@ -40,6 +40,10 @@ def agent_view(api: Api, tenant: str, ext: str) -> dict[str, Any]:
             since=record.since,
             devices=sorted(record.devices),
         )
+        if record.status == "wrap-up":
+            view["wrapup_until"] = record.wrapup_until
+    # What the webphone offers for not-ready (the tenant's reasons).
+    view["not_ready_reasons"] = list(api.config.tenants[tenant].acd.not_ready_reasons)
     return view
 
 

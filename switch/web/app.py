@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .errors import json_errors
 from .handler import Handler
+from .static import add_static
 
 if TYPE_CHECKING:
     from .api import Api
@@ -29,6 +30,7 @@ def make_app(status: NodeStatus, sip_ws: Handler, api: Api | None = None) -> web
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/sip", sip_ws)
     app.router.add_get("/", index)
+    add_static(app)
     return app
 
 

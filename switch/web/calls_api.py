@@ -176,6 +176,8 @@ async def supervise(request: web.Request) -> web.Response:
         raise ApiError(
             409, "no_answer", f"{', '.join(to)} did not answer: supervision not started"
         ) from None
+    except ConnectionError as exc:  # refused (busy, declined) or unreachable
+        raise ApiError(409, "no_answer", f"{exc}: supervision not started") from None
     except LookupError as exc:  # the call ended meanwhile
         raise ApiError(404, "not_found", str(exc) or f"no call {call_id}") from None
     except ValueError as exc:

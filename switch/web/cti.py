@@ -109,6 +109,9 @@ class Cti:
         event = from_acd(tenant, item, caller, self.api.clock())
         if event is None:
             return
+        if event["type"] == "agent.state" and event["status"] == "wrap-up" and acd is not None:
+            # When wrap-up ends, for the webphone's countdown.
+            event["until"] = acd.acds[tenant].agent(event["agent"]).wrapup_until
         self.publish(event)
         agents = self.api.config.tenants[tenant].agents
         member_of = {ext: list(agent.queues) for ext, agent in agents.items()}

@@ -77,6 +77,20 @@ MODES = ["listen", "whisper", "barge"]
 STATUSES = ["logged-out", "available", "reserved", "on-call", "wrap-up", "not-ready"]
 
 
+def _non_blank(node: Any) -> Any:
+    """Every required string (minLength >= 1) must also hold a non-space character,
+    as the API checks ("must not be empty" for "  "): say so in the document."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and node.get("minLength", 0) >= 1:
+            node.setdefault("pattern", r"\S")
+        for value in node.values():
+            _non_blank(value)
+    elif isinstance(node, list):
+        for value in node:
+            _non_blank(value)
+    return node
+
+
 def _schemas() -> J:
     num = {"type": "number"}
     text = {"type": "string"}
@@ -113,8 +127,20 @@ def _schemas() -> J:
                 "since": _nullable("number"),
                 "devices": {"type": "array", "items": text},
                 "queues": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "wrapup_until": {"type": "number", "description": "in wrap-up: when it ends"},
+                "not_ready_reasons": {"type": "array", "items": text},
             },
-            ["id", "name", "tenant", "status", "reason", "since", "devices", "queues"],
+            [
+                "id",
+                "name",
+                "tenant",
+                "status",
+                "reason",
+                "since",
+                "devices",
+                "queues",
+                "not_ready_reasons",
+            ],
         ),
         "StateChange": _obj(
             {
@@ -451,7 +477,7 @@ def document() -> J:
         },
         "paths": _paths(),
         "components": {
-            "schemas": _schemas(),
+            "schemas": _non_blank(_schemas()),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},

@@ -45,7 +45,11 @@ class Supervision(Protocol):
 
 
 class Supervisor(Protocol):
-    """The call layer's supervision (listen, whisper, barge)."""
+    """The call layer's supervision (listen, whisper, barge).
+
+    `supervise` fails with LookupError (the call is gone: 404), ValueError
+    (the call cannot take it now: 409), TimeoutError or ConnectionError (the
+    supervisor did not answer or refused: 409 no_answer)."""
 
     async def supervise(
         self,

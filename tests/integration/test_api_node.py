@@ -81,3 +81,80 @@ async def test_a_queued_call_is_listed_and_a_supervisor_hangs_it_up(tmp_path):
             assert (frame["call_id"], frame["tenant"], frame["by"]) == (call["id"], "demo", "node")
             assert "supervisor" in frame["reason"]
             await ws.close()
+
+
+async def test_a_supervisor_whispers_then_barges_through_the_api(tmp_path):
+    """POST /api/calls/{id}/supervise rings the supervisor's phone and mixes it in;
+    PUT changes the mode live; DELETE hangs the supervisor up and the call goes on."""
+    from tests.integration.test_supervision import (
+        AGENT_HZ,
+        CALLER_HZ,
+        SUPERVISOR_HZ,
+        Bridged,
+        _media_address,
+        _reply,
+        _sdp,
+        _talk,
+        make_response,
+        rtp_socket,
+    )  # fmt: skip
+
+    async with (
+        queue_node(tmp_path) as node,
+        agent_phone(node, "1001") as agent,
+        agent_phone(node, "1004") as sup_phone,  # in queue sales: not offered this caller
+        rtp_socket() as agent_media,
+        rtp_socket() as sup_media,
+    ):
+        await _until(lambda: _status(node, "1001")[0] == "available", what="1001 available")
+        async with queue_call(node) as (trunk, caller_media, answered, node_a):
+            invite = await _next(agent, "INVITE")
+            _reply(agent, invite, 200, "ag1", _sdp(agent_media.port))
+            await _next(agent, "ACK")
+            await _until(lambda: _status(node, "1001")[0] == "on-call", what="1001 on call")
+            (call,) = node.calls._by_invite.values()
+            b = Bridged(
+                node, call.id, trunk, caller_media, answered, agent, agent_media, sup_phone,
+                sup_media, sup_ext="1004",
+            )  # fmt: skip
+            b.talkers += [
+                asyncio.ensure_future(_talk(caller_media, node_a, CALLER_HZ, 0x1111)),
+                asyncio.ensure_future(_talk(agent_media, _media_address(invite.body), AGENT_HZ,
+                                            0x2222)),
+            ]  # fmt: skip
+            try:
+                async with aiohttp.ClientSession(base_url=node.http_url) as http:
+                    token = await _login(http, "supervisor", "supervisor")
+                    headers = {"Authorization": f"Bearer {token}"}
+                    agent_token = await _login(http, "1001", "agent1001")
+                    url = f"/api/calls/{call.id}/supervise"
+                    body = {"mode": "whisper", "to": "1004"}
+                    denied = await http.post(
+                        url, json=body, headers={"Authorization": f"Bearer {agent_token}"}
+                    )
+                    assert denied.status == 403, await denied.text()
+                    started = asyncio.ensure_future(http.post(url, json=body, headers=headers))
+                    await b.answer_supervisor()
+                    resp = await asyncio.wait_for(started, 10)
+                    assert resp.status == 201, await resp.text()
+                    sid = (await resp.json())["id"]
+                    heard = await b.window()
+                    assert heard["agent"] == {CALLER_HZ, SUPERVISOR_HZ}
+                    assert heard["caller"] == {AGENT_HZ}
+
+                    resp = await http.put(f"{url}/{sid}", json={"mode": "barge"}, headers=headers)
+                    assert resp.status == 200, await resp.text()
+                    assert (await resp.json())["mode"] == "barge"
+                    heard = await b.window()
+                    assert heard["caller"] == {AGENT_HZ, SUPERVISOR_HZ}
+
+                    resp = await http.delete(f"{url}/{sid}", headers=headers)
+                    assert resp.status in (200, 204), await resp.text()
+                    bye = await _next(sup_phone, "BYE")
+                    sup_phone.send(bytes(make_response(bye, 200)))
+                    b.sup_invite = None  # (the supervisor hears nothing more)
+                    heard = await b.window()
+                    assert heard["caller"] == {AGENT_HZ} and heard["agent"] == {CALLER_HZ}
+                    assert node.calls.supervisions(call.id) == []
+            finally:
+                b.stop_talking()

@@ -206,8 +206,12 @@ class Acd(Offers):
         return out + self._route(now)
 
     def busy(self, agent_id: str, now: float) -> list[Command]:
-        """The agent is on a call the ACD did not give them (a direct or outbound call)."""
+        """The agent is on a call the ACD did not give them (a direct or outbound call).
+
+        An offer ringing them meanwhile is pulled back (not a miss: they answered
+        another call); the caller keeps their place."""
         out = self._advance(now, f"agent {agent_id} busy")
+        out += self._withdraw(agent_id, now, "withdrawn")
         self._transition(self.agent(agent_id), "busy", now, call_queue="", call_started=now)
         return out + self._route(now)
 
