@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 from ..call.app import CallEnded, Connected
 from ..media.player import Clip, Player, music_on_hold
 from ..media.wav import Audio, WavError, read_prompt
-from .acd import Acd, AcdError, AgentRecord, OfferGone
+from ..store.acd_redis import RedisAcdStore
+from .acd import Acd, AcdError, AcdStore, AgentRecord, Conflict, OfferGone, codec
 from .acd.events import (
     Announce,
     Command,
@@ -93,12 +94,20 @@ class AcdService:
         self.locations = locations
         self.speech = speech
         self.clock = clock
+        self._wake = asyncio.Event()
+        self._stores: list[RedisAcdStore] = []
         # Each tenant's calendars, updated in place by a reload (queues read their hours here).
         self.calendars: dict[str, dict[str, Hours]] = {
             tid: dict(tenant.hours) for tid, tenant in config.tenants.items()
         }
+        shared = config.state.backend == "redis"  # node-unique reservation ids then
         self.acds: dict[str, Acd] = {
-            tid: Acd.from_config(tenant, calendars=self.calendars[tid])
+            tid: Acd.from_config(
+                tenant,
+                calendars=self.calendars[tid],
+                store=self._store(tid),
+                node=config.node.name if shared else "",
+            )
             for tid, tenant in config.tenants.items()
             if tenant.queues
         }
@@ -106,13 +115,50 @@ class AcdService:
         self.events: list[Any] = []  # the ACD's events, newest last (reports, tests)
         self._agent_calls: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._wake = asyncio.Event()
         self._running = False
         self._music: dict[str, Audio] = {}
         self.presence = AcdPresence(self, locations)
         self.busy_calls = AcdBusy(self)
         self._listeners: list[Callable[[str, Any], None]] = []  # add_listener
         self._muted: set[tuple[str, str]] = set()  # set_muted
+
+    def _store(self, tenant: str) -> AcdStore | None:
+        """The tenant's ACD records: in this process (None: the ACD's own MemoryStore), or
+        in Redis with `[state] backend = "redis"`, shared with the other nodes
+        (switch/store/acd_redis.py: agents shared, each node deciding for its own callers)."""
+        state = self.config.state
+        if state.backend != "redis":
+            return None
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+
+        def wake() -> None:
+            # From the store's subscriber thread: another node changed records
+            # (an agent it freed, say); take them in and route, on the loop.
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._remote_changes, tenant)
+
+        store = RedisAcdStore(
+            state.redis_url,
+            tenant,
+            self.config.node.name,
+            encode=codec.encode,
+            decode=codec.decode,
+            prefix=state.key_prefix,
+            wake=wake,
+        )
+        self._stores.append(store)
+        return store
+
+    def _remote_changes(self, tenant: str) -> None:
+        acd = self.acds.get(tenant)
+        if acd is not None and acd.store.pending():
+            try:
+                self._carry(tenant, acd.handle_timer(self.clock()))
+            except (AcdError, Conflict) as exc:
+                log.warning("acd %s: other nodes' changes: %s", tenant, exc)
 
     def configure(self, config: Config) -> list[str]:
         """A reloaded config: its calendars (the queues' hours) and music files.
@@ -167,7 +213,11 @@ class AcdService:
         for tid, acd in self.acds.items():
             for ext in self.config.tenants[tid].agents:
                 devices = await self.presence.read(tid, ext, now)
-                self._carry(tid, acd.login(ext, now, devices=devices))
+                try:
+                    self._carry(tid, acd.login(ext, now, devices=devices))
+                except (AcdError, Conflict) as exc:
+                    # Logged in already by another node sharing the store (Redis).
+                    log.info("acd %s: agent %s not logged in at start: %s", tid, ext, exc)
         self._running = True
         self._spawn(self._timers(), "acd timers")
 
@@ -179,6 +229,9 @@ class AcdService:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+        for store in self._stores:
+            await asyncio.to_thread(store.close)  # joins its subscriber thread
+        self._stores.clear()
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -220,19 +273,26 @@ class AcdService:
         are told to the ACD. Cheap when nothing changed: a REGISTER refresh
         costs a set comparison, no store lookup."""
         acd = self.acds.get(tenant)
-        record = self._agent(tenant, ext)
-        if acd is None or record is None:
-            return
         live = set(contacts)
         if (tenant, ext) in self._muted:
             live = set()  # the agent's browser has no microphone (set_muted)
-        if live == record.devices:
-            return
-        now = self.clock()
-        for device in sorted(live - record.devices):
-            self._carry(tenant, acd.device_up(ext, device, now))
-        for device in sorted(record.devices - live):
-            self._carry(tenant, acd.device_down(ext, device, now))
+        for attempt in range(2):
+            record = self._agent(tenant, ext)
+            if acd is None or record is None or live == record.devices:
+                return
+            now = self.clock()
+            try:
+                for device in sorted(live - record.devices):
+                    self._carry(tenant, acd.device_up(ext, device, now))
+                for device in sorted(record.devices - live):
+                    self._carry(tenant, acd.device_down(ext, device, now))
+                return
+            except Conflict as exc:
+                # Another node sharing the store (Redis) changed the agent at
+                # the same moment (the conflict brought its record here):
+                # compare again, once.
+                if attempt:
+                    log.warning("acd %s: agent %s presence not applied: %s", tenant, ext, exc)
 
     def agent_call(self, event: AgentOnCall) -> None:
         """The call layer's word that an agent is on a call, or off it: a call the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from switch.apps.acd import Acd, Conflict, MemoryStore, QueueRules, Write
+from switch.apps.acd.engine import TIMER_RETRY
 from switch.apps.acd.model import AgentRecord, Entry, Reservation
 
 from .support import offers
@@ -115,3 +116,33 @@ def test_the_engine_does_not_offer_an_agent_another_node_reserved() -> None:
     assert offers(acd.join("c1", "q", 1)) == []
     assert acd.entry("c1").status == "waiting"
     assert store.get("reservation", "elsewhere") is None and store.all("reservation") == []
+
+
+class Refusing(MemoryStore):
+    """A store that refuses the next `refuse` commits (Redis not answering, say)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refuse = 0
+
+    def commit(self, writes) -> None:
+        if self.refuse:
+            self.refuse -= 1
+            raise Conflict("agent", "a", 0, 0)
+        super().commit(writes)
+
+
+def test_a_timer_whose_change_the_store_refuses_runs_again() -> None:
+    store = Refusing()
+    acd = Acd([QueueRules("q", ring_timeout=10)], store=store)
+    acd.add_agent("a", queues={"q": 1})
+    acd.login("a", 0, devices=["p"])
+    assert offers(acd.join("c1", "q", 1)) == [("c1", ("a",))]
+    store.refuse = 1
+    assert acd.handle_timer(11) == []  # the offer's end was refused: no error
+    assert acd.timer_retries == 1
+    assert acd.agent("a").status == "reserved"
+    assert acd.next_deadline() == 11 + TIMER_RETRY
+    acd.handle_timer(11 + TIMER_RETRY)  # the offer ends now, as a miss
+    assert acd.agent("a").missed == 1
+    assert acd.entry("c1").status == "waiting"

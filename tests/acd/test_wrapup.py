@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from switch.apps.acd import AcdError, QueueRules
-from switch.apps.acd.events import WrapupExtended
+from switch.apps.acd.events import AgentChanged, WrapupExtended
 
 from .support import make, of_type, offers, serve
 
@@ -75,3 +75,28 @@ def test_handle_time_is_measured_from_answer_to_available() -> None:
     acd = after_call("short", ended=100)  # answered at 1, wrap-up to 110
     acd.handle_timer(110)
     assert acd.handle_time("short") == 109
+
+
+def test_no_wrap_up_is_one_write_with_both_changes_told() -> None:
+    acd = make([QueueRules("q", wrapup=0)], {"a": {}})
+    acd.join("c1", "q", 0)
+    serve(acd, "a", 1)
+    acd.join("c2", "q", 2)  # waits for a
+    acd.take_events()
+    commits = acd.store.commits
+    assert offers(acd.call_ended("a", 50)) == [("c2", ("a",))]
+    # The call's end (on-call -> wrap-up -> available) and the reservation.
+    assert acd.store.commits - commits == 2
+    changes = [(e.old, e.new) for e in of_type(acd.take_events(), AgentChanged)]
+    assert changes == [("on-call", "wrap-up"), ("wrap-up", "available"), ("available", "reserved")]
+    assert acd.handle_time("q") == 49
+    assert acd.agent("a").talk["q"] == 49
+
+
+def test_no_wrap_up_without_a_device_ends_disconnected() -> None:
+    acd = make([QueueRules("q", wrapup=0)], {"a": {}})
+    acd.join("c1", "q", 0)
+    serve(acd, "a", 1)
+    acd.device_down("a", "a-phone", 10)  # on a call: stays on it
+    acd.call_ended("a", 50)
+    assert (acd.agent("a").status, acd.agent("a").reason) == ("not-ready", "disconnected")

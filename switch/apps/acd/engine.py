@@ -48,12 +48,15 @@ from .model import frozen_map as _map
 from .offers import Offers
 from .rules import MAX_PRIORITY, QueueRules, TenantRules, signature
 from .state import MAX_HOPS
-from .store import AcdStore
+from .store import AcdStore, Conflict
 
 if TYPE_CHECKING:
     from switch.config import Hours, Tenant
 
-__all__ = ["MAX_HOPS", "Acd"]
+__all__ = ["MAX_HOPS", "TIMER_RETRY", "Acd"]
+
+# Seconds after which a timer whose change the store refused runs again.
+TIMER_RETRY = 1.0
 
 
 class Acd(Offers):
@@ -67,9 +70,11 @@ class Acd(Offers):
         store: AcdStore | None = None,
         rng: random.Random | None = None,
         calendars: Mapping[str, Hours] | None = None,
+        node: str = "",
     ) -> Acd:
-        """The ACD of one configured tenant, with its agents (logged out).
-        `calendars`: where queues look their hours up (default: the tenant's)."""
+        """The ACD of one configured tenant, with its agents (logged out, or as the shared
+        store has them). `calendars`: where queues look their hours up (default: the
+        tenant's). `node`: this node's name, when several nodes share the store."""
         acd = cls(
             [
                 QueueRules.from_config(name, queue, tenant, calendars)
@@ -78,6 +83,7 @@ class Acd(Offers):
             TenantRules.from_config(tenant.acd),
             store=store,
             rng=rng,
+            node=node,
         )
         for position, (ext, agent) in enumerate(tenant.agents.items()):
             acd.add_agent(
@@ -138,6 +144,15 @@ class Acd(Offers):
         if weight < 1:
             raise AcdError(f"agent {agent_id}: weight {weight} must be at least 1")
         old = self.store.get("agent", agent_id)
+        if old is not None and (old.queues, old.skills, old.weight, old.position) == (
+            queues,
+            skills or {},
+            weight,
+            position,
+        ):
+            # As another node (or a previous run) stored them: indexed, not rewritten.
+            self.index.agent_changed(old, old)
+            return old
         base = old or AgentRecord(agent_id)
         new = base._replace(
             queues=_map(queues),
@@ -386,13 +401,21 @@ class Acd(Offers):
         if rules is not None:
             self._talk[queue].append(talk)
             talked = _map({**agent.talk, queue: agent.talk.get(queue, 0.0) + talk})
+        cap = now + max(rules.wrapup_max if rules else 0.0, wrapup)
+        if wrapup <= 0 and agent.devices:
+            # No wrap-up: on-call -> wrap-up -> available in one write (one
+            # round trip on Redis); both changes are events as usual. With a
+            # device the presence rule changes nothing on the way.
+            wrapped, ended = transition(
+                agent, "hangup", now, talk=talked, wrapup_until=now, wrapup_cap=cap
+            )
+            self._record_handle(wrapped, now)
+            free, event = transition(wrapped, "wrapup-end", now)
+            self._events += [ended, event]
+            self._apply([("agent", agent, free._replace(version=agent.version + 1))])
+            return out + self._route(now)
         agent = self._transition(
-            agent,
-            "hangup",
-            now,
-            talk=talked,
-            wrapup_until=now + wrapup,
-            wrapup_cap=now + max(rules.wrapup_max if rules else 0.0, wrapup),
+            agent, "hangup", now, talk=talked, wrapup_until=now + wrapup, wrapup_cap=cap
         )
         if agent.status == "wrap-up":  # not disconnected meanwhile
             if wrapup > 0:
@@ -534,16 +557,42 @@ class Acd(Offers):
         return self._advance(now, "timer") + self._route(now)
 
     def _advance(self, now: float, cause: str) -> list[Command]:
-        out: list[Command] = []
+        self.store.sync()  # what other nodes sharing the store changed, first
+        out: list[Command] = self._retake() if self._taken else []
         timers = self._timers
         while timers and timers[0][0] <= now:
             at, _, kind, key = heapq.heappop(timers)
             self._cause = f"{kind} timer of {key}"
-            out += getattr(self, f"_timer_{kind}")(key, at)
-            # Route as of the timer's own time, so what it opened is offered
-            # before later timers (and this input) change anything.
-            out += self._route(at)
+            try:
+                out += getattr(self, f"_timer_{kind}")(key, at)
+                # Route as of the timer's own time, so what it opened is offered
+                # before later timers (and this input) change anything.
+                out += self._route(at)
+            except Conflict:
+                # Another node moved a record this timer changes, or the store
+                # (Redis) did not answer: the timer runs again shortly, and
+                # then acts on the records as they are (each timer checks).
+                self.timer_retries += 1
+                self._at(now + TIMER_RETRY, kind, key)
         self._cause = cause
+        return out
+
+    def _retake(self) -> list[Command]:
+        """Offers of this node that another node freed as orphans (this node was
+        more than ORPHAN_GRACE late ending them): stop ringing; the caller waits
+        again at their place."""
+        out: list[Command] = []
+        taken, self._taken = self._taken, []
+        for res in taken:
+            out.append(StopOffer(res.id, res.entry, res.agents, "withdrawn"))
+            entry = self.store.get("entry", res.entry)
+            if entry is None or entry.reservation != res.id:
+                continue
+            waiting = entry._replace(status="waiting", reservation="", version=entry.version + 1)
+            try:
+                self._apply([("entry", entry, waiting)])
+            except Conflict:
+                self._taken.append(res)  # the store did not answer: at the next input
         return out
 
     def _timer_reservation(self, res_id: str, now: float) -> list[Command]:

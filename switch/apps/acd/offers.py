@@ -20,6 +20,7 @@ from .events import (
 from .model import AgentRecord, Entry, QueueMemory, Reservation
 from .placing import Placing
 from .router import explain, pick
+from .state import ORPHAN_GRACE
 from .store import Conflict
 from .strategies import choose
 
@@ -76,7 +77,7 @@ class Offers(Placing):
         dialling = callback is not None and callback.mode == "customer-first"
         timeout = rules.ring_timeout + (rules.callback_dial_timeout if dialling else 0.0)
         res = Reservation(
-            f"r{next(self._ids)}",
+            f"r{next(self._ids)}{self._id_suffix}",
             entry.id,
             entry.queue,
             tuple(a.id for a in chosen),
@@ -135,6 +136,35 @@ class Offers(Placing):
                 )
             ]
         return [self._offer_command(res, callback is not None)]
+
+    def _timer_orphan(self, res_id: str, now: float) -> list[Command]:
+        """A reservation made by another node is still there ORPHAN_GRACE after it
+        expired: that node is gone. Its agents are released (not a miss: nobody
+        rang them that this node knows of); its caller went with its node."""
+        res = self.store.get("reservation", res_id)
+        if res is None or res_id in self._mine or now < res.expires_at + ORPHAN_GRACE:
+            return []
+        changes: list[tuple[str, Any, Any]] = [("reservation", res, None)]
+        events: list[Event] = []
+        released = []
+        for agent_id in res.agents:
+            agent = self.store.get("agent", agent_id)
+            if agent is None or agent.status != "reserved" or agent.reservation != res_id:
+                continue
+            if not all(queue in self.queues for queue in agent.queues):
+                return []  # configured otherwise here: a node that has its queues frees it
+            record, event = transition(agent, "release", now, "reservation expired", reservation="")
+            changes.append(("agent", agent, record))
+            events.append(event)
+            released.append(agent_id)
+        try:
+            self._apply(changes)
+        except Conflict:
+            return []  # another node freed them first (or the owner ended it late)
+        self._events.extend(events)
+        for agent_id in released:
+            self._presence(self.agent(agent_id), now)
+        return []
 
     def _offer_command(self, res: Reservation, callback: bool) -> Offer:
         devices = tuple(

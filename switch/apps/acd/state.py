@@ -24,7 +24,7 @@ from .model import STAFFED, AgentRecord, Entry
 from .rules import NEVER, QueueRules, TenantRules
 from .store import AcdStore, MemoryStore, Write
 
-__all__ = ["EWT_RUNS", "MAX_HOPS", "AcdState"]
+__all__ = ["EWT_RUNS", "MAX_HOPS", "ORPHAN_GRACE", "AcdState"]
 
 
 # Exits that send a caller on to another queue, at most this many per call:
@@ -32,6 +32,10 @@ __all__ = ["EWT_RUNS", "MAX_HOPS", "AcdState"]
 MAX_HOPS = 8
 # Replays averaged for one estimated wait (ewt.py).
 EWT_RUNS = 4
+# A reservation another node made (several nodes on one store) is freed here
+# this long after it expired: its own node's timer had time to end it, so
+# that node is gone (or cut off) and its agents would stay reserved for ever.
+ORPHAN_GRACE = 5.0
 
 
 def _key(kind: str, record: Any) -> str:
@@ -50,6 +54,7 @@ class AcdState:
         *,
         store: AcdStore | None = None,
         rng: random.Random | None = None,
+        node: str = "",
     ) -> None:
         self.queues: dict[str, QueueRules] = {rules.name: rules for rules in queues}
         self.tenant = tenant or TenantRules()
@@ -57,6 +62,7 @@ class AcdState:
         self.rng = rng if rng is not None else random.Random()
         self.index = Index(self.queues.values())
         self.decisions = 0  # reservations made
+        self.timer_retries = 0  # timers run again after the store refused their change
         self._timers: list[tuple[float, int, str, str]] = []
         self._ticks = itertools.count()
         self._seq = itertools.count(1)
@@ -70,6 +76,14 @@ class AcdState:
         self._bridged: dict[str, tuple[str, float]] = {}  # agent-first callbacks: queue, since
         self._exits_due: list[str] = []  # callers of queues that emptied (leave_when_empty)
         self._cause = ""
+        # Several nodes on one store: reservation ids carry the node and this
+        # run of it (a restarted node must not reuse ids still in the store).
+        self._id_suffix = f"@{node}.{self.rng.getrandbits(32):08x}" if node else ""
+        self._mine: set[str] = set()  # live reservations this engine made
+        self._taken: list[Any] = []  # of those, freed by another node (at the next input)
+        self.store.listen(self._remote_changed)
+        for res in self.store.all("reservation"):
+            self._at(res.expires_at + ORPHAN_GRACE, "orphan", res.id)
 
     def agent(self, agent_id: str) -> AgentRecord:
         record = self.store.get("agent", agent_id)
@@ -106,6 +120,33 @@ class AcdState:
                 self.index.agent_changed(old, new)
             elif kind == "entry":
                 self.index.entry_changed(old, new)
+            elif kind == "reservation":
+                if new is None:
+                    self._mine.discard(old.id)
+                else:
+                    self._mine.add(new.id)
+
+    def _remote_changed(self, kind: str, old: Any, new: Any) -> None:
+        """Another node changed a record (store.sync, or the refresh of a Conflict):
+        the index follows, and a reservation it made gets a timer in case it dies."""
+        if kind == "agent":
+            # An agent of a queue this node does not have (its config differs,
+            # during a rolling change say) is not indexed here.
+            known = self.queues
+            if old is not None and not all(queue in known for queue in old.queues):
+                old = None
+            if new is not None and not all(queue in known for queue in new.queues):
+                new = None
+            self.index.agent_changed(old, new)  # an agent it freed is routed here too
+        elif kind == "entry":
+            self.index.entry_changed(old, new)
+        elif kind == "reservation" and new is not None:
+            self._at(new.expires_at + ORPHAN_GRACE, "orphan", new.id)
+        elif kind == "reservation" and old is not None and old.id in self._mine:
+            # Another node freed this node's reservation as an orphan: this
+            # node was too late ending it itself. Its caller waits again.
+            self._mine.discard(old.id)
+            self._taken.append(old)
 
     def _put_agent(self, agent: AgentRecord) -> None:
         self._apply([("agent", None, agent)])
