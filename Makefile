@@ -7,8 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Debian packages the tests drive: SIPp, Redis, Chromium, text to speech,
 # coturn (TURN for WebRTC legs) and opus-tools (an independent reader of the
-# recorder's Ogg Opus files).
-TEST_PACKAGES := sip-tester redis-server chromium espeak-ng libopus0 coturn opus-tools
+# recorder's Ogg Opus files), PostgreSQL (the records' scale-out database).
+TEST_PACKAGES := sip-tester redis-server chromium espeak-ng libopus0 coturn opus-tools postgresql
 
 .PHONY: install run test lint format bench bench-smoke clean
 
