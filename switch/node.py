@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__
+from .apps.acd_records import AcdRecorder
 from .apps.acd_service import AcdService
 from .apps.builtin import builtin_apps
 from .apps.ivr import FlowError, FlowSet, load_flows, reload_flows
@@ -31,7 +32,9 @@ from .apps.services import NodeApps
 from .call.app import Apps
 from .call.b2bua import Calls
 from .call.carrier import CarrierRegistrations
+from .call.cdr import build_cdr
 from .call.dispatch import Dispatcher
+from .call.model import Call
 from .call.trunks import TrunkMonitor
 from .call.wiring import SipPort, build_calls
 from .config import DEMO_SOURCE, Config, ConfigError, HostPort, load_config, load_demo_config
@@ -56,6 +59,7 @@ from .sip.transaction import (
 )
 from .store.directory import Directory, DirectoryError
 from .store.location import Binding
+from .store.records import Records, RecordsError, open_backend
 from .store.state import State, StateError, open_state
 from .transport.dns import Resolver
 from .transport.limits import Limits
@@ -102,6 +106,7 @@ class Node:
         self.calls: Calls | None = None
         self.trunks: TrunkMonitor | None = None
         self.queues: AcdService | None = None
+        self.records: Records | None = None  # CDRs and queue/agent events (issue #9)
         dns = config.dns
         self.resolver = Resolver(
             [(server.host, server.port) for server in dns.nameservers],
@@ -147,6 +152,7 @@ class Node:
                 "version": self.flows.version,
                 "reload_problems": self.reload_problems,
             },
+            "records": self.records.status() if self.records is not None else None,
         }
 
     def reload(self) -> list[str]:
@@ -217,9 +223,21 @@ class Node:
             )
         except StateError as exc:
             raise StartError(f"state: {exc}") from None
+        # The directory of agents is SQLite only (the CLI's agent commands say
+        # so too): with PostgreSQL records, agents come from the config file.
+        if cfg.records.backend == "sqlite":
+            try:
+                self.directory = await Directory.open(cfg.records.dsn)
+            except DirectoryError as exc:
+                raise StartError(f"records: {exc}") from None
+        # Records wait in <data_dir>/outbox while the database cannot take them:
+        # only a schema newer than this code stops the node.
+        self.records = Records(
+            open_backend(cfg.records.backend, cfg.records.dsn), cfg.node.data_dir / "outbox"
+        )
         try:
-            self.directory = await Directory.open(cfg.records.dsn)
-        except DirectoryError as exc:
+            await self.records.start()
+        except RecordsError as exc:
             raise StartError(f"records: {exc}") from None
 
     async def _start_services(self) -> None:
@@ -254,6 +272,7 @@ class Node:
         self.carriers, self.guard, self.trunks, self.calls = (
             parts.carriers, parts.guard, parts.trunks, parts.calls
         )  # fmt: skip
+        self.calls.on_end = self._call_ended
         self.dispatcher.handle("REGISTER", self.registrar.handle)
         for method in GUARDED:
             # Screened here (trunk by address, agent by digest), then the
@@ -277,7 +296,22 @@ class Node:
         apps = self.app_services
         self.queues = AcdService(self.config, self.state.locations, apps.speech)
         apps.use_queues(self.queues)
+        # The ACD's events become queue/agent rows, once the service takes listeners.
+        add_listener = getattr(self.queues, "add_listener", None)
+        if add_listener is not None and self.records is not None:
+            add_listener(AcdRecorder(self.records))
         await self.queues.start()
+
+    def _call_ended(self, call: Call) -> None:
+        """A call is over: its CDR goes to the records (on disk before this returns)."""
+        if self.records is None or self.calls is None:
+            return
+        try:
+            row = build_cdr(call, self.config.node.name, self.calls.caller_number(call))
+        except Exception:  # a record is never worth a call: log it and go on
+            log.exception("records: the CDR of call %d could not be made", call.id)
+            return
+        self.records.cdr(row)
 
     def _check_apps(self) -> None:
         """Every DID's application must be one this node has."""
@@ -487,6 +521,9 @@ class Node:
         if self.calls is not None:
             await self.calls.close()
         await self.app_services.close()
+        if self.records is not None:
+            await self.records.close()  # what the database cannot take stays in the outbox
+            self.records = None
         await self.resolver.close()
         # Transports first: aiohttp's cleanup waits for open WebSocket
         # handlers, and closing the transports is what ends them.

@@ -329,6 +329,11 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
         except ParseError:
             return None
 
+    def caller_number(self, call: Call) -> str:
+        """Who called, for the record (ANI): an agent's extension, or the trunk
+        caller's number (a trusted trunk's P-Asserted-Identity first)."""
+        return self._number_of(call, True)
+
     def _number_of(self, call: Call, a_side: bool) -> str:
         """The number of the party on one side: an agent's extension, or the
         number a trunk side called from or was called at."""
