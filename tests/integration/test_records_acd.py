@@ -1,0 +1,68 @@
+"""A queued call's CDR (queue, wait, agent, ring and talk time) and the ACD's
+events as rows, on a live node (the demo's queue "support" on DID 200)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from switch.apps.acd_records import AcdRecorder
+from switch.sip.message import make_response
+from tests.integration.conftest import ended_calls
+from tests.integration.test_acd_calls import _status, _until, queue_call, queue_node
+from tests.integration.test_app_connect import _next, _reply, _sdp, _settle, agent_phone, rtp_socket
+from tests.integration.test_apps import _in_dialog
+from tests.integration.test_calls import _next_response
+
+
+async def test_a_queued_call_answered_by_an_agent(tmp_path):
+    async with (
+        queue_node(tmp_path) as node,
+        agent_phone(node, "1001") as agent,
+        rtp_socket() as agent_media,
+    ):
+        await _until(lambda: _status(node, "1001")[0] == "available", what="1001 available")
+        async with queue_call(node) as (trunk, _caller_media, answered, _node_a):
+            ended = ended_calls(node)
+            invite = await _next(agent, "INVITE")
+            _reply(agent, invite, 180, "ag1")
+            await asyncio.sleep(0.4)  # it rings
+            _reply(agent, invite, 200, "ag1", _sdp(agent_media.port))
+            await _next(agent, "ACK")
+            await _until(lambda: _status(node, "1001")[0] == "on-call", what="1001 on call")
+            await asyncio.sleep(0.5)  # they talk
+            trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
+            await _next_response(trunk, 200)
+            bye = await _next(agent, "BYE")
+            agent.send(bytes(make_response(bye, 200)))
+            await _until(lambda: _status(node, "1001")[0] == "available", 5, "available again")
+            await _settle(node)
+        assert node.records is not None and node.queues is not None
+        # (Until the ACD service takes listeners, the test hands its events over.)
+        recorder = AcdRecorder(node.records)
+        for event in node.queues.events:
+            recorder("demo", event)
+        assert await node.records.flush()
+        [cdr] = await node.records.fetch("cdrs")
+        queue_rows = await node.records.fetch("queue_events")
+        agent_rows = await node.records.fetch("agent_events")
+    [call] = ended
+    assert cdr["call_id"] == call.id
+    assert (cdr["app"], cdr["did"], cdr["direction"]) == ("queue", "200", "inbound")
+    assert (cdr["queue"], cdr["agent"], cdr["callee"]) == ("support", "1001", "1001")
+    assert 0.3 < cdr["wait"] < 5
+    assert 0.3 <= cdr["ring_time"] < 3
+    assert 0.4 < cdr["talk_time"] < cdr["billsec"] <= cdr["duration"]
+    assert (cdr["hangup_by"], cdr["hangup_code"]) == ("caller", 200)
+    caller = str(call.id)
+    assert [row["event"] for row in queue_rows if row["call_id"] == caller] == [
+        "joined",
+        "offered",
+        "answered",
+    ]
+    answered_row = queue_rows[-1]
+    assert (answered_row["agent"], answered_row["queue"]) == ("1001", "support")
+    assert answered_row["wait"] == pytest.approx(cdr["wait"], abs=0.001)
+    states = [row["state"] for row in agent_rows if row["agent"] == "1001"]
+    assert states[-4:] == ["reserved", "on-call", "wrap-up", "available"]
