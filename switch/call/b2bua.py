@@ -807,6 +807,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
                 call.a_sdp = req.body
             else:
                 call.b_sdp = req.body
+            call.holds.offered("a" if from_a else "b", req.body, time.time())
         there_side = "b" if from_a else "a"
         headers = []
         if there_side in call.timer:

@@ -12,9 +12,11 @@ applications left on it.
   queues ended), the queue application's `variables["queue"]`, and who
   answered through `connect` (`AppCall.connected`).
 
-Times are epoch seconds. Hold time: the call layer does not track holds yet
-(re-INVITEs with sendonly/inactive), so it is 0; wrap-up time comes later,
-with the wrap-up form (`Records.set_disposition`) or from the agent events.
+Times are epoch seconds. Hold time: from the offers relayed between the
+legs (switch.call.holds; an application's own call, the IVR's, has none),
+and talk time is the time connected less the hold. Wrap-up time comes
+later, with the wrap-up form (`Records.set_disposition`) or from the agent
+events.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def build_cdr(call: Call, node: str, caller_number: str) -> dict[str, Any]:
         ring = ((answer if answer is not None else end) - call.started_at) if target else 0.0
         talk = max(0.0, end - answer) if answer is not None else 0.0
 
+    hold = call.holds.seconds(end)
+    talk = max(0.0, talk - hold)
     agent = queued.get("agent") if queued else None
     if not agent and connected is not None and connected.kind == "agent":
         agent = connected.name
@@ -92,7 +96,7 @@ def build_cdr(call: Call, node: str, caller_number: str) -> dict[str, Any]:
         "agent": agent,
         "ring_time": round(ring, 3),
         "talk_time": round(talk, 3),
-        "hold_time": 0.0,  # not tracked by the call layer yet (see the module's docstring)
+        "hold_time": round(hold, 3),
         "wrapup_time": None,
         "disposition": None,
         "notes": None,

@@ -209,3 +209,17 @@ def test_transfers_name_who_left_and_who_took_over() -> None:
             "kind": "attended",
         },
     ]
+
+
+def test_hold_time_is_taken_out_of_the_talk_time() -> None:
+    sdp = (
+        b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        b"m=audio 4000 RTP/AVP 0\r\na=sendonly\r\n"
+    )
+    agent = Target("sip:1001@10.0.0.5", FLOW, "agent", "1001")
+    call = _call(Caller("demo", "trunk", "carrier"), agent, answered_at=1000.0, ended_at=1100.0)
+    call.holds.offered("b", sdp, 1020.0)
+    call.holds.offered("b", sdp.replace(b"sendonly", b"sendrecv"), 1050.0)
+    call.holds.offered("a", sdp, 1090.0)  # still on hold when the call ends
+    cdr = build_cdr(call, "node1", "+1555")
+    assert (cdr["hold_time"], cdr["talk_time"], cdr["billsec"]) == (40.0, 60.0, 100.0)

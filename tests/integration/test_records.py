@@ -83,6 +83,26 @@ async def test_calls_through_the_node_have_their_cdrs(tmp_path: Path) -> None:
     )  # fmt: skip
 
 
+async def test_a_held_call_has_its_hold_time(tmp_path: Path) -> None:
+    far_end = free_port(socket.SOCK_DGRAM)
+    async with running_node(tmp_path, changes=_trunk_at(far_end)) as node:
+        callee = asyncio.ensure_future(
+            run_sipp("call_uas_hold.xml", ("127.0.0.1", 9), timeout=TIMEOUT, port=far_end)
+        )
+        await asyncio.sleep(0.3)
+        caller = await run_sipp(
+            "call_uac_hold.xml", sip_address(node), timeout=TIMEOUT, extra=["-s", "400"]
+        )
+        assert caller.ok, caller.output
+        assert (await callee).ok
+        assert node.records is not None
+        assert await node.records.flush()
+        [cdr] = await node.records.fetch("cdrs")
+    # The caller holds (sendonly), pauses 100 ms after the answer's ACK, resumes.
+    assert 0.1 <= cdr["hold_time"] < 2
+    assert cdr["talk_time"] == pytest.approx(cdr["billsec"] - cdr["hold_time"], abs=0.002)
+
+
 def _immutable(paths: list[Path], on: bool) -> None:
     for path in paths:
         if path.exists():
