@@ -1047,16 +1047,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
             handle.cancel()
         call.timer_handles.clear()
         self._stop_b_timer(call)
-        if call.ended_at is None:
-            call.ended_at = time.time()
-            call.quality = self.quality(call)
-            if self.recordings is not None:
-                self.recordings.ended(call)
-            if self.on_end is not None:
-                try:
-                    self.on_end(call)
-                except Exception:
-                    log.exception("on_end failed for call %d", call.id)
+        self._ended(call)
         self._dtmf_stop(call)
         if call.media is not None:
             call.media.close()
@@ -1072,12 +1063,31 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
         self._by_leg.pop(call.a_key, None)
         self._by_leg.pop(call.b_key, None)
 
+    def _ended(self, call: Call) -> None:
+        """Once per call: its end time, final media figures, recording, and `on_end`."""
+        if call.ended_at is not None:
+            return
+        call.ended_at = time.time()
+        call.quality = self.quality(call)
+        if self.recordings is not None:
+            self.recordings.ended(call)
+        if self.on_end is not None:
+            try:
+                self.on_end(call)
+            except Exception:
+                log.exception("on_end failed for call %d", call.id)
+
     async def close(self) -> None:
-        """Stop: cancel what is under way and release the calls' relay ports."""
+        """Stop: cancel what is under way and release the calls' relay ports. The
+        calls still up end here for the record ("node stopped"; no BYE is sent)."""
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        for call in list(self._by_invite.values()):
+            if call.hangup is None:
+                call.hangup = Hangup("node", 0, "node stopped")
+            self._ended(call)
         if self.recordings is not None:
             await self.recordings.close()  # what was recorded so far is kept
         for call in list(self._by_invite.values()):

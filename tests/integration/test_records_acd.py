@@ -9,6 +9,8 @@ import pytest
 
 from switch.apps.acd_records import AcdRecorder
 from switch.sip.message import make_response
+from switch.store.records import open_backend
+from switch.store.records.service import decode
 from tests.integration.conftest import ended_calls
 from tests.integration.test_acd_calls import _status, _until, queue_call, queue_node
 from tests.integration.test_app_connect import _next, _reply, _sdp, _settle, agent_phone, rtp_socket
@@ -66,3 +68,23 @@ async def test_a_queued_call_answered_by_an_agent(tmp_path):
     assert answered_row["wait"] == pytest.approx(cdr["wait"], abs=0.001)
     states = [row["state"] for row in agent_rows if row["agent"] == "1001"]
     assert states[-4:] == ["reserved", "on-call", "wrap-up", "available"]
+
+
+async def test_a_call_still_up_when_the_node_stops_has_its_cdr(tmp_path):
+    async with queue_node(tmp_path) as node:
+        db = node.config.records.dsn
+        async with queue_call(node):  # nobody to answer: the caller waits in the queue
+            await _until(lambda: len(node.calls) == 1, what="the call is up")
+            [call] = list(node.calls._by_invite.values())
+            await node.stop()
+    backend = open_backend("sqlite", db)
+    try:
+        [cdr] = [decode(row) for row in await backend.fetch("cdrs")]
+    finally:
+        await backend.close()
+    assert cdr["call_id"] == call.id
+    assert (cdr["hangup_by"], cdr["hangup_code"], cdr["hangup_reason"]) == (
+        "node", 0, "node stopped",
+    )  # fmt: skip
+    assert (cdr["app"], cdr["did"]) == ("queue", "200")
+    assert cdr["answer_time"] is not None and cdr["end_time"] >= cdr["answer_time"]

@@ -350,3 +350,16 @@ async def test_postgres_down_records_wait_and_arrive_once(
     assert await records.flush(10.0)
     assert sorted(row["call_id"] for row in await records.fetch("cdrs")) == [1, 2, 3, 4]
     await records.close()
+
+
+async def test_events_of_the_same_time_read_back_in_the_order_made(
+    new_backend: NewBackend, tmp_path: Path
+) -> None:
+    records = Records(new_backend(), tmp_path / "outbox")
+    await records.start()
+    names = ["joined", "offered", "offer_ended", "offered", "answered"] * 4
+    for name in names:
+        records.queue_event({"time": 7.0, "tenant": "demo", "event": name, "call_id": "1"})
+    assert await records.flush()
+    assert [row["event"] for row in await records.fetch("queue_events")] == names
+    await records.close()

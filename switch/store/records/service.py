@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,6 +50,15 @@ class Backend(Protocol):
     async def fetch(self, table: str, limit: int = 100) -> list[dict[str, Any]]: ...
     async def version(self) -> int: ...
     async def close(self) -> None: ...
+
+
+_sequence = itertools.count()
+
+
+def new_id() -> str:
+    """A record's id: unique across nodes and restarts, and in the order records
+    were made (rows of the same time read back in that order)."""
+    return f"{time.time_ns():016x}-{next(_sequence) % 16**8:08x}-{secrets.token_hex(4)}"
 
 
 def open_backend(backend: str, dsn: str) -> Backend:
@@ -113,10 +123,10 @@ class Records:
         return cdr_id
 
     def queue_event(self, row: dict[str, Any]) -> str:
-        return self._add(Record(uuid.uuid4().hex, "queue_event", dict(row)))
+        return self._add(Record(new_id(), "queue_event", dict(row)))
 
     def agent_event(self, row: dict[str, Any]) -> str:
-        return self._add(Record(uuid.uuid4().hex, "agent_event", dict(row)))
+        return self._add(Record(new_id(), "agent_event", dict(row)))
 
     def set_disposition(
         self, cdr_id: str, disposition: str, notes: str = "", wrapup_time: float | None = None
@@ -133,7 +143,7 @@ class Records:
             "notes": notes,
             "wrapup_time": wrapup_time,
         }
-        return self._add(Record(uuid.uuid4().hex, "disposition", row))
+        return self._add(Record(new_id(), "disposition", row))
 
     def _add(self, record: Record) -> str:
         try:
