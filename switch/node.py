@@ -303,15 +303,25 @@ class Node:
         await self.queues.start()
 
     def _call_ended(self, call: Call) -> None:
-        """A call is over: its CDR goes to the records (on disk before this returns)."""
+        """A call is over: its CDR goes to the records (on disk before this returns).
+        An application still running (the queue's outcome comes once the caller
+        has gone) gives a fuller CDR when it finishes: it replaces the first."""
+        row = self._record_call(call, None)
+        task = call.app.task if call.app is not None else None
+        if row is not None and task is not None and not task.done():
+            task.add_done_callback(lambda _: self._record_call(call, row))
+
+    def _record_call(self, call: Call, before: dict[str, Any] | None) -> dict[str, Any] | None:
         if self.records is None or self.calls is None:
-            return
+            return None
         try:
             row = build_cdr(call, self.config.node.name, self.calls.caller_number(call))
         except Exception:  # a record is never worth a call: log it and go on
             log.exception("records: the CDR of call %d could not be made", call.id)
-            return
-        self.records.cdr(row)
+            return None
+        if row != before:
+            self.records.cdr(row)
+        return row
 
     def _check_apps(self) -> None:
         """Every DID's application must be one this node has."""

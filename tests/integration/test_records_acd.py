@@ -88,3 +88,21 @@ async def test_a_call_still_up_when_the_node_stops_has_its_cdr(tmp_path):
     )  # fmt: skip
     assert (cdr["app"], cdr["did"]) == ("queue", "200")
     assert cdr["answer_time"] is not None and cdr["end_time"] >= cdr["answer_time"]
+
+
+async def test_a_caller_who_gives_up_in_the_queue_has_the_queue_in_the_cdr(tmp_path):
+    # The queue's outcome (and so the CDR's queue and wait) is known only once
+    # the caller has gone: the CDR made at the end is replaced by the fuller one.
+    async with queue_node(tmp_path) as node:
+        ended = ended_calls(node)
+        async with queue_call(node) as (trunk, _media, answered, _node_a):
+            await asyncio.sleep(0.6)  # waits, nobody to answer
+            trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
+            await _next_response(trunk, 200)
+        await _until(lambda: bool(ended), what="the call ended")
+        await _until(lambda: ended[0].app.task.done(), what="the queue application finished")
+        assert node.records is not None
+        assert await node.records.flush()
+        [cdr] = await node.records.fetch("cdrs")
+    assert (cdr["queue"], cdr["agent"], cdr["hangup_by"]) == ("support", None, "caller")
+    assert 0.5 < cdr["wait"] < 5

@@ -363,3 +363,23 @@ async def test_events_of_the_same_time_read_back_in_the_order_made(
     assert await records.flush()
     assert [row["event"] for row in await records.fetch("queue_events")] == names
     await records.close()
+
+
+async def test_a_fuller_version_of_a_cdr_replaces_it_but_not_its_wrapup(
+    new_backend: NewBackend, tmp_path: Path
+) -> None:
+    records = Records(new_backend(), tmp_path / "outbox")
+    await records.start()
+    first = cdr_row(1)
+    records.cdr(first)
+    records.set_disposition(first["id"], "sale", "kept")
+    records.cdr({**first, "queue": "support", "wait": 31.5})  # the application finished
+    records.cdr(first)  # (an older version replayed before it would be overwritten the same way)
+    records.cdr({**first, "queue": "support", "wait": 31.5})
+    assert await records.flush()
+    [cdr] = await records.fetch("cdrs")
+    assert (cdr["queue"], cdr["wait"], cdr["disposition"], cdr["notes"]) == (
+        "support", 31.5, "sale", "kept",
+    )  # fmt: skip
+    assert len(await records.fetch("cdr_legs")) == 2
+    await records.close()

@@ -1,9 +1,14 @@
 """What each record becomes in SQL: statements with their arguments, per dialect.
 
-Every insert is `ON CONFLICT DO NOTHING` on the record's unique id, so a
-record written twice (a replay of the outbox) is one row. A disposition is
-a row of its own (every wrap-up form sent is kept) and the latest one by
-time is copied onto its CDR, whichever of the two arrives first.
+Every insert is idempotent on the record's unique id, so a record written
+twice (a replay of the outbox) is one row: `ON CONFLICT DO NOTHING`, except
+a CDR's, which replaces the row's call columns with the same values, or
+with those of a later, fuller version of the same CDR (an application that
+finished after its call: the queue's outcome). Records reach the database
+in the order they were made, so the fuller version is the one that stays.
+A disposition is a row of its own (every wrap-up form sent is kept) and the
+latest one by time is copied onto its CDR, whichever of the two arrives
+first.
 """
 
 from __future__ import annotations
@@ -27,17 +32,23 @@ def _placeholders(dialect: Dialect, count: int, start: int = 1) -> list[str]:
     return [f"${n}" for n in range(start, start + count)]
 
 
-def _insert(dialect: Dialect, table: str, row: dict[str, Any]) -> Statement:
+# What a later version of a CDR does not replace: the wrap-up form's columns.
+_KEPT = frozenset({"id", "disposition", "notes", "wrapup_time"})
+
+
+def _insert(dialect: Dialect, table: str, row: dict[str, Any], replace: bool = False) -> Statement:
     kinds = TABLES[table]
     unknown = set(row) - set(kinds)
     if unknown:
         raise BadRecord(f"{table}: unknown columns {sorted(unknown)}")
     columns = list(kinds)
     marks = _placeholders(dialect, len(columns))
-    sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(marks)}) "
-        "ON CONFLICT DO NOTHING"
-    )
+    if replace:
+        update = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in _KEPT)
+        conflict = f"ON CONFLICT (id) DO UPDATE SET {update}"
+    else:
+        conflict = "ON CONFLICT DO NOTHING"
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(marks)}) {conflict}"
     return sql, tuple(_value(kinds[c], row.get(c), f"{table}.{c}") for c in columns)
 
 
@@ -74,7 +85,7 @@ def statements(dialect: Dialect, record: Record) -> list[Statement]:
     if record.kind == "cdr":
         cdr = {k: v for k, v in row.items() if k != "legs"}
         cdr["id"] = record.id
-        out = [_insert(dialect, "cdrs", cdr)]
+        out = [_insert(dialect, "cdrs", cdr, replace=True)]
         for index, leg in enumerate(row.get("legs") or []):
             out.append(_insert(dialect, "cdr_legs", {**leg, "cdr_id": record.id, "idx": index}))
         out.append(_apply_latest(dialect, record.id))
