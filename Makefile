@@ -7,12 +7,20 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Debian packages the tests drive: SIPp, Redis, Chromium, text to speech,
 # coturn (TURN for WebRTC legs) and opus-tools (an independent reader of the
-# recorder's Ogg Opus files), PostgreSQL (the records' scale-out database).
-TEST_PACKAGES := sip-tester redis-server chromium espeak-ng libopus0 coturn opus-tools postgresql
+# recorder's Ogg Opus files), a Chinese font for the webphone's screenshots, and
+# PostgreSQL (the records' scale-out database).
+TEST_PACKAGES := sip-tester redis-server chromium espeak-ng libopus0 coturn opus-tools \
+	fonts-wqy-microhei postgresql
 
 .PHONY: install run test lint format bench bench-smoke clean
 
-install: $(STAMP)
+# The webphone (webphone/, JsSIP and the page) is built into static files the
+# node serves at /phone/; rebuilt when its sources change.
+WEBPHONE_STAMP := switch/web/static/phone/.built
+WEBPHONE_SOURCES := webphone/package.json webphone/package-lock.json webphone/build.mjs \
+	webphone/index.html $(wildcard webphone/src/*)
+
+install: $(STAMP) $(WEBPHONE_STAMP)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || bash scripts/ensure-packages.sh python3-venv
@@ -20,6 +28,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $(STAMP)
+
+$(WEBPHONE_STAMP): $(WEBPHONE_SOURCES)
+	@command -v npm >/dev/null 2>&1 || bash scripts/ensure-packages.sh nodejs npm
+	cd webphone && npm ci --no-audit --no-fund --loglevel=error && npm run build
+	@touch $@
 
 run: install
 	$(BIN)/switch run $(ARGS)
@@ -48,4 +61,5 @@ bench-smoke: install
 	$(BIN)/python -m bench --smoke $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/results test-output
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/results test-output \
+		switch/web/static/phone webphone/node_modules

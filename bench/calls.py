@@ -404,21 +404,8 @@ def _node_config(work: Path, callee_port: int) -> tuple[Path, int, int]:
     sip_port, http_port = procs.free_port(), procs.free_port(socket.SOCK_STREAM)
     path = work / "node.toml"
     path.write_text(
-        f"""# Written by bench/calls.py.
-[node]
-data_dir = "{work / "data"}"
-log_level = "warning"   # like Kamailio's debug=1: no line per call
-
-[sip]
-listen = "127.0.0.1:{sip_port}"
-transports = ["udp"]
-
-[http]
-listen = "127.0.0.1:{http_port}"
-
-[state]
-backend = "memory"
-
+        procs.node_toml("calls.py", work / "data", sip_port, http_port)
+        + f"""
 # The RTP relay takes two port pairs per call. Not the default 10000-20000,
 # which nodes started by the test suite on this machine may hold.
 [media]

@@ -25,23 +25,20 @@ note says so.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from . import procs
 from .report import Row
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+ROOT = procs.ROOT
 BENCHMARK = "channels"
 DID = "600"
 STEPS = [100, 200, 300, 400, 500, 600, 700, 800]
@@ -59,21 +56,8 @@ def _config(work: Path) -> tuple[Path, int, int]:
     sip_port, http_port = procs.free_port(), procs.free_port(socket.SOCK_STREAM)
     path = work / "node.toml"
     path.write_text(
-        f"""# Written by bench/channels.py.
-[node]
-data_dir = "{work / "data"}"
-log_level = "warning"
-
-[sip]
-listen = "127.0.0.1:{sip_port}"
-transports = ["udp"]
-
-[http]
-listen = "127.0.0.1:{http_port}"
-
-[state]
-backend = "memory"
-
+        procs.node_toml("channels.py", work / "data", sip_port, http_port)
+        + f"""
 [media]
 rtp_port_min = {RTP_PORTS[0]}
 rtp_port_max = {RTP_PORTS[1]}
@@ -99,43 +83,25 @@ app = "bench"
     return path, sip_port, http_port
 
 
-@contextlib.contextmanager
-def _node(work: Path, config: Path, http_port: int, stats: Path) -> Iterator[tuple[int, Path]]:
-    """bench/channelnode.py on `config`; yields (pid, log) once /healthz says ready."""
-    log = work / "node-channels.log"
-    cmd = [sys.executable, "-m", "bench.channelnode", str(config), str(stats)]
-    profile_dir = os.environ.get("SWITCH_BENCH_PROFILE")
-    if profile_dir:
-        out = Path(profile_dir).resolve() / "node-channels.prof"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "cProfile", "-o", str(out), *cmd[1:]]
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            cmd, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
-        )
-    try:
-        url = f"http://127.0.0.1:{http_port}/healthz"
-        deadline = time.monotonic() + 30
-        while not procs.http_ok(url):
-            if proc.poll() is not None:
-                raise RuntimeError(f"node exited ({proc.returncode}):\n{procs.tail(log)}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"node not ready within 30 s:\n{procs.tail(log)}")
-            time.sleep(0.1)
-        yield proc.pid, log
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT if profile_dir else signal.SIGTERM)
-        procs.stop(proc)
-
-
-def _measure(steps: list[int], seconds: float, warmup: float) -> tuple[dict, str]:
+def measure(
+    name: str,
+    node_module: str,
+    config: Callable[[Path], tuple[Path, int, int]],
+    steps: list[int],
+    seconds: float,
+    warmup: float,
+    ready_within: float = 30,
+) -> tuple[dict, str]:
+    """bench/channelload.py's steps against `node_module` (bench.channelnode: a
+    node with the bench's application) on `config(work)`: (its figures, the
+    node's first warnings). Shared with bench/ivr.py."""
     _, load_cpus = procs.cpus()
-    with tempfile.TemporaryDirectory(prefix="switch-bench-channels-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"switch-bench-{name}-") as tmp:
         work = Path(tmp)
         stats = work / "stats.json"
-        config, sip_port, http_port = _config(work)
-        with _node(work, config, http_port, stats) as (pid, log):
+        path, sip_port, http_port = config(work)
+        module = (node_module, str(stats))
+        with procs.node(work, path, http_port, name, module, ready_within) as (pid, log):
             plan = {
                 "node": ["127.0.0.1", sip_port], "node_pid": pid, "steps": steps,
                 "seconds": seconds, "warmup": warmup, "stats": str(stats), "did": DID,
@@ -238,12 +204,12 @@ def run(smoke: bool) -> list[Row]:
         (SMOKE_STEPS, SMOKE_SECONDS, SMOKE_WARMUP) if smoke else (STEPS, SECONDS, WARMUP)
     )
     if smoke:  # any error propagates: CI must see it
-        result, node_log = _measure(steps, seconds, warmup)
+        result, node_log = measure("channels", "bench.channelnode", _config, steps, seconds, warmup)
         if not result["steps"] or not result["steps"][0]["received"]:
             raise RuntimeError(f"no prompt reached the callers: {json.dumps(result)[:2000]}")
         return _rows(result, node_log, smoke)
     try:
-        result, node_log = _measure(steps, seconds, warmup)
+        result, node_log = measure("channels", "bench.channelnode", _config, steps, seconds, warmup)
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
         print(f"bench: channels failed: {e}", file=sys.stderr)
         why = f"failed: {str(e).splitlines()[0][:200]}"

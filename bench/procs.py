@@ -17,11 +17,38 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository: `python -m bench.X` runs here
+
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def node_toml(
+    writer: str, data_dir: Path, sip_port: int, http_port: int, state: str = 'backend = "memory"'
+) -> str:
+    """The start of a bench node's config: one UDP listener, quiet logs, `state`.
+
+    `writer` names the bench file in the first line; the caller appends
+    its [media] and tenant tables.
+    """
+    return f"""# Written by bench/{writer}.
+[node]
+data_dir = "{data_dir}"
+log_level = "warning"   # like Kamailio's debug=1: no line per request
+
+[sip]
+listen = "127.0.0.1:{sip_port}"
+transports = ["udp"]
+
+[http]
+listen = "127.0.0.1:{http_port}"
+
+[state]
+{state}
+"""
 
 
 def cpus() -> tuple[set[int], set[int]]:
@@ -116,34 +143,50 @@ def http_ok(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def node(work: Path, config: Path, http_port: int, name: str) -> Iterator[tuple[int, Path]]:
+def node(
+    work: Path,
+    config: Path,
+    http_port: int,
+    name: str,
+    module: tuple[str, ...] = (),
+    ready_within: float = 30,
+) -> Iterator[tuple[int, Path]]:
     """Run our node on `config`; yields (pid, log) once /healthz says ready.
 
-    With SWITCH_BENCH_PROFILE=DIR the node runs under cProfile and writes
-    DIR/node-<name>.prof when it stops.
+    `module`: a bench module and its arguments to run instead of `switch run`
+    (`python -m MODULE CONFIG ARGS...`, e.g. bench.channelnode, which adds an
+    application to the node). With SWITCH_BENCH_PROFILE=DIR the node runs
+    under cProfile and writes DIR/node-<name>.prof when it stops.
     """
-    cmd = [str(switch_bin()), "run", "--config", str(config)]
+    if module:
+        cmd = [sys.executable, "-m", module[0], str(config), *module[1:]]
+        cwd = ROOT
+    else:
+        cmd, cwd = [str(switch_bin()), "run", "--config", str(config)], work
     profile_dir = os.environ.get("SWITCH_BENCH_PROFILE")
     if profile_dir:
         out = Path(profile_dir).resolve() / f"node-{name}.prof"
         out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "cProfile", "-o", str(out), *cmd]
+        cmd = [sys.executable, "-m", "cProfile", "-o", str(out), *cmd[1 if module else 0 :]]
     log = work / f"node-{name}.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            cmd, stdout=sink, stderr=subprocess.STDOUT, cwd=work, start_new_session=True
+            cmd, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
         )
     try:
         url = f"http://127.0.0.1:{http_port}/healthz"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + ready_within
         while not http_ok(url):
             if proc.poll() is not None:
                 raise RuntimeError(f"node exited ({proc.returncode}):\n{tail(log)}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"node not ready within 30 s:\n{tail(log)}")
+                raise RuntimeError(f"node not ready within {ready_within:g} s:\n{tail(log)}")
             time.sleep(0.1)
         yield proc.pid, log
     finally:
+        if proc.poll() is None and profile_dir and module:
+            # A bench module stops cleanly (and cProfile writes) on Ctrl-C.
+            proc.send_signal(signal.SIGINT)
         stop(proc)
 
 

@@ -132,29 +132,15 @@ def _users_csv(work: Path) -> Path:
 
 def _node_config(work: Path, backend: str, redis_url: str) -> tuple[Path, int, int]:
     sip_port, http_port = procs.free_port(), procs.free_port(socket.SOCK_STREAM)
-    state = f'redis_url = "{redis_url}"' if backend == "redis" else ""
+    state = f'backend = "{backend}"\n' + (f'redis_url = "{redis_url}"' if redis_url else "")
     agents = "".join(
         f'[tenants.bench.agents."{ext}"]\npassword = "pw{ext}"\n'
         for ext in range(FIRST_EXT, FIRST_EXT + USERS)
     )
     path = work / f"node-{backend}.toml"
     path.write_text(
-        f"""# Written by bench/register.py.
-[node]
-data_dir = "{work / f"data-{backend}"}"
-log_level = "warning"   # like Kamailio's debug=1: no line per request
-
-[sip]
-listen = "127.0.0.1:{sip_port}"
-transports = ["udp"]
-
-[http]
-listen = "127.0.0.1:{http_port}"
-
-[state]
-backend = "{backend}"
-{state}
-
+        procs.node_toml("register.py", work / f"data-{backend}", sip_port, http_port, state)
+        + f"""
 [registrar]
 # MD5 first: SIPp 3.6 answers only the first challenge and knows only MD5.
 auth_algorithms = ["MD5", "SHA-256"]

@@ -84,21 +84,8 @@ def _node_config(work: Path, far_port: int, extra: str = "") -> tuple[Path, int,
     sip_port, http_port = procs.free_port(), procs.free_port(socket.SOCK_STREAM)
     path = work / "node.toml"
     path.write_text(
-        f"""# Written by bench/relay.py.
-[node]
-data_dir = "{work / "data"}"
-log_level = "warning"
-
-[sip]
-listen = "127.0.0.1:{sip_port}"
-transports = ["udp"]
-
-[http]
-listen = "127.0.0.1:{http_port}"
-
-[state]
-backend = "memory"
-
+        procs.node_toml("relay.py", work / "data", sip_port, http_port)
+        + f"""
 [media]
 rtp_port_min = {RTP_PORTS[0]}
 rtp_port_max = {RTP_PORTS[1]}

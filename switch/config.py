@@ -109,7 +109,8 @@ Strategy = Literal[
 ]
 Transport = Literal["udp", "tcp", "tls"]
 Codec = Literal["pcmu", "pcma", "g722", "opus", "telephone-event"]
-Role = Literal["agent", "supervisor", "admin"]
+# operator: an admin of every tenant (the operator's own staff; the API's X-Tenant header).
+Role = Literal["agent", "supervisor", "admin", "operator"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
@@ -456,6 +457,20 @@ class HttpConfig(_Model):
     listen: HttpListen = HostPort("127.0.0.1", 8080)
     tls_cert: InputFile = None
     tls_key: InputFile = None
+    # The key that signs the API's tokens (JWT, HS256). Empty: a random one
+    # per node start (tokens end with a restart). Nodes behind one address
+    # must share one, or a token from one is refused by the others.
+    jwt_secret: str = ""
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError(
+                f"is {len(value)} characters; use at least 32 random ones "
+                "(e.g. the output of `openssl rand -hex 32`), or leave it out"
+            )
+        return value
 
     @property
     def tls(self) -> bool:
@@ -871,6 +886,70 @@ class QueueCallback(_Model):
         return self
 
 
+def _feature_code(value: Any) -> Any:
+    if isinstance(value, str) and value and not re.fullmatch(r"[*#][0-9*#]{1,7}", value):
+        raise ValueError(
+            f"{_show(value)} is not a feature code: a star or hash then up to 7 digits, "
+            '* or # (e.g. "*61"), or "" to turn it off'
+        )
+    return value
+
+
+FeatureCode = Annotated[str, BeforeValidator(_feature_code)]
+# What each feature code does, by its key in [tenants.<id>.acd.feature_codes].
+FEATURE_ACTIONS = ("login", "logout", "available", "not_ready", "extend_wrapup")
+# The node's application that answers them (switch.apps.acd_codes); the router sends them there.
+FEATURE_CODES_APP = "acd-codes"
+
+
+class FeatureCodes(_Model):
+    """Codes an agent dials from a desk phone to change their ACD state
+    (`[tenants.<id>.acd.feature_codes]`); "" turns one off."""
+
+    login: FeatureCode = "*61"
+    logout: FeatureCode = "*62"
+    available: FeatureCode = "*63"
+    # Alone: the first of not_ready_reasons; followed by n (*642): the n-th.
+    not_ready: FeatureCode = "*64"
+    extend_wrapup: FeatureCode = "*65"
+    extend_by: int = Field(30, ge=1, le=3600)  # seconds each *65 adds (within wrapup_max)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> FeatureCodes:
+        seen: dict[str, str] = {}
+        for action in FEATURE_ACTIONS:
+            code = getattr(self, action)
+            if not code:
+                continue
+            if code in seen:
+                raise _problem(f"{_show(code)} is also the code for {seen[code]}", action)
+            seen[code] = action
+        nr = self.not_ready
+        for code, action in seen.items():
+            if nr and action != "not_ready" and code.startswith(nr):
+                raise _problem(
+                    f"{_show(code)} starts with the not_ready code {_show(nr)}, which takes "
+                    "a reason number after it: choose another code",
+                    action,
+                )
+        return self
+
+    def codes(self) -> dict[str, str]:
+        """Action -> code, for the codes that are on."""
+        return {a: c for a in FEATURE_ACTIONS if (c := getattr(self, a))}
+
+    def match(self, dialled: str) -> tuple[str, int | None] | None:
+        """The action `dialled` asks for and, for not_ready, the reason's number
+        (None: the code alone); None when it is no feature code."""
+        for action, code in self.codes().items():
+            if dialled == code:
+                return action, None
+        nr = self.not_ready
+        if nr and dialled.startswith(nr) and dialled[len(nr) :].isdigit():
+            return "not_ready", int(dialled[len(nr) :])
+        return None
+
+
 class AcdSettings(_Model):
     """A tenant's ACD rules (`[tenants.<id>.acd]`)."""
 
@@ -883,6 +962,8 @@ class AcdSettings(_Model):
     max_missed: int = Field(3, ge=0, le=100)
     # Seconds a caller's number is remembered with the agent who last served it (sticky agent).
     sticky_memory: int = Field(7 * 86400, ge=0)
+    # Codes agents dial from a desk phone: log in, log out, available, not ready, wrap-up.
+    feature_codes: FeatureCodes = Field(default_factory=FeatureCodes)
 
     @field_validator("not_ready_reasons")
     @classmethod
@@ -895,6 +976,23 @@ class AcdSettings(_Model):
             if value.count(reason) > 1:
                 raise ValueError(f"{reason!r} is listed twice")
         return value
+
+
+def _check_feature_codes(
+    tenant: str, codes: FeatureCodes, objects: dict[str, dict[str, Any]], report: _Report
+) -> None:
+    """A feature code must not be what an agent dials for an extension or a DID:
+    it would hide it. (An outbound route's prefix is digits or "+", and a code
+    starts with "*" or "#": they cannot meet.)"""
+    path = ("tenants", tenant, "acd", "feature_codes")
+    for action, code in codes.codes().items():
+        clash = None
+        if code in objects["agents"]:
+            clash = f"agent {code}'s extension"
+        elif code in objects["dids"]:
+            clash = f"DID {code}"
+        if clash is not None:
+            report.add((*path, action), f"{_show(code)} is also {clash}: choose another code")
 
 
 def _check_acd(
@@ -1519,6 +1617,13 @@ class User(_Model):
     role: Role = "agent"
 
 
+class ApiKey(_Model):
+    """A key an integration (a CRM, a script) sends as `X-API-Key`, with a role in its tenant."""
+
+    key: str = Field(min_length=24)
+    role: Literal["supervisor", "admin"] = "supervisor"
+
+
 class _TenantSettings(_Model):
     name: str = ""
     timezone: str = "UTC"
@@ -1551,6 +1656,7 @@ class Tenant(_Model):
     outbound: dict[str, OutboundRoute] = Field(default_factory=dict)
     users: dict[str, User] = Field(default_factory=dict)
     hours: dict[str, Hours] = Field(default_factory=dict)
+    api_keys: dict[str, ApiKey] = Field(default_factory=dict)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -1635,6 +1741,7 @@ _KINDS: dict[str, type[_Model]] = {
     "outbound": OutboundRoute,
     "users": User,
     "hours": Hours,
+    "api_keys": ApiKey,
 }
 _SINGULAR = {
     "agents": "agent",
@@ -1645,6 +1752,7 @@ _SINGULAR = {
     "outbound": "outbound route",
     "users": "user",
     "hours": "hours calendar",
+    "api_keys": "API key",
 }
 # Names are used in URLs, reports and cross-references: keep them plain.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -2089,6 +2197,8 @@ def _build(
             _check_numbers(tenant_id, settings.numbers, tenant_source, objects, report)
         _check_trunk_accounts(tenant_source, objects, report)
         _check_acd(tenant_id, tenant_source, objects, settings and settings.numbers.plan, report)
+        if settings is not None:
+            _check_feature_codes(tenant_id, settings.acd.feature_codes, objects, report)
         # The carrier hands us a number, not a tenant: a number has one owner.
         for number, (path, _) in tenant_source.objects["dids"].items():
             if number in owners:

@@ -19,7 +19,8 @@ import signal
 import ssl
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -64,7 +65,11 @@ from .store.state import State, StateError, open_state
 from .transport.dns import Resolver
 from .transport.limits import Limits
 from .transport.registry import Transports
+from .web.api import Api
 from .web.app import make_app
+
+if TYPE_CHECKING:
+    from .call.model import Call
 
 log = logging.getLogger("switch.node")
 
@@ -107,6 +112,7 @@ class Node:
         self.trunks: TrunkMonitor | None = None
         self.queues: AcdService | None = None
         self.records: Records | None = None  # CDRs and queue/agent events (issue #9)
+        self.api: Api | None = None  # the REST API (switch.web.api)
         dns = config.dns
         self.resolver = Resolver(
             [(server.host, server.port) for server in dns.nameservers],
@@ -273,6 +279,8 @@ class Node:
             parts.carriers, parts.guard, parts.trunks, parts.calls
         )  # fmt: skip
         self.calls.on_end = self._call_ended
+        if self.queues is not None:  # agents on calls the ACD did not give them are busy
+            self.calls.on_agent_call = self.queues.agent_call
         self.dispatcher.handle("REGISTER", self.registrar.handle)
         for method in GUARDED:
             # Screened here (trunk by address, agent by digest), then the
@@ -296,10 +304,8 @@ class Node:
         apps = self.app_services
         self.queues = AcdService(self.config, self.state.locations, apps.speech)
         apps.use_queues(self.queues)
-        # The ACD's events become queue/agent rows, once the service takes listeners.
-        add_listener = getattr(self.queues, "add_listener", None)
-        if add_listener is not None and self.records is not None:
-            add_listener(AcdRecorder(self.records))
+        if self.records is not None:  # the ACD's events become queue/agent rows
+            self.queues.add_listener(AcdRecorder(self.records))
         await self.queues.start()
 
     def _call_ended(self, call: Call) -> None:
@@ -420,8 +426,7 @@ class Node:
         tenant_id, _, ext = aor.partition("/")
         tenant = self.config.tenants.get(tenant_id)
         agent = tenant.agents.get(ext) if tenant is not None else None
-        if agent is not None and self.queues is not None:
-            self.queues.seen(tenant_id, ext, [b.contact for b in bindings])
+        # (The ACD hears of the bindings from the location store's events.)
         if agent is not None and agent.qualify and self.qualifier is not None:
             self.qualifier.watch(aor, bindings, self.config.node.name)
 
@@ -504,7 +509,14 @@ class Node:
         if http.tls:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(http.tls_cert), str(http.tls_key))
-        app = make_app(self.status, self.transports.ws_handler(secure=context is not None))
+        # The REST API and CTI socket; supervision and originate are wired
+        # when the call layer provides them.
+        self.api = Api(self.config, self.queues, calls=self.calls, supervisor=self.calls)
+        if self.calls is not None:
+            self.calls.on_end = _both(self.calls.on_end, self.api.cti.call_ended)
+        app = make_app(
+            self.status, self.transports.ws_handler(secure=context is not None), api=self.api
+        )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, http.listen.host, http.listen.port, ssl_context=context)
@@ -639,3 +651,19 @@ def run(config: Config, apps: Apps | None = None) -> int:
     with contextlib.suppress(Exception):
         logging.shutdown()
     return 0
+
+
+def _both(
+    first: Callable[[Call], None] | None, second: Callable[[Call], None]
+) -> Callable[[Call], None]:
+    """A call-end hook calling `first` (if any) then `second`: records and CTI both hear."""
+    if first is None:
+        return second
+
+    def both(call: Call) -> None:
+        try:
+            first(call)
+        finally:
+            second(call)
+
+    return both

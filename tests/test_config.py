@@ -236,8 +236,8 @@ def test_unknown_key(tmp_path: Path) -> None:
 def test_unknown_top_level_key_suggests_the_right_one(tmp_path: Path) -> None:
     path = write(tmp_path, '[agent."1001"]\npassword = "x"\n')
     assert errors_of(path) == [
-        f"{path}: agent: unknown key (expected one of agents, calls, dids, dns, hours, http, ivr, "
-        "media, node, notify, "
+        f"{path}: agent: unknown key (expected one of agents, api_keys, calls, dids, dns, "
+        "hours, http, ivr, media, node, notify, "
         "outbound, queues, recording, records, registrar, sip, state, tenants, trunks, users); "
         "did you mean 'agents'?"
     ]
@@ -305,7 +305,7 @@ def test_no_pydantic_jargon(tmp_path: Path) -> None:
         "IP addresses (e.g. 203.0.113.5 or 203.0.113.0/24)",
         f"{path}: trunks.t.max_calls: -1 is too small (must be at least 0)",
         f"{path}: trunks.t.register: expected true or false, got 'yes' (a string) (without quotes)",
-        f"{path}: users.bob.role: 'boss' is not one of agent, supervisor, admin",
+        f"{path}: users.bob.role: 'boss' is not one of agent, supervisor, admin, operator",
         f"{path}: users.bob.password: required key is missing",
     ]
     for line in lines:

@@ -14,10 +14,11 @@ limit sends them elsewhere. It carries out the ACD's commands:
 - Announce: the caller hears position and wait (TTS), then the music again.
 
 Agents: those listed in a tenant's config are logged in at start. Presence
-follows registrations: the service reads each agent's bindings in the
-location store every `PRESENCE_EVERY` seconds (and at once when the node's
-registrar reports a REGISTER, `refresh`): no binding -> not ready
-"disconnected" (the ACD's device_down), a binding back -> restored.
+follows registrations by the location store's events (switch.apps.acd_presence):
+a REGISTER, a closed WebSocket or TCP flow, a lapsed registration reach
+`seen` at once: no binding -> not ready "disconnected" (the ACD's
+device_down, which also pulls back an offer ringing the agent), a binding
+back -> restored.
 """
 
 from __future__ import annotations
@@ -46,10 +47,13 @@ from .acd.events import (
     SendTo,
     StopOffer,
 )
+from .acd_busy import AcdBusy
+from .acd_presence import AcdPresence
 from .ivr.conditions import QueueState
 from .queueing import EnqueueRequest, QueueOutcome, Waiting
 
 if TYPE_CHECKING:
+    from ..call.agent_calls import AgentOnCall
     from ..call.app import AppCall
     from ..config import Config, ExitTarget, Hours
     from ..media.channel import Channel
@@ -57,8 +61,6 @@ if TYPE_CHECKING:
     from ..store.location import LocationStore
 
 log = logging.getLogger(__name__)
-
-PRESENCE_EVERY = 1.0  # seconds between reads of the agents' bindings
 
 
 @dataclass(slots=True)
@@ -107,6 +109,10 @@ class AcdService:
         self._wake = asyncio.Event()
         self._running = False
         self._music: dict[str, Audio] = {}
+        self.presence = AcdPresence(self, locations)
+        self.busy_calls = AcdBusy(self)
+        self._listeners: list[Callable[[str, Any], None]] = []  # add_listener
+        self._muted: set[tuple[str, str]] = set()  # set_muted
 
     def configure(self, config: Config) -> list[str]:
         """A reloaded config: its calendars (the queues' hours) and music files.
@@ -157,16 +163,17 @@ class AcdService:
     async def start(self) -> None:
         """Log in the configured agents with the devices registered now; run the timers."""
         now = self.clock()
+        self.presence.start()
         for tid, acd in self.acds.items():
             for ext in self.config.tenants[tid].agents:
-                devices = await self._devices(tid, ext, now)
+                devices = await self.presence.read(tid, ext, now)
                 self._carry(tid, acd.login(ext, now, devices=devices))
         self._running = True
         self._spawn(self._timers(), "acd timers")
-        self._spawn(self._presence(), "acd presence")
 
     async def stop(self) -> None:
         self._running = False
+        self.presence.stop()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -201,26 +208,15 @@ class AcdService:
     # ------------------------------------------------------------------
     # Presence from registrations
 
-    async def _devices(self, tenant: str, ext: str, now: float) -> list[str]:
-        bindings = await self.locations.get(f"{tenant}/{ext}", now)
-        return sorted(b.contact for b in bindings)
-
-    async def _presence(self) -> None:
-        while True:
-            await asyncio.sleep(PRESENCE_EVERY)
-            for tid in self.acds:
-                for ext in self.config.tenants[tid].agents:
-                    await self.refresh(tid, ext)
-
     async def refresh(self, tenant: str, ext: str) -> None:
         """Bring agent `ext`'s devices in the ACD in line with their registrations."""
         if self._agent(tenant, ext) is None:
             return
-        self.seen(tenant, ext, await self._devices(tenant, ext, self.clock()))
+        self.seen(tenant, ext, await self.presence.read(tenant, ext, self.clock()))
 
     def seen(self, tenant: str, ext: str, contacts: Iterable[str]) -> None:
-        """Agent `ext`'s registered devices are now `contacts` (a REGISTER's
-        bindings, or a look in the location store): devices that came or went
+        """Agent `ext`'s registered devices are now `contacts` (the location
+        store's event, or a read of it): devices that came or went
         are told to the ACD. Cheap when nothing changed: a REGISTER refresh
         costs a set comparison, no store lookup."""
         acd = self.acds.get(tenant)
@@ -228,6 +224,8 @@ class AcdService:
         if acd is None or record is None:
             return
         live = set(contacts)
+        if (tenant, ext) in self._muted:
+            live = set()  # the agent's browser has no microphone (set_muted)
         if live == record.devices:
             return
         now = self.clock()
@@ -235,6 +233,11 @@ class AcdService:
             self._carry(tenant, acd.device_up(ext, device, now))
         for device in sorted(record.devices - live):
             self._carry(tenant, acd.device_down(ext, device, now))
+
+    def agent_call(self, event: AgentOnCall) -> None:
+        """The call layer's word that an agent is on a call, or off it: a call the
+        ACD did not give them makes them busy (switch.apps.acd_busy)."""
+        self.busy_calls.agent_call(event)
 
     def _agent(self, tenant: str, ext: str) -> AgentRecord | None:
         """The ACD's record of a logged-in agent, or None."""
@@ -344,7 +347,7 @@ class AcdService:
     def login(self, tenant: str, ext: str) -> None:
         """Log agent `ext` in with the devices they registered (none: not ready)."""
         acd = self._acd(tenant)
-        # The bindings are read by the next presence check (within a second).
+        # The bindings are read at once (a task); later changes come as events.
         self._carry(tenant, acd.login(ext, self.clock(), devices=[]))
         self._spawn(self.refresh(tenant, ext), f"acd refresh {tenant}/{ext}")
 
@@ -422,9 +425,12 @@ class AcdService:
                 # Callbacks need a key press from the caller and an outbound
                 # dial: not served by this service yet.
                 log.info("acd %s: %s not served yet", tenant, type(command).__name__)
-        self.events.extend(acd.take_events())
+        events = acd.take_events()
+        self.events.extend(events)
         del self.events[:-1000]
+        self._tell(tenant, events, commands)
         self._wake.set()
+        self.busy_calls.settle()  # an agent still on a direct call is not offered callers
 
     async def _ring(self, held: _Caller, offer: Offer) -> None:
         """Ring the offer's agents; the answer or the failure goes to the ACD."""
@@ -483,6 +489,66 @@ class AcdService:
         spoken = held.channel.play(Player([Clip(audio)], held.channel.rate, interruptible=False))
         if await spoken == "end" and not held.outcome.done() and not held.call.ended:
             held.channel.play(held.music or music_on_hold(held.channel.rate))
+
+    # ------------------------------------------------------------------
+    # Listeners (the CTI feed of switch.web) and supervisors' moves
+
+    def add_listener(self, listener: Callable[[str, Any], None]) -> None:
+        """Call `listener(tenant, item)` with every ACD event, and every Offer
+        command (the screen pop), as they happen. A listener must not block;
+        one that raises is logged and the others still hear."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[str, Any], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def _tell(self, tenant: str, events: list[Any], commands: list[Command]) -> None:
+        if not self._listeners:
+            return
+        items = [*events, *(c for c in commands if isinstance(c, Offer))]
+        for listener in list(self._listeners):
+            for item in items:
+                try:
+                    listener(tenant, item)
+                except Exception:
+                    log.exception("acd listener %r failed on %s", listener, type(item).__name__)
+
+    def move(
+        self, tenant: str, call_id: int, queue: str | None = None, front: bool = False
+    ) -> None:
+        """Move waiting caller `call_id` to `queue` and/or its front (Acd.move)."""
+        self._carry(tenant, self._acd(tenant).move(str(call_id), self.clock(), queue, front))
+
+    def caller_info(self, tenant: str, caller: str) -> dict[str, Any] | None:
+        """What the service holds of a caller (by the ACD's key): number, name,
+        DID, queue, when they came, the IVR's variables (screen pop)."""
+        held = self.callers.get((tenant, caller))
+        if held is None:
+            return None
+        return {
+            "call_id": held.call.call_id,
+            "number": held.call.caller.number,
+            "name": held.call.caller.name,
+            "did": held.call.did,
+            "queue": held.queue,
+            "since": held.since,
+            "variables": dict(held.request.variables),
+            "ivr": held.call.variables.get("ivr"),
+        }
+
+    def set_muted(self, tenant: str, ext: str, muted: bool) -> None:
+        """The agent's browser lost (True) or regained (False) its microphone.
+
+        While muted the agent counts as having no device (not ready
+        "disconnected", an offer ringing them pulled back); unmuted, their
+        registrations count again and they get back what they had."""
+        if muted:
+            self._muted.add((tenant, ext))
+            self.seen(tenant, ext, ())
+        elif (tenant, ext) in self._muted:
+            self._muted.discard((tenant, ext))
+            self._spawn(self.refresh(tenant, ext), f"acd refresh {tenant}/{ext}")
 
 
 def _dump(objects: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 `NodeApps(config, flows)` builds, once per node, what they share: speech
 (espeak-ng, cached in `<data_dir>/tts`), the IVR's HTTP client, notifier,
 voicemail boxes and callback store, and gives the applications by name:
-"ivr" (DIDs with `ivr = "..."`) and "queue" (DIDs with `queue = "..."`).
+"ivr" (DIDs with `ivr = "..."`), "queue" (DIDs with `queue = "..."`) and
+"acd-codes" (agents' feature codes, which the router sends there).
 The queues themselves (the ACD service, which needs the node's state) are
 handed in at the node's start with `use_queues`. `close()` at the node's stop.
 """
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from ..call.app import AppRunner
 from ..config import Config
 from ..media.tts import Speech, cache_dir
+from . import acd_codes
+from .acd_service import AcdService
 from .ivr.callback import Callbacks
 from .ivr.http import HttpClient
 from .ivr.load import FlowSet
@@ -44,7 +47,16 @@ class NodeApps:
         )
 
     def apps(self) -> dict[str, AppRunner]:
-        return {IVR: IvrApp(self.services), QUEUE: QueueApp(self.services)}
+        return {
+            IVR: IvrApp(self.services),
+            QUEUE: QueueApp(self.services),
+            # Agents' feature codes (*61 ...): the ACD service, once the node made it.
+            acd_codes.NAME: acd_codes.FeatureCodeApp(self._acd, self.speech),
+        }
+
+    def _acd(self) -> AcdService | None:
+        queues = self.services.queues
+        return queues if isinstance(queues, AcdService) else None
 
     def use_queues(self, queues: Queues) -> None:
         """The node's queue service: where the IVR's enqueue and queue DIDs send callers."""

@@ -57,6 +57,7 @@ from ..sip.transaction import (
     new_branch,
 )
 from ..sip.uri import parse_uri
+from .agent_calls import AgentCalls
 from .app import Apps
 from .app_calls import AppCalls
 from .attempts import Attempts
@@ -67,13 +68,24 @@ from .model import Call, Hangup, LegEnd, PendingAck
 from .recording import NoSuchCall, NotRecorded, Recordings, RecordingStatus
 from .refresh import SessionRefresh, allows_update
 from .routing import App, Rejection, Router, Target
+from .supervise import Supervision, Supervisions
 from .transfer import Transfers
 from .webrtc_legs import WebRtcCalls
 
 log = logging.getLogger("switch.call")
 
 
-class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCalls, AppConnects):
+class Calls(
+    Attempts,
+    Transfers,
+    SessionRefresh,
+    WebRtcCalls,
+    DtmfCalls,
+    AppCalls,
+    AppConnects,
+    Supervisions,
+    AgentCalls,
+):
     """The call layer's TU: new INVITEs, in-dialog requests, CANCEL and B's responses."""
 
     def __init__(
@@ -116,6 +128,13 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
         self._tasks: set[asyncio.Task[None]] = set()
         # Calls up per (tenant, trunk), both directions, for max_calls.
         self.trunk_calls: Counter[tuple[str, str]] = Counter()
+        # Agents on calls (switch.call.agent_calls): the node's listener, and who was told.
+        self.on_agent_call = None
+        self._agents_on = {}
+        self._agents_gone = {}
+        # Supervisors on calls (switch.call.supervise): by Call.id, and their dialogs.
+        self.supervising: dict[int, list[Supervision]] = {}
+        self._supervisor_legs: dict[tuple[str, str], Supervision] = {}
 
     def __len__(self) -> int:
         return len(self._by_invite)
@@ -546,6 +565,7 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
         if self.recordings is not None:
             self.recordings.answered(call)
         self._dtmf_start(call)
+        self._agents_update(call)
 
     def _prack(self, call: Call, resp: Response) -> None:
         """Acknowledge a reliable provisional response (RFC 3262 §7.2).
@@ -695,7 +715,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
         req = event.request
         call = self._by_leg.get((req.call_id, req.to.tag or ""))
         if call is None:
-            self._answer(req, 481, "Call/Transaction Does Not Exist")
+            if not self._supervisor_request(req):
+                self._answer(req, 481, "Call/Transaction Does Not Exist")
             return
         from_a = (req.call_id, req.to.tag or "") == call.a_key
         if req.method == "BYE":
@@ -891,6 +912,8 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
         """A 2xx retransmitted by B after its transaction ended: ACK it again."""
         resp = event.response
         call = self._by_leg.get((resp.call_id, resp.from_.tag or ""))
+        if call is None and self._supervisor_stray(resp):
+            return
         if call is not None and call.b_dialog is not None and 200 <= resp.status < 300:
             self._ack_b(call, call.b_dialog)
 
@@ -1042,12 +1065,14 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
         return {"a": call.media.a.quality(), "b": call.media.b.quality()}
 
     def _forget(self, call: Call) -> None:
+        self._supervisions_ended(call)  # (their taps come off before the legs close)
         self._app_ended(call)  # (its channel closes before its media)
         for handle in call.timer_handles.values():
             handle.cancel()
         call.timer_handles.clear()
         self._stop_b_timer(call)
         self._ended(call)
+        self._agents_update(call)  # (ended: every agent on it is free)
         self._dtmf_stop(call)
         if call.media is not None:
             call.media.close()
@@ -1091,9 +1116,38 @@ class Calls(Attempts, Transfers, SessionRefresh, WebRtcCalls, DtmfCalls, AppCall
         if self.recordings is not None:
             await self.recordings.close()  # what was recorded so far is kept
         for call in list(self._by_invite.values()):
+            self._supervisions_ended(call, "the node stopped")
             self._dtmf_stop(call)
             if call.app is not None:
                 call.app.finished("node stopped")
             if call.media is not None:
                 call.media.close()
                 call.media = None
+
+    # -- for the API (switch.web): calls in progress, and hanging one up -------------
+
+    def active(self) -> list[Call]:
+        """The calls in progress (not ended), oldest first."""
+        return sorted(
+            (call for call in self._by_invite.values() if call.state != "ended"),
+            key=lambda call: call.id,
+        )
+
+    def parties(self, call: Call) -> tuple[str, str]:
+        """(caller, callee) numbers as records show them: extensions or E.164."""
+        return self._number_of(call, True), self._number_of(call, False)
+
+    def end(self, call_id: int, reason: str = "hung up through the API") -> bool:
+        """Hang up call `call_id` (BYE to both legs; an application's call before
+        its answer is refused). False: no such call in progress. A call still
+        ringing a callee is a ValueError: it can be ended once answered."""
+        call = next((c for c in self.active() if c.id == call_id), None)
+        if call is None:
+            return False
+        if call.state == "answered":
+            self._hang_up(call, reason)
+        elif call.app is not None:
+            self._app_hangup(call, "normal", None)
+        else:
+            raise ValueError(f"call {call_id} is still ringing: hang it up once it is answered")
+        return True

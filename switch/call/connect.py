@@ -567,6 +567,7 @@ class AppConnects:
         if self.recordings is not None:  # type: ignore[attr-defined]
             self.recordings.answered(call)  # type: ignore[attr-defined]
         self._dtmf_start(call)  # type: ignore[attr-defined]
+        self._agents_update(call)  # type: ignore[attr-defined]
         return None
 
 

@@ -167,6 +167,7 @@ class DtmfCalls:
             bridge, media, lambda side, digit, duration: self._send_dtmf_info(
                 call, side, digit, duration)
         )  # fmt: skip
+        state.link.muted = self._supervised_sides(call)  # type: ignore[attr-defined]
         log.info("call %d: DTMF converted between leg a (%s) and leg b (%s)", call.id, a.mode,
                  b.mode)  # fmt: skip
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..config import Config, Did, OutboundRoute, Tenant
+from ..config import FEATURE_CODES_APP, Config, Did, OutboundRoute, Tenant
 from ..numbers import NumberClass, classify, clean, format_number, to_e164
 from ..registrar.guard import Caller
 from ..registrar.service import flow_of
@@ -160,6 +160,10 @@ class Router:
                 )
                 return Rejection(503, "Service Unavailable (no outbound route for emergency calls)")
             return await self._out(tenant, route, emergency, emergency)
+        if ext and tenant.queues and tenant.acd.feature_codes.match(dialled) is not None:
+            # An agent's own state (*61 log in, ...): the argument is who dialled,
+            # as the guard authenticated them. An application's dial (no ext) never is.
+            return App(FEATURE_CODES_APP, ext)
         if dialled in tenant.agents:
             refused = self._refuse(tenant, ext, "internal", dialled, None)
             return refused or await self._agent(tenant, dialled)

@@ -169,6 +169,9 @@ class Transfers:
             call.b_sdp, call.b_ack = resp.body, ack_bytes
         if new.kind == "trunk":
             self._take_trunk(call, new.name)
+        # The transferor's side is the new party's now (an agent transferring is free).
+        left = call.caller.name if from_a and call.caller.kind == "agent" else None
+        self._agents_update(call, left)  # type: ignore[attr-defined]
         side = "a" if from_a else "b"
         call.origins[side] = origin
         call.allows_update[side] = allows_update(resp)

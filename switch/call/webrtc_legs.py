@@ -185,7 +185,8 @@ class WebRtcCalls:
             # ICE checks would time out while the callee rings). Before the
             # answer is made: an offer restarting ICE gets new credentials.
             leg.start(state.remote[to], offerer=False)
-        local = leg.local(self.media_address, "actpass" if offer else "active")  # type: ignore[attr-defined]
+        setup = "actpass" if offer else leg.answer_setup()
+        local = leg.local(self.media_address, setup)  # type: ignore[attr-defined]
         extra = WEBRTC_EXTRA if offer and sender not in state.browsers else ()
         body = to_webrtc(body, local, extra)
         state.sent[to] = body

@@ -373,6 +373,9 @@ class DtmfLink:
         self._timer: asyncio.TimerHandle | None = None
         self._due: float | None = None
         self._taps: dict[str, Callable[[bytes], bool]] = {}
+        # Legs whose stream someone else makes for now (a supervisor's mix,
+        # `switch.media.supervision`): the bridge's packets toward them are dropped.
+        self.muted: set[str] = set()
         for side in sorted(bridge.tapped):
             tap = self._tap_for(side)
             self._taps[side] = tap
@@ -399,7 +402,8 @@ class DtmfLink:
     def _run(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Emit):
-                self._leg(action.side).rtp.emit(action.packet, action.rate)
+                if action.side not in self.muted:
+                    self._leg(action.side).rtp.emit(action.packet, action.rate)
             elif isinstance(action, SendInfo):
                 self.send_info(action.side, action.digit, action.duration)
             else:

@@ -659,6 +659,15 @@ class WebRtcLeg(LegMedia):
             ice_lite=agent.lite,
         )
 
+    def answer_setup(self) -> str:
+        """The a=setup of the node's answer to the browser: "active" (the node
+        takes the DTLS client role, RFC 5763 §5), unless the association
+        already made it the server (the browser answered the node's offer with
+        "active"): a browser's later offer (hold, resume) then gets "passive",
+        since the roles of an association do not change (RFC 8842 §5.5);
+        Chromium rejects an answer that would swap them."""
+        return "passive" if self.dtls._role == "server" else "active"
+
     def expect(self, remote: tuple[str, int], clock_rates: object = None) -> None:
         if clock_rates is not None:
             self.rtp.reception.clock_rates = clock_rates  # type: ignore[assignment]

@@ -23,7 +23,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .location_events import LocationEvents
 
 __all__ = [
     "ALL",
@@ -103,7 +106,13 @@ def sort_bindings(bindings: Iterable[Binding]) -> list[Binding]:
 
 @runtime_checkable
 class LocationStore(Protocol):
-    """Bindings of AORs; every backend behaves the same (tests run against each)."""
+    """Bindings of AORs; every backend behaves the same (tests run against each).
+
+    `events`: the changes this store makes, told to subscribers (presence);
+    see switch.store.location_events.
+    """
+
+    events: LocationEvents
 
     async def get(self, aor: str, now: float) -> list[Binding]:
         """Unexpired bindings of `aor`, q descending then newest first."""
@@ -182,6 +191,9 @@ class MemoryLocationStore:
     """
 
     def __init__(self, sweep_interval: float = 30.0) -> None:
+        from .location_events import LocationEvents  # (it imports Binding from here)
+
+        self.events = LocationEvents()
         self._aors: dict[str, dict[str, Binding]] = {}
         # (node, conn_id) -> {(aor, key)}: which bindings a connection carries.
         self._flows: dict[tuple[str, int], set[tuple[str, str]]] = {}
@@ -196,7 +208,9 @@ class MemoryLocationStore:
         return sort_bindings(b for b in bindings.values() if b.expires_at > now)
 
     async def put(self, binding: Binding, now: float | None = None) -> None:
-        self._apply(binding.aor, (binding,), time.time() if now is None else now)
+        now = time.time() if now is None else now
+        live = self._apply(binding.aor, (binding,), now)
+        self.events.changed(binding.aor, "register", live, now)
 
     async def remove(self, aor: str, key: str) -> None:
         bindings = self._aors.get(aor)
@@ -204,6 +218,7 @@ class MemoryLocationStore:
             self._drop(aor, bindings, key)
             if not bindings:
                 self._forget(aor)
+            self.events.changed(aor, "remove", bindings.values(), time.time())
 
     async def remove_all(self, aor: str) -> None:
         bindings = self._aors.get(aor)
@@ -211,6 +226,7 @@ class MemoryLocationStore:
             for key in list(bindings):
                 self._drop(aor, bindings, key)
             self._forget(aor)
+            self.events.changed(aor, "remove", (), time.time())
 
     async def remove_flow(self, node: str, conn_id: int) -> list[Binding]:
         removed: list[Binding] = []
@@ -223,6 +239,9 @@ class MemoryLocationStore:
             removed.append(binding)
             if not bindings:
                 self._forget(aor)
+        now = time.time()
+        for aor in dict.fromkeys(b.aor for b in removed):
+            self.events.changed(aor, "flow-closed", self._aors.get(aor, {}).values(), now)
         return sort_bindings(removed)
 
     async def count(self, now: float) -> int:
@@ -253,10 +272,12 @@ class MemoryLocationStore:
         check_changes(aor, changes)
         if order is not None:
             self._check_order(aor, changes, now, order)
-        return self._apply(aor, changes, now, max_bindings)
+        live = self._apply(aor, changes, now, max_bindings)
+        self.events.changed(aor, "register", live, now)
+        return live
 
     async def close(self) -> None:
-        pass
+        self.events.close()
 
     # -- internals (synchronous, hence atomic) ---------------------------------
 

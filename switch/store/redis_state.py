@@ -13,6 +13,10 @@ Key layout (`P` is the prefix, "switch:" by default):
     P ban:<ip>               string ban end (epoch seconds); TTL = the ban
     P bans                   zset   member = ip, score = ban end (listing)
     P authfail:<ip>          zset   failed authentications in the window
+    P loc-changes            pub/sub channel: {"aor", "cause", "origin"} after a
+                                    change of an AOR some subscriber watches (an
+                                    agent's): the other nodes read it back and tell
+                                    their own subscribers (switch.store.location_events)
 
 Each binding's expiry lives in its JSON value and reads filter on it: Redis
 7.0 has no per-field TTL. Writes prune expired fields. TTLs are set relative to
@@ -22,13 +26,17 @@ Every hot operation is one round trip: a Lua script for the writes (atomic, so
 concurrent REGISTERs from several nodes never lose a binding), HGETALL for
 `get`. The scripts are given every key they touch, but those keys span hash
 slots: they need one Redis (standalone or behind Sentinel), not Redis Cluster.
+A change of an AOR a subscriber watches (an agent's, for the ACD) costs one
+PUBLISH more, and a removal of one a read back; other AORs cost nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import logging
 import math
 import os
 import time
@@ -52,10 +60,13 @@ from switch.store.location import (
     sort_bindings,
     tenant_of,
 )
+from switch.store.location_events import LocationEvents
 
 __all__ = ["DEFAULT_PREFIX", "RedisBanStore", "RedisLocationStore"]
 
 DEFAULT_PREFIX = "switch:"
+
+log = logging.getLogger(__name__)
 
 # KEYS: 1 AOR hash, 2 tenant zset, 3 all-bindings zset, 4.. flow sets of the puts
 # ARGV: 1 now, 2 aor, then 5 per change: op ("p"ut / "r"emove), key, value,
@@ -265,6 +276,13 @@ class RedisLocationStore:
     def __init__(self, client: Redis, prefix: str = DEFAULT_PREFIX) -> None:
         self._redis = client
         self._prefix = prefix
+        # Changes made through this store (this node's REGISTERs and closed
+        # flows); the AORs watched are read back after a removal.
+        self.events = LocationEvents(on_subscribe=self._hear_others)
+        # Other nodes' changes of watched AORs come by pub/sub: each store
+        # publishes its own (for watched AORs only) and reads back theirs.
+        self._origin = os.urandom(6).hex()  # skips its own messages
+        self._listener: asyncio.Task[None] | None = None
         self._all = f"{prefix}loc-all"
         self._apply_script = client.register_script(_APPLY)
         self._remove_script = client.register_script(_REMOVE)
@@ -289,9 +307,67 @@ class RedisLocationStore:
 
     async def remove(self, aor: str, key: str) -> None:
         await self._remove_script(keys=self._aor_keys(aor), args=[aor, key])
+        await self._removed(aor, "remove")
 
     async def remove_all(self, aor: str) -> None:
         await self._remove_all_script(keys=self._aor_keys(aor), args=[aor])
+        await self._removed(aor, "remove")
+
+    def changes_channel(self) -> str:
+        return f"{self._prefix}loc-changes"
+
+    async def _removed(self, aor: str, cause: str) -> None:
+        """Tell the watchers of `aor` what is left of it (a read, for watched AORs only)."""
+        if self.events.watched(aor):
+            now = time.time()
+            self.events.changed(aor, cause, await self.get(aor, now), now)
+            await self._publish(aor, cause)
+
+    async def _publish(self, aor: str, cause: str) -> None:
+        """Tell the other nodes that `aor` changed (they read it back if they watch it)."""
+        message = json.dumps({"aor": aor, "cause": cause, "origin": self._origin})
+        try:
+            await self._redis.publish(self.changes_channel(), message)
+        except Exception as exc:  # the write is made; other nodes learn at the next change
+            log.warning("change of %s not published to the other nodes: %s", aor, exc)
+
+    def _hear_others(self) -> None:
+        if self._listener is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: nothing to hear with (a synchronous test)
+        self._listener = loop.create_task(self._listen(), name="location changes")
+
+    async def _listen(self) -> None:
+        """Other nodes' changes of the AORs watched here, told as if made here."""
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.changes_channel())
+            while True:
+                try:
+                    message = await pubsub.get_message(timeout=5.0)
+                    if message is None:
+                        continue
+                    data = json.loads(message["data"])
+                    aor, cause = str(data["aor"]), str(data["cause"])
+                    if data.get("origin") == self._origin or not self.events.watched(aor):
+                        continue
+                    now = time.time()
+                    self.events.changed(aor, cause, await self.get(aor, now), now)
+                except asyncio.CancelledError:
+                    raise
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("location change message not understood: %s", exc)
+                except Exception as exc:  # Redis away: try again, the node keeps serving
+                    log.warning("location changes from other nodes: %s; retrying", exc)
+                    await asyncio.sleep(1.0)
+                    with contextlib.suppress(Exception):
+                        await pubsub.subscribe(self.changes_channel())
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
 
     async def remove_flow(self, node: str, conn_id: int) -> list[Binding]:
         flow = self.flow_key(node, conn_id)
@@ -308,8 +384,12 @@ class RedisLocationStore:
         for aor, aor_keys in by_aor.items():
             keys += [self.aor_key(aor), self.tenant_key(tenant_of(aor))]
             args += [aor, str(len(aor_keys)), *aor_keys]
-        removed = await self._remove_flow_script(keys=keys, args=args)
-        return sort_bindings(map(decode_binding, removed))
+        removed = sort_bindings(
+            map(decode_binding, await self._remove_flow_script(keys=keys, args=args))
+        )
+        for aor in dict.fromkeys(b.aor for b in removed):
+            await self._removed(aor, "flow-closed")
+        return removed
 
     async def count(self, now: float) -> int:
         return await self._redis.zcount(self._all, f"({now!r}", "+inf")
@@ -355,10 +435,19 @@ class RedisLocationStore:
             if str(exc).startswith("OUT_OF_ORDER"):
                 raise OutOfOrder(f"{aor}: CSeq {cseq} of {call_id!r} is out of order") from None
             raise
-        return sort_bindings(map(decode_binding, live))
+        bindings = sort_bindings(map(decode_binding, live))
+        if self.events.watched(aor):
+            self.events.changed(aor, "register", bindings, now)
+            await self._publish(aor, "register")
+        return bindings
 
     async def close(self) -> None:
-        pass  # the client belongs to whoever made it
+        self.events.close()  # (the client belongs to whoever made it)
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listener
+            self._listener = None
 
     def _aor_keys(self, aor: str) -> list[str]:
         return [self.aor_key(aor), self.tenant_key(tenant_of(aor)), self._all]

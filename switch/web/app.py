@@ -1,26 +1,36 @@
-"""The node's HTTP side: health, SIP over WebSocket, and (later) the API and UI."""
+"""The node's HTTP side: health, SIP over WebSocket, the REST API and CTI socket (api.py)."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from .errors import json_errors
+from .handler import Handler
+from .static import add_static
+
+if TYPE_CHECKING:
+    from .api import Api
+
 NodeStatus = Callable[[], dict[str, Any]]
 
 STATUS_KEY = web.AppKey("status", NodeStatus)
 
 
-def make_app(status: NodeStatus, sip_ws: Handler) -> web.Application:
-    """`status()` describes the node; its "ready" key gates /healthz."""
-    app = web.Application()
+def make_app(status: NodeStatus, sip_ws: Handler, api: Api | None = None) -> web.Application:
+    """`status()` describes the node; its "ready" key gates /healthz. With `api`,
+    the REST API and the CTI socket under /api (errors there are JSON)."""
+    app = web.Application(middlewares=[json_errors])
     app[STATUS_KEY] = status
+    if api is not None:
+        api.install(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/sip", sip_ws)
     app.router.add_get("/", index)
+    add_static(app)
     return app
 
 
@@ -40,6 +50,7 @@ async def index(request: web.Request) -> web.Response:
         f"<h1>switch node {html.escape(status.get('node', ''))}</h1>"
         f"<p>Version {html.escape(status.get('version', ''))}.</p>"
         f"<ul>{rows}<li>SIP over WebSocket: <code>/sip</code></li>"
-        "<li><a href='/healthz'>/healthz</a></li></ul></body></html>"
+        "<li><a href='/healthz'>/healthz</a></li>"
+        "<li><a href='/api/openapi.json'>/api/openapi.json</a> (REST API)</li></ul></body></html>"
     )
     return web.Response(text=body, content_type="text/html")

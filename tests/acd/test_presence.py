@@ -84,3 +84,16 @@ def test_no_agent_is_ever_left_reserved() -> None:
     assert acd.agent("a").status == "logged-out"
     assert acd.store.all("reservation") == []
     assert acd.entry("c1").status == "waiting"
+
+
+def test_an_agent_who_answers_another_call_while_offered_is_busy_and_the_caller_moves_on() -> None:
+    acd = make(QueueRules("q"), {"a": {}, "b": {}})
+    acd.set_not_ready("b", "break", 0)
+    assert offers(acd.join("c1", "q", 1)) == [("c1", ("a",))]
+    out = acd.busy("a", 2)  # a answered a direct call while c1 rang them
+    assert [type(c) for c in out] == [StopOffer]
+    [ended] = of_type(acd.take_events(), OfferEnded)
+    assert (ended.agent, ended.reason, ended.missed) == ("a", "withdrawn", 0)
+    assert acd.agent("a").status == "on-call"
+    assert acd.waiting("q") == ["c1"]  # back at their place
+    assert offers(acd.set_ready("b", 3)) == [("c1", ("b",))]

@@ -133,7 +133,7 @@ async def test_a_read_only_sqlite_file_during_calls_delays_the_cdrs(
             await _calls(sip_address(node), far_end, 3)
             assert not await node.records.flush(1.5)
             assert node.records.down is not None
-            assert node.records.waiting() == 3
+            assert node.records.waiting() >= 3  # the CDRs (and the agents' events)
             assert len(node.calls) == 0  # the calls went on regardless
         finally:
             _immutable(files, False)
@@ -254,7 +254,7 @@ async def test_sigkill_right_after_calls_end_loses_no_cdr(tmp_path: Path, locked
         holder.close()
         journal = [json.loads(line) for f in (tmp_path / "data" / "outbox").glob("*.jsonl")
                    for line in f.read_text().splitlines()]  # fmt: skip
-        assert [item["kind"] for item in journal] == ["cdr"] * 3
+        assert [item["kind"] for item in journal].count("cdr") == 3
     async with _switch(config, http_port) as proc:
         ids = await _until_ids(db, 3)
         await asyncio.sleep(0.5)  # (a second replay would show now)
@@ -292,7 +292,7 @@ async def test_postgres_stopped_during_calls_then_started(
         try:
             await _calls(sip_address(node), far_end, 3)
             assert not await node.records.flush(1.0)
-            assert node.records.down is not None and node.records.waiting() == 3
+            assert node.records.down is not None and node.records.waiting() >= 3
         finally:
             await asyncio.to_thread(server.start)
         assert await node.records.flush(15)

@@ -34,9 +34,11 @@ from .events import (
     CallbackRequested,
     CallerAbandoned,
     CallerAnswered,
+    CallerMoved,
     Command,
     DialCallback,
     Event,
+    Moved,
     OfferEnded,
     StopOffer,
     WrapupExtended,
@@ -189,8 +191,12 @@ class Acd(Offers):
         return out + self._route(now)
 
     def busy(self, agent_id: str, now: float) -> list[Command]:
-        """The agent is on a call the ACD did not give them (a direct or outbound call)."""
+        """The agent is on a call the ACD did not give them (a direct or outbound call).
+
+        An offer ringing them meanwhile is pulled back (not a miss: they answered
+        another call); the caller keeps their place."""
         out = self._advance(now, f"agent {agent_id} busy")
+        out += self._withdraw(agent_id, now, "withdrawn")
         self._transition(self.agent(agent_id), "busy", now, call_queue="", call_started=now)
         return out + self._route(now)
 
@@ -420,6 +426,65 @@ class Acd(Offers):
             [("entry", entry, entry._replace(callback=callback, version=entry.version + 1))]
         )
         self._events.append(CallbackRequested(caller, entry.queue, number, callback.mode, now))
+        self.index.touched_callers.add(caller)
+        return out + self._route(now)
+
+    def move(
+        self, caller: str, now: float, queue: str | None = None, front: bool = False
+    ) -> list[Command]:
+        """A supervisor moves a waiting caller to `queue` (None: the one they are in),
+        and to its front if `front`.
+
+        The caller keeps their enqueue time (tiers, relaxation and the aging
+        rule go on from it); an offer ringing for them is withdrawn (not a
+        miss). `front` ranks them ahead of everyone waiting in that queue now
+        (their rank key just below the first's; so within their group they
+        are the head, and an agent whose tier or skills need a longer wait
+        waits for this caller's wait, not an earlier caller's).
+        A queue that would not take them (closed, full, nobody staffed for
+        them) is an AcdError, and the caller stays where they were.
+        """
+        entry = self.store.get("entry", caller)
+        if entry is None:
+            raise AcdError(f"caller {caller!r} is not waiting in a queue (answered or gone)")
+        if queue is not None and queue not in self.queues:
+            raise AcdError(f"no queue {queue!r} (queues: {self._names()})")
+        target = queue or entry.queue
+        if target == entry.queue and not front:
+            raise AcdError(
+                f"caller {caller} is in queue {target!r} already: name another queue, "
+                "or ask for the front"
+            )
+        out = self._advance(now, f"caller {caller} moved to {target}")
+        entry = self.store.get("entry", caller)
+        if entry is None:  # a timer due by now sent them out first
+            raise AcdError(f"caller {caller!r} left the queue before the move")
+        if target != entry.queue:
+            rules = self.queues[target]
+            refusal = self._refusal(target, signature(rules.skills, dict(entry.asked)), now)
+            if refusal is not None:
+                why = {
+                    "closed": "is closed now",
+                    "full": "is full",
+                    "empty": "has no agent staffed for this caller",
+                }.get(refusal, refusal)
+                raise AcdError(f"queue {target!r} {why}: caller {caller} stays in {entry.queue!r}")
+        if entry.status == "reserved":
+            res = self.reservation(entry.reservation)
+            if res is not None and res.stage == "dialling":
+                raise AcdError(f"caller {caller} is being called back now: they cannot be moved")
+            out += self._end_offer(entry.reservation, now, "withdrawn", miss=False)
+            entry = self._entry(caller)
+        if target != entry.queue:
+            self._events.append(CallerMoved(caller, entry.queue, target, "supervisor", now))
+            out.append(Moved(caller, entry.queue, target))
+            out += self._place(entry, target, now, entry)
+            entry = self._entry(caller)
+        if front:
+            ahead = [item for item in self.index.waiting[target] if item[2] != caller]
+            if ahead and ahead[0][:2] < entry.rank:
+                first = entry._replace(key=ahead[0][0] - 1.0, version=entry.version + 1)
+                self._apply([("entry", entry, first)])
         self.index.touched_callers.add(caller)
         return out + self._route(now)
 

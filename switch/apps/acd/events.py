@@ -38,6 +38,7 @@ __all__ = [
     "DialCallback",
     "Event",
     "ExitReason",
+    "MoveReason",
     "Moved",
     "NotifyAgent",
     "Offer",
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 ExitReason = Literal["max_wait", "full", "empty", "closed"]
+# Why a caller changed queues: an exit, or a supervisor moving them (Acd.move).
+MoveReason = Literal["max_wait", "full", "empty", "closed", "supervisor"]
 OfferReason = Literal[
     "no answer", "declined", "withdrawn", "disconnected", "caller left", "answered elsewhere"
 ]
@@ -89,12 +92,12 @@ class CallerJoined:
 
 @dataclass(frozen=True, slots=True)
 class CallerMoved:
-    """An exit sent the caller on to another queue; they keep their seniority."""
+    """An exit or a supervisor sent the caller on to another queue; they keep their seniority."""
 
     caller: str
     old: str
     new: str
-    reason: ExitReason
+    reason: MoveReason
     at: float
 
 

@@ -89,13 +89,7 @@ class Placing(AcdState):
         if seed.number in rules.vip:
             priority = max(priority, rules.vip_priority)
         sig = signature(rules.skills, dict(seed.asked))
-        reason: ExitReason | None = None
-        if rules.calendar is not None and not rules.calendar.is_open(now):
-            reason = "closed"
-        elif rules.max_len and self.index.count[queue] >= rules.max_len:
-            reason = "full"
-        elif not rules.join_empty and not self._staffed_for(queue, sig):
-            reason = "empty"
+        reason = self._refusal(queue, sig, now)
         if reason is not None:
             return self._send_out(seed._replace(queue=queue), reason, now, existing)
         sticky, until = "", 0.0
@@ -148,6 +142,19 @@ class Placing(AcdState):
         elif rules.callback_offer_ewt and entry.callback is None:
             out += self._announce(entry, now, ewt, say=False)
         return out
+
+    def _refusal(
+        self, queue: str, sig: tuple[tuple[str, int], ...], now: float
+    ) -> ExitReason | None:
+        """Why `queue` would not take a caller needing skills `sig` now (None: it would)."""
+        rules = self.queues[queue]
+        if rules.calendar is not None and not rules.calendar.is_open(now):
+            return "closed"
+        if rules.max_len and self.index.count[queue] >= rules.max_len:
+            return "full"
+        if not rules.join_empty and not self._staffed_for(queue, sig):
+            return "empty"
+        return None
 
     def _announce(
         self, entry: Entry, now: float, ewt: float | None = None, say: bool = True
