@@ -16,6 +16,7 @@ from tests.integration.test_acd_calls import _status, _until, queue_call, queue_
 from tests.integration.test_app_connect import _next, _reply, _sdp, _settle, agent_phone, rtp_socket
 from tests.integration.test_apps import _in_dialog
 from tests.integration.test_calls import _next_response
+from tests.integration.test_ivr import PCAPS, _sipp, ivr_node
 
 
 async def test_a_queued_call_answered_by_an_agent(tmp_path):
@@ -102,3 +103,23 @@ async def test_a_caller_who_gives_up_in_the_queue_has_the_queue_in_the_cdr(tmp_p
         [cdr] = await node.records.fetch("cdrs")
     assert (cdr["queue"], cdr["agent"], cdr["hangup_by"]) == ("support", None, "caller")
     assert 0.5 < cdr["wait"] < 5
+
+
+@pytest.mark.skipif(not (PCAPS / "dtmf_2833_1.pcap").exists(), reason="sip-tester's captures")
+async def test_an_ivr_caller_has_the_path_and_keys_in_the_cdr(tmp_path):
+    # The demo IVR (DID 100): 1 during the greeting -> queue support; the caller
+    # gives up there after a while (nobody to answer).
+    async with ivr_node(tmp_path) as node:
+        ended = ended_calls(node)
+        result = await _sipp(node, "ivr_uac_press_1.xml", 3000)
+        assert result.ok, result.output
+        await _until(lambda: bool(ended) and ended[0].app.task.done(), what="the IVR finished")
+        assert node.records is not None
+        assert await node.records.flush()
+        [cdr] = await node.records.fetch("cdrs")
+    assert (cdr["app"], cdr["did"], cdr["caller"]) == ("ivr", "100", "+442079460123")
+    ivr = cdr["ivr"]
+    assert (ivr["digits"], ivr["steps"][-1], ivr["outcome"]) == ("1", "support", "enqueue:support")
+    assert ivr["variables"]["department"] == "support"
+    assert (cdr["queue"], cdr["agent"]) == ("support", None)
+    assert cdr["wait"] == ivr["queue"]["waited"] > 0
