@@ -58,3 +58,36 @@ def test_no_cdrs_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["cdrs", "--data-dir", str(tmp_path / "broken")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("switch: error: ") and "switch.db" in err and "Traceback" not in err
+
+
+def test_the_cdrs_of_a_postgresql_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+) -> None:
+    import asyncpg
+
+    from switch.config import demo_config_text
+
+    server = request.getfixturevalue("postgres")
+    name = f"cli{tmp_path.name[-8:].lower().replace('-', '_')}"
+    dsn = server.dsn.rsplit("/", 1)[0] + "/" + name
+
+    async def prepare() -> None:
+        admin = await asyncpg.connect(server.dsn)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        records = Records(open_backend("postgresql", dsn), tmp_path / "outbox")
+        await records.start()
+        records.cdr(cdr_row(7, queue="sales"))
+        assert await records.flush()
+        await records.close()
+
+    asyncio.run(prepare())
+    text = demo_config_text().replace(
+        'backend = "sqlite"        # sqlite', f'backend = "postgresql"\ndsn = "{dsn}"\n# sqlite', 1
+    )
+    config = tmp_path / "switch.toml"
+    config.write_text(text)
+    assert main(["cdrs", "--config", str(config), "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["call_id"], row["queue"], row["ivr"]["digits"]) == (7, "sales", "1")
