@@ -124,7 +124,9 @@ async def test_a_read_only_sqlite_file_during_calls_delays_the_cdrs(
     async with running_node(tmp_path, changes=_trunk_at(far_end)) as node:
         assert node.records is not None
         db = Path(node.config.records.dsn)
-        files = [db, Path(f"{db}-wal"), Path(f"{db}-shm"), db.parent]
+        # Not the -shm file: SQLite maps it in memory, and a write to a page an
+        # immutable file cannot back is SIGBUS (a fault no disk really makes).
+        files = [db, Path(f"{db}-wal"), db.parent]
         try:
             _immutable(files, True)
         except subprocess.CalledProcessError:
