@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Debian packages the tests drive: SIPp, Redis, Chromium, text to speech,
 # coturn (TURN for WebRTC legs) and opus-tools (an independent reader of the
-# recorder's Ogg Opus files), and a Chinese font for the webphone's screenshots.
+# recorder's Ogg Opus files), a Chinese font for the webphone's screenshots, and
+# PostgreSQL (the records' scale-out database).
 TEST_PACKAGES := sip-tester redis-server chromium espeak-ng libopus0 coturn opus-tools \
-	fonts-wqy-microhei
+	fonts-wqy-microhei postgresql
 
 .PHONY: install run test lint format bench bench-smoke clean
 

@@ -1,6 +1,6 @@
 """The `switch` command line: run a node, check a config file and its IVR flows, have a
 running node reload its flows, print the version, manage the agents of the directory
-database (`switch agent ...`).
+database (`switch agent ...`), print the last CDRs (`switch cdrs`).
 
 Exit codes: 0 success, 1 the check or the node failed, 2 bad usage or a
 config the node cannot start with, 130 interrupted.
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from switch import __version__
 from switch.apps.ivr import FlowError, load_flows
+from switch.cli_records import CdrsError, add_cdrs_command
 from switch.config import (
     DEMO_SOURCE,
     Config,
@@ -381,6 +382,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo_config)
 
     _agent_commands(commands)
+    add_cdrs_command(commands)
     return parser
 
 
@@ -397,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(
             "switch: error: a command is required "
-            "(run, check-config, reload, version, demo-config, agent)",
+            "(run, check-config, reload, version, demo-config, agent, cdrs)",
             file=sys.stderr,
         )
         return 2
@@ -406,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    except _Refused as exc:
+    except (_Refused, CdrsError) as exc:
         print(f"switch: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

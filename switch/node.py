@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import __version__
+from .apps.acd_records import AcdRecorder
 from .apps.acd_service import AcdService
 from .apps.builtin import builtin_apps
 from .apps.ivr import FlowError, FlowSet, load_flows, reload_flows
@@ -32,7 +33,9 @@ from .apps.services import NodeApps
 from .call.app import Apps
 from .call.b2bua import Calls
 from .call.carrier import CarrierRegistrations
+from .call.cdr import build_cdr
 from .call.dispatch import Dispatcher
+from .call.model import Call
 from .call.trunks import TrunkMonitor
 from .call.wiring import SipPort, build_calls
 from .config import DEMO_SOURCE, Config, ConfigError, HostPort, load_config, load_demo_config
@@ -57,6 +60,7 @@ from .sip.transaction import (
 )
 from .store.directory import Directory, DirectoryError
 from .store.location import Binding
+from .store.records import Records, RecordsError, open_backend
 from .store.state import State, StateError, open_state
 from .transport.dns import Resolver
 from .transport.limits import Limits
@@ -107,6 +111,7 @@ class Node:
         self.calls: Calls | None = None
         self.trunks: TrunkMonitor | None = None
         self.queues: AcdService | None = None
+        self.records: Records | None = None  # CDRs and queue/agent events (issue #9)
         self.api: Api | None = None  # the REST API (switch.web.api)
         dns = config.dns
         self.resolver = Resolver(
@@ -153,6 +158,7 @@ class Node:
                 "version": self.flows.version,
                 "reload_problems": self.reload_problems,
             },
+            "records": self.records.status() if self.records is not None else None,
         }
 
     def reload(self) -> list[str]:
@@ -223,9 +229,21 @@ class Node:
             )
         except StateError as exc:
             raise StartError(f"state: {exc}") from None
+        # The directory of agents is SQLite only (the CLI's agent commands say
+        # so too): with PostgreSQL records, agents come from the config file.
+        if cfg.records.backend == "sqlite":
+            try:
+                self.directory = await Directory.open(cfg.records.dsn)
+            except DirectoryError as exc:
+                raise StartError(f"records: {exc}") from None
+        # Records wait in <data_dir>/outbox while the database cannot take them:
+        # only a schema newer than this code stops the node.
+        self.records = Records(
+            open_backend(cfg.records.backend, cfg.records.dsn), cfg.node.data_dir / "outbox"
+        )
         try:
-            self.directory = await Directory.open(cfg.records.dsn)
-        except DirectoryError as exc:
+            await self.records.start()
+        except RecordsError as exc:
             raise StartError(f"records: {exc}") from None
 
     async def _start_services(self) -> None:
@@ -260,6 +278,7 @@ class Node:
         self.carriers, self.guard, self.trunks, self.calls = (
             parts.carriers, parts.guard, parts.trunks, parts.calls
         )  # fmt: skip
+        self.calls.on_end = self._call_ended
         if self.queues is not None:  # agents on calls the ACD did not give them are busy
             self.calls.on_agent_call = self.queues.agent_call
         self.dispatcher.handle("REGISTER", self.registrar.handle)
@@ -285,7 +304,30 @@ class Node:
         apps = self.app_services
         self.queues = AcdService(self.config, self.state.locations, apps.speech)
         apps.use_queues(self.queues)
+        if self.records is not None:  # the ACD's events become queue/agent rows
+            self.queues.add_listener(AcdRecorder(self.records))
         await self.queues.start()
+
+    def _call_ended(self, call: Call) -> None:
+        """A call is over: its CDR goes to the records (on disk before this returns).
+        An application still running (the queue's outcome comes once the caller
+        has gone) gives a fuller CDR when it finishes: it replaces the first."""
+        row = self._record_call(call, None)
+        task = call.app.task if call.app is not None else None
+        if row is not None and task is not None and not task.done():
+            task.add_done_callback(lambda _: self._record_call(call, row))
+
+    def _record_call(self, call: Call, before: dict[str, Any] | None) -> dict[str, Any] | None:
+        if self.records is None or self.calls is None:
+            return None
+        try:
+            row = build_cdr(call, self.config.node.name, self.calls.caller_number(call))
+        except Exception:  # a record is never worth a call: log it and go on
+            log.exception("records: the CDR of call %d could not be made", call.id)
+            return None
+        if row != before:
+            self.records.cdr(row)
+        return row
 
     def _check_apps(self) -> None:
         """Every DID's application must be one this node has."""
@@ -501,6 +543,9 @@ class Node:
         if self.calls is not None:
             await self.calls.close()
         await self.app_services.close()
+        if self.records is not None:
+            await self.records.close()  # what the database cannot take stays in the outbox
+            self.records = None
         await self.resolver.close()
         # Transports first: aiohttp's cleanup waits for open WebSocket
         # handlers, and closing the transports is what ends them.

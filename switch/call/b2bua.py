@@ -348,6 +348,11 @@ class Calls(
         except ParseError:
             return None
 
+    def caller_number(self, call: Call) -> str:
+        """Who called, for the record (ANI): an agent's extension, or the trunk
+        caller's number (a trusted trunk's P-Asserted-Identity first)."""
+        return self._number_of(call, True)
+
     def _number_of(self, call: Call, a_side: bool) -> str:
         """The number of the party on one side: an agent's extension, or the
         number a trunk side called from or was called at."""
@@ -823,6 +828,7 @@ class Calls(
                 call.a_sdp = req.body
             else:
                 call.b_sdp = req.body
+            call.holds.offered("a" if from_a else "b", req.body, time.time())
         there_side = "b" if from_a else "a"
         headers = []
         if there_side in call.timer:
@@ -1065,16 +1071,7 @@ class Calls(
             handle.cancel()
         call.timer_handles.clear()
         self._stop_b_timer(call)
-        if call.ended_at is None:
-            call.ended_at = time.time()
-            call.quality = self.quality(call)
-            if self.recordings is not None:
-                self.recordings.ended(call)
-            if self.on_end is not None:
-                try:
-                    self.on_end(call)
-                except Exception:
-                    log.exception("on_end failed for call %d", call.id)
+        self._ended(call)
         self._agents_update(call)  # (ended: every agent on it is free)
         self._dtmf_stop(call)
         if call.media is not None:
@@ -1091,12 +1088,31 @@ class Calls(
         self._by_leg.pop(call.a_key, None)
         self._by_leg.pop(call.b_key, None)
 
+    def _ended(self, call: Call) -> None:
+        """Once per call: its end time, final media figures, recording, and `on_end`."""
+        if call.ended_at is not None:
+            return
+        call.ended_at = time.time()
+        call.quality = self.quality(call)
+        if self.recordings is not None:
+            self.recordings.ended(call)
+        if self.on_end is not None:
+            try:
+                self.on_end(call)
+            except Exception:
+                log.exception("on_end failed for call %d", call.id)
+
     async def close(self) -> None:
-        """Stop: cancel what is under way and release the calls' relay ports."""
+        """Stop: cancel what is under way and release the calls' relay ports. The
+        calls still up end here for the record ("node stopped"; no BYE is sent)."""
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        for call in list(self._by_invite.values()):
+            if call.hangup is None:
+                call.hangup = Hangup("node", 0, "node stopped")
+            self._ended(call)
         if self.recordings is not None:
             await self.recordings.close()  # what was recorded so far is kept
         for call in list(self._by_invite.values()):

@@ -19,6 +19,7 @@ from ..sip.flow import Flow
 from ..sip.message import Request
 from ..sip.session_timer import SessionTimer
 from ..sip.transaction import ClientTransaction, ServerTransaction
+from .holds import Holds
 from .routing import Target
 
 if TYPE_CHECKING:
@@ -119,6 +120,7 @@ class Call:
     recording_path: str = ""
     recording_paused: list[tuple[float, float]] = field(default_factory=list)
     app: AppCall | None = None  # the application that has the call (switch.call.app)
+    holds: Holds = field(default_factory=Holds)  # hold spans, for the record (switch.call.holds)
 
 
 @dataclass(frozen=True, slots=True)

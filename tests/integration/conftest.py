@@ -62,8 +62,16 @@ async def running_node(
 
 
 def ended_calls(node: Node) -> list[Call]:
-    """The calls of `node` as they end, in order (its `on_end` hook)."""
+    """The calls of `node` as they end, in order (its `on_end` hook, before
+    the node's own: the records)."""
     assert node.calls is not None
     ended: list[Call] = []
-    node.calls.on_end = ended.append
+    records = node.calls.on_end
+
+    def seen(call: Call) -> None:
+        ended.append(call)
+        if records is not None:
+            records(call)
+
+    node.calls.on_end = seen
     return ended
