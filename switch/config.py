@@ -797,6 +797,8 @@ class DnsConfig(_Model):
 # distribution. Kept in this one block, plus the fields marked "ACD" in
 # Agent, Queue and Tenant and one call in _build (_check_acd).
 
+# The wrap-up form's disposition codes when a tenant lists none of its own.
+DEFAULT_DISPOSITIONS = ("resolved", "follow-up", "escalated", "sale", "wrong-number", "other")
 # Reasons the ACD sets by itself; a tenant's own reasons must differ from them.
 ACD_SYSTEM_REASONS = ("disconnected", "missed calls")
 
@@ -964,6 +966,10 @@ class AcdSettings(_Model):
     sticky_memory: int = Field(7 * 86400, ge=0)
     # Codes agents dial from a desk phone: log in, log out, available, not ready, wrap-up.
     feature_codes: FeatureCodes = Field(default_factory=FeatureCodes)
+    # Disposition codes of the agents' wrap-up form (kept on the call's CDR).
+    dispositions: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
+        default_factory=lambda: list(DEFAULT_DISPOSITIONS)
+    )
 
     @field_validator("not_ready_reasons")
     @classmethod
@@ -975,6 +981,16 @@ class AcdSettings(_Model):
                 raise ValueError(f"{reason!r} is set by the ACD itself; leave it out")
             if value.count(reason) > 1:
                 raise ValueError(f"{reason!r} is listed twice")
+        return value
+
+    @field_validator("dispositions")
+    @classmethod
+    def _dispositions(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError('list at least one disposition (e.g. ["resolved", "other"])')
+        for code in value:
+            if value.count(code) > 1:
+                raise ValueError(f"{code!r} is listed twice")
         return value
 
 

@@ -61,6 +61,7 @@ from .sip.transaction import (
 from .store.directory import Directory, DirectoryError
 from .store.location import Binding
 from .store.records import Records, RecordsError, open_backend
+from .store.records.wrapups import Wrapups
 from .store.state import State, StateError, open_state
 from .transport.dns import Resolver
 from .transport.limits import Limits
@@ -112,6 +113,7 @@ class Node:
         self.trunks: TrunkMonitor | None = None
         self.queues: AcdService | None = None
         self.records: Records | None = None  # CDRs and queue/agent events (issue #9)
+        self.wrapups: Wrapups | None = None  # agents' wrap-up forms -> their calls' CDRs
         self.api: Api | None = None  # the REST API (switch.web.api)
         dns = config.dns
         self.resolver = Resolver(
@@ -245,6 +247,7 @@ class Node:
             await self.records.start()
         except RecordsError as exc:
             raise StartError(f"records: {exc}") from None
+        self.wrapups = Wrapups(self.records)
 
     async def _start_services(self) -> None:
         """The registrar, the guard, the call layer, and how requests reach them."""
@@ -327,6 +330,8 @@ class Node:
             return None
         if row != before:
             self.records.cdr(row)
+            if self.wrapups is not None:
+                self.wrapups.ended(call.id, row)
         return row
 
     def _check_apps(self) -> None:
@@ -511,7 +516,10 @@ class Node:
             context.load_cert_chain(str(http.tls_cert), str(http.tls_key))
         # The REST API and CTI socket; supervision and originate are wired
         # when the call layer provides them.
-        self.api = Api(self.config, self.queues, calls=self.calls, supervisor=self.calls)
+        self.api = Api(
+            self.config, self.queues, calls=self.calls, supervisor=self.calls,
+            wrapups=self.wrapups,
+        )  # fmt: skip
         if self.calls is not None:
             self.calls.on_end = _both(self.calls.on_end, self.api.cti.call_ended)
         app = make_app(

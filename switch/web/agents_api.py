@@ -44,6 +44,7 @@ def agent_view(api: Api, tenant: str, ext: str) -> dict[str, Any]:
             view["wrapup_until"] = record.wrapup_until
     # What the webphone offers for not-ready (the tenant's reasons).
     view["not_ready_reasons"] = list(api.config.tenants[tenant].acd.not_ready_reasons)
+    view["dispositions"] = list(api.config.tenants[tenant].acd.dispositions)
     return view
 
 

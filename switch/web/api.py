@@ -29,7 +29,7 @@ from .openapi import document
 if TYPE_CHECKING:
     from ..apps.acd_service import AcdService
     from ..config import Config
-    from .ports import LiveCalls, Originate, Supervisor
+    from .ports import LiveCalls, Originate, Supervisor, Wrapups
 
 
 class Api:
@@ -43,6 +43,7 @@ class Api:
         calls: LiveCalls | None = None,
         supervisor: Supervisor | None = None,
         originate: Originate | None = None,
+        wrapups: Wrapups | None = None,
         clock: Callable[[], float] = time.time,
         throttle: Throttle | None = None,
     ) -> None:
@@ -51,6 +52,7 @@ class Api:
         self.calls = calls
         self.supervisor = supervisor
         self.originate = originate
+        self.wrapups = wrapups
         self.clock = clock
         self.accounts = Accounts(config)
         self.tokens = Tokens(config.http.jwt_secret or None, clock=clock)
@@ -73,6 +75,7 @@ class Api:
         r.add_get("/api/calls", calls_api.list_calls)
         r.add_post("/api/calls", calls_api.originate)
         r.add_delete("/api/calls/{id}", calls_api.hang_up)
+        r.add_put("/api/calls/{id}/disposition", calls_api.disposition)
         r.add_post("/api/calls/{id}/supervise", calls_api.supervise)
         r.add_put("/api/calls/{id}/supervise/{sid}", calls_api.change_supervision)
         r.add_delete("/api/calls/{id}/supervise/{sid}", calls_api.stop_supervision)

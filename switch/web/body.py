@@ -44,6 +44,15 @@ async def json_body(request: web.Request, *, optional: bool = False) -> dict[str
     return body
 
 
+# White space as JSON Schema's `\S` (ECMA-262) sees it, which the OpenAPI
+# document promises for required strings; Python's str.isspace() also counts
+# \x1c-\x1f and \x85, which the document could not say.
+SPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
 def text(
     body: dict[str, Any],
     name: str,
@@ -60,7 +69,7 @@ def text(
         return None
     if not isinstance(value, str):
         raise bad_field(name, f"must be a string, not {type(value).__name__}")
-    if not value.strip():
+    if not value.strip(SPACE):
         raise bad_field(name, "must not be empty")
     if len(value) > max_len:
         raise bad_field(name, f"is longer than {max_len} characters")

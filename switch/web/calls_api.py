@@ -129,6 +129,37 @@ async def originate(request: web.Request) -> web.Response:
     return web.json_response({"call_id": call_id}, status=202)
 
 
+async def disposition(request: web.Request) -> web.Response:
+    """PUT /api/calls/{id}/disposition: the agent's wrap-up form, kept on the call's CDR."""
+    api = api_of(request)
+    who = api.principal(request)
+    call_id = path_int(request, "id")
+    body = await json_body(request)
+    only(body, ("disposition", "notes"))
+    code = text(body, "disposition", max_len=40)
+    notes = body.get("notes", "")
+    if not isinstance(notes, str) or len(notes) > 4000:
+        raise bad_field("notes", "must be text of at most 4,000 characters")
+    if api.wrapups is None:
+        raise ApiError(501, "not_available", "this node keeps no records")
+    if who.role == "agent" and who.agent is None:  # (an integration's key of role agent)
+        raise ApiError(403, "forbidden", "a wrap-up form is an agent's or a supervisor's")
+    agent = who.agent if who.role == "agent" else None
+    try:
+        api.wrapups.check(who.tenant, call_id, agent=agent)  # 404/403 before the form's 422
+    except LookupError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    except PermissionError as exc:
+        raise ApiError(403, "forbidden", str(exc)) from None
+    codes = api.config.tenants[who.tenant].acd.dispositions
+    if code not in codes:
+        raise bad_field(
+            "disposition", f"{code!r} is not one of this tenant's: {', '.join(codes)}", 422
+        )
+    cdr_id = api.wrapups.set(who.tenant, call_id, code, notes, agent=agent)
+    return web.json_response({"call_id": call_id, "cdr_id": cdr_id, "disposition": code})
+
+
 # ---------------------------------------------------------------------------
 # Supervision
 

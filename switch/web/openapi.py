@@ -129,6 +129,7 @@ def _schemas() -> J:
                 "queues": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "wrapup_until": {"type": "number", "description": "in wrap-up: when it ends"},
                 "not_ready_reasons": {"type": "array", "items": text},
+                "dispositions": {"type": "array", "items": text},
             },
             [
                 "id",
@@ -140,6 +141,7 @@ def _schemas() -> J:
                 "devices",
                 "queues",
                 "not_ready_reasons",
+                "dispositions",
             ],
         ),
         "StateChange": _obj(
@@ -415,6 +417,40 @@ def _paths() -> J:
                 },
                 params=[CALL_ID],
                 errors=(403, 404, 409, 501),
+            )
+        },
+        "/api/calls/{id}/disposition": {
+            "put": _op(
+                "The wrap-up form of an ended call (its agent, or a supervisor): kept on its CDR",
+                {
+                    "200": _json(
+                        _obj(
+                            {
+                                "call_id": {"type": "integer"},
+                                "cdr_id": {"type": "string"},
+                                "disposition": {"type": "string"},
+                            },
+                            ["call_id", "cdr_id", "disposition"],
+                        ),
+                        "Kept",
+                    )
+                },
+                body=_body(
+                    _obj(
+                        {
+                            "disposition": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": 40,
+                                "description": "one of the tenant's (GET /api/agents/{id})",
+                            },
+                            "notes": {"type": "string", "maxLength": 4000},
+                        },
+                        ["disposition"],
+                    )
+                ),
+                params=[CALL_ID],
+                errors=(403, 404, 422, 501),
             )
         },
         "/api/calls/{id}/supervise": {

@@ -70,3 +70,18 @@ class Originate(Protocol):
     async def __call__(
         self, tenant: str, first: str, second: str, *, caller_id: str | None
     ) -> int: ...
+
+
+class Wrapups(Protocol):
+    """The records' side of the agents' wrap-up forms (switch.store.records.wrapups)."""
+
+    def set(
+        self, tenant: str, call_id: int, disposition: str, notes: str, *, agent: str | None
+    ) -> str:
+        """The CDR id the form went to; refused as `check` says."""
+        ...
+
+    def check(self, tenant: str, call_id: int, *, agent: str | None) -> str:
+        """The CDR id a form would go to. LookupError: no such ended call of the tenant;
+        PermissionError: `agent` did not have the call (None: a supervisor asks)."""
+        ...

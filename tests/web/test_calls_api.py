@@ -227,3 +227,40 @@ async def test_originate_validates_and_returns_202_with_the_call_id(tmp_path):
         assert resp.status == 422 and "may dial" in (await resp.json())["message"]
         resp = await h.client.post("/api/calls", json={"first": "1001"}, headers=headers)
         assert (resp.status, (await resp.json())["field"]) == (400, "second")
+
+
+async def test_the_wrap_up_form_goes_to_the_calls_cdr(tmp_path):
+    from switch.store.records.wrapups import Wrapups
+
+    forms: list[tuple] = []
+
+    class Sink:
+        def set_disposition(self, cdr_id, disposition, notes="", wrapup_time=None):
+            forms.append((cdr_id, disposition, notes))
+            return "r"
+
+    wrapups = Wrapups(Sink())
+    wrapups.ended(5, {"id": "n:5:1", "tenant": "acme", "agent": "1001"})
+    wrapups.ended(6, {"id": "n:6:1", "tenant": "other", "agent": "1001"})
+    async with harness(tmp_path, wrapups=wrapups) as h:
+        alice = await h.auth("1001", "alice-pw", "acme")
+        bob = await h.auth("1002", "bob-pw", "acme")
+        sup = await h.auth("sup", "sup-pw", "acme")
+        view = await (await h.client.get("/api/agents/1001", headers=alice)).json()
+        assert "resolved" in view["dispositions"]
+        form = {"disposition": "resolved", "notes": "called back"}
+        resp = await h.client.put("/api/calls/5/disposition", json=form, headers=alice)
+        assert resp.status == 200, await resp.text()
+        assert await resp.json() == {"call_id": 5, "cdr_id": "n:5:1", "disposition": "resolved"}
+        assert forms == [("n:5:1", "resolved", "called back")]
+        # Another agent's call, another tenant's call, a code the tenant does not have.
+        resp = await h.client.put("/api/calls/5/disposition", json=form, headers=bob)
+        assert resp.status == 403 and "not agent 1002's call" in (await resp.json())["message"]
+        resp = await h.client.put("/api/calls/6/disposition", json=form, headers=sup)
+        assert resp.status == 404
+        bad = {"disposition": "maybe"}
+        resp = await h.client.put("/api/calls/5/disposition", json=bad, headers=sup)
+        assert resp.status == 422 and (await resp.json())["field"] == "disposition"
+        resp = await h.client.put("/api/calls/5/disposition", json={"disposition": "sale"},
+                                  headers=sup)  # fmt: skip
+        assert resp.status == 200 and forms[-1] == ("n:5:1", "sale", "")

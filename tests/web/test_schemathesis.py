@@ -15,7 +15,9 @@ import threading
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from switch.store.records.wrapups import Wrapups
 from switch.web.openapi import document
 
 from .support import harness
@@ -47,10 +49,21 @@ class Server(threading.Thread):
         async def originate(tenant, first, second, *, caller_id):
             return 42
 
+        class Records:
+            def set_disposition(self, cdr_id, disposition, notes="", wrapup_time=None):
+                return "r"
+
+        wrapups = Wrapups(Records())
+        wrapups.ended(1, {"id": "n:1:1", "tenant": "acme", "agent": "1001"})
+
         self.loop = asyncio.get_running_loop()
         self.stop_event = asyncio.Event()
         async with harness(
-            self.tmp_path, calls=calls, supervisor=supervisor, originate=originate
+            self.tmp_path,
+            calls=calls,
+            supervisor=supervisor,
+            originate=originate,
+            wrapups=wrapups,
         ) as h:
             await h.enqueue("acme", "support", "+15550001")
             self.headers = await h.auth("sup", "sup-pw", "acme")
@@ -88,7 +101,9 @@ FUZZ = bool(os.environ.get("SWITCH_FUZZ"))
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_api_conforms_to_its_document(case, server):
-    case.call_and_validate(base_url=server.base_url, headers=server.headers, timeout=10)
+    case.call_and_validate(
+        base_url=server.base_url, headers=server.headers, timeout=10, excluded_checks=_skip(case)
+    )
 
 
 @schema.parametrize()
@@ -99,4 +114,18 @@ def test_api_conforms_to_its_document(case, server):
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_api_conforms_to_its_document_for_an_agent(case, server):
-    case.call_and_validate(base_url=server.base_url, headers=server.agent_headers, timeout=10)
+    case.call_and_validate(
+        base_url=server.base_url,
+        headers=server.agent_headers,
+        timeout=10,
+        excluded_checks=_skip(case),
+    )
+
+
+def _skip(case) -> list:
+    """A wrap-up form's disposition is one of its tenant's codes (422 otherwise): a
+    document shared by every tenant cannot list them, so a well-formed code of no
+    tenant is not "valid data wrongly refused". Every other check still runs on it."""
+    if case.operation.path == "/api/calls/{id}/disposition":
+        return [positive_data_acceptance]
+    return []

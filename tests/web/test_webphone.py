@@ -263,6 +263,13 @@ async def test_an_agent_logs_in_takes_a_queue_call_with_screen_pop_audio_hold_an
         await page.screenshot(path=screenshot_path("webphone-wrapup"))
         await wrapup.get_by_role("button", name="Save").click()
         await expect(wrapup).to_be_hidden()
+        await expect(page.locator("#state-line")).to_contain_text("Saved")
+        # The form is on the call's CDR (through the records' outbox).
+        assert await node.records.flush()
+        (cdr,) = [c for c in await node.records.fetch("cdrs") if c["queue"] == "support"]
+        assert (cdr["disposition"], cdr["notes"], cdr["agent"]) == (
+            "resolved", "Asked about invoice 42; answered.", "1001",
+        )  # fmt: skip
         row = page.locator("#history tbody tr").first
         await expect(row).to_contain_text("+442079460001")
         await expect(row).to_contain_text("support")

@@ -11,7 +11,9 @@ import { Ringtone } from "./ringtone.js";
 
 // Used when the API does not list the tenant's reasons (the config's default).
 const DEFAULT_REASONS = ["break", "lunch", "training", "meeting"];
-const DISPOSITIONS = ["resolved", "follow-up", "escalated", "sale", "wrong-number", "other"];
+// The tenant's disposition codes come with the agent (GET /api/agents/{id}); these
+// until then, or when the page runs without the API.
+const DEFAULT_DISPOSITIONS = ["resolved", "follow-up", "escalated", "sale", "wrong-number", "other"];
 const OFFER_MATCH_MS = 30000; // a CTI offer and a SIP INVITE this close belong together
 const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
 
@@ -25,6 +27,7 @@ const desk = {
   tenant: "",
   sipOnly: false,
   reasons: DEFAULT_REASONS,
+  dispositions: null, // the tenant's codes, once the API said them
   crmUrl: "", // a template such as https://crm.example/search?phone={number}
   status: null,
   reason: "",
@@ -92,6 +95,9 @@ async function logIn(username, password) {
     if (Array.isArray(view.not_ready_reasons) && view.not_ready_reasons.length) {
       desk.reasons = view.not_ready_reasons;
     }
+    if (Array.isArray(view.dispositions) && view.dispositions.length) {
+      desk.dispositions = view.dispositions;
+    }
     desk.crmUrl = view.crm_url || "";
   }
   phone = new Phone({
@@ -110,6 +116,7 @@ async function logIn(username, password) {
   $("login-view").hidden = true;
   $("desk-view").hidden = false;
   fillReasons();
+  fillDispositions();
   await checkMicrophone();
   await listDevices();
   render();
@@ -434,7 +441,7 @@ function fillDispositions() {
   const chosen = select.value;
   select.replaceChildren(
     new Option(t("chooseDisposition"), ""),
-    ...DISPOSITIONS.map((d) => new Option(label("disp", d), d, false, d === chosen)),
+    ...(desk.dispositions || DEFAULT_DISPOSITIONS).map((d) => new Option(label("disp", d), d, false, d === chosen)),
   );
 }
 
