@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import gc
 import ipaddress
 import logging
@@ -479,22 +478,32 @@ class Node:
         # UDP and TCP share one port number, as peers expect of 5060. With
         # port 0 (any free port, as tests ask) the number UDP gets may be
         # taken for TCP by some connection's local port: then try another.
-        for attempt in range(20 if port == 0 and len(sip.transports) > 1 else 1):
+        # A port the config names is that port or nothing: a node without
+        # its SIP listener must not start (it did, once, saying nothing).
+        attempts = 20 if port == 0 and len(sip.transports) > 1 else 1
+        for attempt in range(attempts):
             bound = port
             udp = None
+            transport = "udp"
             try:
                 if "udp" in sip.transports:
                     udp = await self.transports.listen_udp(host, port)
                     bound = udp[1]
                 if "tcp" in sip.transports:
+                    transport = "tcp"
                     tcp = await self.transports.listen_tcp(host, bound)
                     self.sip_listeners.append(f"tcp:{HostPort(*tcp)}")
                     self._listening["tcp"] = tcp
             except OSError as exc:
-                if udp is None or exc.errno != errno.EADDRINUSE or attempt == 19:
-                    raise
-                self.transports.close_udp(udp)
-                continue
+                if udp is not None:
+                    self.transports.close_udp(udp)
+                if udp is not None and attempt < attempts - 1:
+                    continue  # (uvloop's errors may carry no errno: any failure retries)
+                raise StartError(
+                    f"sip.listen: cannot listen on {HostPort(host, bound)} ({transport}): "
+                    f"{exc.strerror or exc}; another program may have that port (stop it, or "
+                    "choose another), or the address is not one of this machine's"
+                ) from None
             if udp is not None:
                 self.sip_listeners.insert(0, f"udp:{HostPort(*udp)}")
                 self._listening["udp"] = udp

@@ -10,6 +10,8 @@ import sys
 import urllib.error
 import urllib.request
 
+import pytest
+
 from tests.support.sipp import free_port
 
 
@@ -86,9 +88,14 @@ async def test_run_with_bad_config_explains_and_exits_2(tmp_path):
     assert "Traceback" not in text
 
 
-async def test_port_in_use_is_a_clear_error(tmp_path):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+@pytest.mark.parametrize("kind", [socket.SOCK_DGRAM, socket.SOCK_STREAM], ids=["udp", "tcp"])
+async def test_port_in_use_is_a_clear_error(tmp_path, kind):
+    """The SIP port taken for UDP or for TCP alone: the node does not start
+    (it once started with no SIP listener at all when only TCP's was taken)."""
+    with socket.socket(socket.AF_INET, kind) as taken:
         taken.bind(("127.0.0.1", 0))
+        if kind == socket.SOCK_STREAM:
+            taken.listen()
         port = taken.getsockname()[1]
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -105,6 +112,8 @@ async def test_port_in_use_is_a_clear_error(tmp_path):
             stderr=asyncio.subprocess.PIPE,
         )
         _, err = await asyncio.wait_for(proc.communicate(), 15)
-    assert proc.returncode == 1
-    assert "cannot start" in err.decode()
+    assert proc.returncode == 1, err.decode()
+    name = "udp" if kind == socket.SOCK_DGRAM else "tcp"
+    assert f"cannot start: sip.listen: cannot listen on 127.0.0.1:{port} ({name})" in err.decode()
+    assert "another program may have that port" in err.decode()
     assert "Traceback" not in err.decode()
