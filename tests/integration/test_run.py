@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.support.sipp import free_port
+from tests.support.sipp import free_port, free_sip_port
 
 
 def _get(url: str) -> tuple[int, dict]:
@@ -24,7 +24,7 @@ def _get(url: str) -> tuple[int, dict]:
 
 
 async def test_run_serves_healthz_and_stops_on_sigterm(tmp_path):
-    sip_port = free_port(socket.SOCK_STREAM)
+    sip_port = free_sip_port()
     http_port = free_port(socket.SOCK_STREAM)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -24,7 +24,7 @@ from switch.apps.ivr import commands as cmd
 from switch.cli import main
 from switch.config import load_config
 from switch.node import Node
-from tests.support.sipp import free_port
+from tests.support.sipp import free_port, free_sip_port
 
 from .caller import Caller, spoken
 
@@ -171,7 +171,7 @@ async def test_switch_reload_and_sighup_on_a_running_node(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     http_port = free_port(socket.SOCK_STREAM)
-    path = write_config(tmp_path, free_port(socket.SOCK_STREAM), http_port)
+    path = write_config(tmp_path, free_sip_port(), http_port)
     url = f"http://127.0.0.1:{http_port}/healthz"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "switch", "run", "--config", str(path),

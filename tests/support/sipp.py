@@ -35,6 +35,19 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return s.getsockname()[1]
 
 
+def free_sip_port() -> int:
+    """A port free for both UDP and TCP (a node's SIP listener takes both)."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_DGRAM)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no port free for both UDP and TCP in 50 tries")
+
+
 async def run_sipp(
     scenario: str,
     target: tuple[str, int],
