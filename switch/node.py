@@ -250,6 +250,8 @@ class Node:
         self.carriers, self.guard, self.trunks, self.calls = (
             parts.carriers, parts.guard, parts.trunks, parts.calls
         )  # fmt: skip
+        if self.queues is not None:
+            self.queues.callbacks.dialler = self.calls  # queue callbacks place calls
         self.dispatcher.handle("REGISTER", self.registrar.handle)
         for method in GUARDED:
             # Screened here (trunk by address, agent by digest), then the

@@ -12,6 +12,8 @@ limit sends them elsewhere. It carries out the ACD's commands:
 - StopOffer: cancels that task (which CANCELs what rings).
 - SendTo: `enqueue` returns QueueOutcome("exit", destination).
 - Announce: the caller hears position and wait (TTS), then the music again.
+- OfferCallback, DialCallback, and the Offer of an agent-first callback:
+  `switch.apps.acd_callbacks` (the key press, and the calls the node places).
 
 Agents: those listed in a tenant's config are logged in at start. Presence
 follows registrations: the service reads each agent's bindings in the
@@ -35,17 +37,8 @@ from ..call.app import CallEnded, Connected
 from ..media.player import Clip, Player, music_on_hold
 from ..media.wav import Audio, WavError, read_prompt
 from .acd import Acd, AcdError, AgentRecord, OfferGone
-from .acd.events import (
-    Announce,
-    Command,
-    DialCallback,
-    Moved,
-    NotifyAgent,
-    Offer,
-    OfferCallback,
-    SendTo,
-    StopOffer,
-)
+from .acd.events import Announce, Command, Moved, NotifyAgent, Offer, SendTo, StopOffer
+from .acd_callbacks import QueueCallbacks
 from .ivr.conditions import QueueState
 from .queueing import EnqueueRequest, QueueOutcome, Waiting
 from .queues import destination
@@ -76,6 +69,7 @@ class _Caller:
     outcome: asyncio.Future[QueueOutcome]
     offers: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # reservation -> task
     music: Player | None = None
+    called_back: bool = False  # asked for a callback: hanging up is no abandon
 
 
 class AcdService:
@@ -102,6 +96,7 @@ class AcdService:
         self._wake = asyncio.Event()
         self._running = False
         self._music: dict[str, Audio] = {}
+        self.callbacks = QueueCallbacks(self)  # its `dialler` is the node's call layer
 
     def configure(self, config: Config) -> None:
         """A reloaded config: its music files. Queues, agents and their rules stay
@@ -258,6 +253,8 @@ class AcdService:
                 await asyncio.wait({ended, outcome}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 ended.cancel()
+            if not outcome.done() and caller.called_back:
+                outcome.set_result(QueueOutcome("callback", caller.queue, self.clock() - now))
             if not outcome.done():
                 self._carry(request.tenant, acd.hangup(key, self.clock()))
                 if not outcome.done():
@@ -362,6 +359,8 @@ class AcdService:
     def _carry(self, tenant: str, commands: list[Command]) -> None:
         acd = self.acds[tenant]
         for command in commands:
+            if self.callbacks.carry(tenant, command):
+                continue
             held = self.callers.get((tenant, getattr(command, "caller", "")))
             if isinstance(command, Offer):
                 if held is None:
@@ -392,10 +391,6 @@ class AcdService:
                     self._spawn(self._announce(held, command), f"announce {command.caller}")
             elif isinstance(command, NotifyAgent):
                 log.info("acd %s: agent %s: %s", tenant, command.agent, command.message)
-            elif isinstance(command, OfferCallback | DialCallback):
-                # Callbacks need a key press from the caller and an outbound
-                # dial: not served by this service yet.
-                log.info("acd %s: %s not served yet", tenant, type(command).__name__)
         self.events.extend(acd.take_events())
         del self.events[:-1000]
         self._wake.set()
