@@ -24,10 +24,14 @@ refuses rather than show the customer their own number). The second party
 sees `caller_id` when given, else what the first party presents when they
 call (an agent's own caller-ID rules; a customer's number).
 
+A browser agent is offered WebRTC (the node's ICE and DTLS end, G.711 and
+Opus): the first party's leg is then a WebRTC leg, its channel speaks
+what the browser chose, and the bridge transcodes toward a G.711 second
+party as for a browser caller. The runner starts once the browser's
+media is connected (ICE, DTLS), or the call ends.
+
 Unknown targets, an unknown tenant, an agent with no registered device
-raise `OriginateError` before anything is dialled. A browser is not called
-first yet (the node would have to offer WebRTC itself): an agent registered
-only from a browser is refused with that reason.
+raise `OriginateError` before anything is dialled.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from typing import cast
 from ..config import Tenant
 from ..media.channel import Channel
 from ..media.relay import LegMedia, MediaSession, anchor, clock_rates
+from ..media.webrtc import WebRtcLeg
+from ..media.webrtc_sdp import WEBRTC_EXTRA, is_webrtc, remote_transport, to_plain, to_webrtc
 from ..numbers import to_e164
 from ..registrar.guard import Caller
 from ..sip.dialog import Dialog
@@ -53,12 +59,13 @@ from ..sip.sdp import SdpError
 from ..sip.transaction import ServerTransaction, new_branch
 from ..sip.uri import parse_uri
 from .app import AppCall, Connected, NotConnected, Party
+from .app_calls import CONNECT_TIMEOUT
 from .app_sdp import CODECS, answer_offer
 from .connect import _Branch, _Connect, _Invite, _worst
 from .model import Call, Hangup
 from .refresh import allows_update
 from .routing import Rejection, Target
-from .webrtc_legs import BROWSER_TRANSPORTS
+from .webrtc_legs import WebRtcState
 
 log = logging.getLogger("switch.call")
 
@@ -176,14 +183,7 @@ class Originates:
             raise OriginateError(f"the timeout is in seconds, more than 0, not {timeout}")
         targets: list[tuple[str, Target]] = []
         for name in (n.strip() for n in names):
-            found = await self._callable(tenant, name)
-            phones = [t for t in found if not _browser(t)]
-            if not phones:
-                raise OriginateError(
-                    f"agent {name} is registered only from a browser, which the node does not "
-                    "call first yet: ring a desk phone or a number first"
-                )
-            targets += [(name, t) for t in phones]
+            targets += [(name, t) for t in await self._callable(tenant, name)]
         for name in check:
             await self._callable(tenant, name.strip())
         caller, number = _first_party(settings, names[0].strip(), targets[0][1])
@@ -221,7 +221,7 @@ class Originates:
     ) -> None:  # fmt: skip
         loop = asyncio.get_running_loop()
         pending = _Connect(call, [], loop.create_future())
-        pending.offer = lambda leg, browser: self._placing_offer(leg)
+        pending.offer = self._placing_offer
         pending.live = lambda: call.state == "calling"
         pending.take = lambda branch, invite, resp: self._first_answered(
             pending, branch, invite, resp
@@ -258,6 +258,8 @@ class Originates:
                 return
             handle = call.app
             assert handle is not None
+            if not await self._media_up(call):
+                return
             try:
                 await self._run_app(call, handle, lambda h: run(h, result))  # type: ignore[attr-defined]
             except asyncio.CancelledError:
@@ -275,15 +277,37 @@ class Originates:
                         lambda _: self._placed_calls.pop(call.id, None)  # type: ignore[attr-defined]
                     )
 
-    def _placing_offer(self, leg: LegMedia) -> bytes:
+    def _placing_offer(self, leg: LegMedia, browser: bool) -> bytes:
+        address = self.media_address  # type: ignore[attr-defined]
         local = LocalMedia(
-            self.media_address,  # type: ignore[attr-defined]
+            address,
             leg.port,
             list(_OFFERED),
             session_id="0",
             rtcp_mux=False,  # the relay's leg has its RTCP on the next port
         )
-        return make_offer(local).to_bytes()
+        plain = make_offer(local).to_bytes()
+        if not browser:
+            return plain
+        return to_webrtc(plain, _webrtc(leg).local(address, "actpass"), WEBRTC_EXTRA)
+
+    async def _media_up(self, call: Call) -> bool:
+        """A browser's leg connected (ICE, DTLS) in time; else the call is hung up."""
+        leg = call.media.a if call.media is not None else None
+        if not isinstance(leg, WebRtcLeg):
+            return True
+        try:
+            ok = await asyncio.wait_for(asyncio.shield(leg.connected), CONNECT_TIMEOUT)
+        except TimeoutError:
+            ok = False
+        if call.state != "answered":
+            return False
+        if not ok:
+            log.warning("call %d: the browser's media did not connect: %s", call.id,
+                        leg.failure or f"nothing in {CONNECT_TIMEOUT:g} s")  # fmt: skip
+            self._hang_up(call, "media did not connect (ICE/DTLS)")  # type: ignore[attr-defined]
+            return False
+        return True
 
     def _placed_failed(self, call: Call, result: NotConnected) -> None:
         """The first party did not answer: the call is over, with why."""
@@ -306,8 +330,12 @@ class Originates:
         if not body:
             return "Not Acceptable Here (the answer has no SDP)"
         leg = branch.leg
+        address = self.media_address  # type: ignore[attr-defined]
         try:
-            ours, media_format = answer_offer(body, self.media_address, leg.port)  # type: ignore[attr-defined]
+            browser = branch.browser and is_webrtc(body)
+            plain = to_plain(body) if browser else body
+            remote = remote_transport(body) if browser else None
+            ours, media_format = answer_offer(plain, address, leg.port)
             dialog = Dialog.from_uac_response(invite.request, resp)
         except (OfferAnswerError, SdpError) as exc:
             return f"Not Acceptable Here ({exc})"
@@ -318,10 +346,17 @@ class Originates:
         ack.add("Via", self._via(flow), first=True)  # type: ignore[attr-defined]
         invite.ack = bytes(ack)
         self._send_stateless(invite.ack, flow)  # type: ignore[attr-defined]
-        _, where = anchor(body, self.media_address, leg.port)  # type: ignore[attr-defined]
-        if where is not None:
-            leg.expect(where, clock_rates(body))
-        leg.sdp = body
+        if remote is not None:
+            _webrtc(leg).start(remote, offerer=True)
+            # What a session refresh offers the browser again: its own kind.
+            ours = to_webrtc(ours, _webrtc(leg).local(address, "actpass"))
+            call.webrtc = WebRtcState(frozenset("a"), sent={"a": branch.offer})
+            call.webrtc.remote["a"] = remote
+        else:
+            _, where = anchor(body, address, leg.port)
+            if where is not None:
+                leg.expect(where, clock_rates(body))
+        leg.sdp = plain
         call.media = MediaSession(leg, leg)
         leg.rtp.peer = leg.rtcp.peer = None  # nothing is relayed: the channel is the far end
         call.a_dialog, call.a_flow = dialog, flow
@@ -334,7 +369,7 @@ class Originates:
         call.allows_update["a"] = allows_update(resp)
         call.state, call.answered_at = "answered", time.time()
         call.b_expires = self.session_expires  # type: ignore[attr-defined]
-        channel = Channel(leg, media_format, self._dtmf_mode(call))  # type: ignore[attr-defined]
+        channel = Channel(leg, media_format, self._dtmf_mode(call), browser=remote is not None)  # type: ignore[attr-defined]
 
         async def answered() -> Channel:
             return channel
@@ -357,8 +392,9 @@ class Originates:
         return None
 
 
-def _browser(target: Target) -> bool:
-    return target.kind == "agent" and target.flow.transport in BROWSER_TRANSPORTS
+def _webrtc(leg: LegMedia) -> WebRtcLeg:
+    assert isinstance(leg, WebRtcLeg)
+    return leg
 
 
 def _first_party(tenant: Tenant, name: str, target: Target) -> tuple[Caller, str]:

@@ -17,11 +17,13 @@ import pytest
 
 from switch.call.app import Connected, NotConnected
 from switch.call.originate import OriginateError
+from switch.media.webrtc_sdp import is_webrtc
 from switch.sip.message import make_response
 from tests.integration.conftest import ended_calls, sip_address
 from tests.integration.test_app_connect import (
     AGENT_HZ,
     CALLER_HZ,
+    _browser_answers,
     _heard,
     _in_dialog_from,
     _loud,
@@ -35,8 +37,10 @@ from tests.integration.test_app_connect import (
 )
 from tests.integration.test_apps import app_node
 from tests.integration.test_calls import _media_address, _next_response
+from tests.integration.test_webrtc_calls import _register as ws_register
 from tests.media.audio import peaks
-from tests.support.sipclient import UdpPhone
+from tests.support.browser import Browser
+from tests.support.sipclient import UdpPhone, WsBrowser
 
 NUMBER = "902079460999"  # through the demo's outbound route "9": +442079460999
 
@@ -106,6 +110,44 @@ async def test_an_agent_is_rung_first_then_put_through_to_an_external_number(tmp
     assert call.id == call_id and call.hangup.by == "caller"  # leg A: the agent
     assert call.target.kind == "trunk" and call.caller.kind == "agent"
     assert not node.calls.trunk_calls
+
+
+async def test_a_browser_agent_first_speaking_opus_is_put_through_to_a_pcmu_number(tmp_path):
+    async with (
+        carrier_node(tmp_path) as (node, carrier),
+        rtp_socket() as far_media,
+        WsBrowser(f"{node.http_url}/sip") as ws,
+    ):
+        await ws_register(ws)  # agent 1004, from a browser
+        browser = Browser(1000.0, ("opus",))
+        try:
+            call_id = await node.calls.originate("demo", "1004", NUMBER, timeout=10)
+            placed = node.calls.placed(call_id)
+            invite = await asyncio.wait_for(_browser_answers(ws, browser), 10)
+            assert is_webrtc(invite.body) and b"opus" in invite.body.lower()
+            first = await asyncio.wait_for(placed.answered, 5)
+            assert isinstance(first, Connected) and first.name == "1004"
+            # Once the browser's media is up, the number is dialled (G.711 only).
+            out = await _next(carrier, "INVITE", timeout=15)
+            assert not is_webrtc(out.body) and b"opus" not in out.body.lower()
+            await asyncio.sleep(0.5)  # the browser hears the node's ringback meanwhile
+            node_sip = sip_address(node)
+            _reply(carrier, out, 200, "far", _sdp(far_media.port), to=node_sip)
+            await _next(carrier, "ACK")
+            assert isinstance(await asyncio.wait_for(placed.connected, 5), Connected)
+            since = time.monotonic()
+            await _talk(far_media, _media_address(out.body), AGENT_HZ, 3.0, 0x3333)
+            to_far = _loud(_heard(far_media, since + 1.0))
+            assert len(to_far) > 8000, "the number heard too little"
+            assert peaks(to_far[-8000:], 8000, 1) == pytest.approx([1000], abs=15)
+            heard = browser.heard(skip=1.0)
+            assert len(heard) > 48000, "the browser heard too little"
+            assert peaks(heard[-48000::6].copy(), 8000, 1) == pytest.approx([AGENT_HZ], abs=15)
+            carrier.send(_in_dialog_from(carrier, out, "far", 1, "BYE"), node_sip)
+            await _next_response(carrier, 200)
+            await _settle(node)
+        finally:
+            await browser.close()
 
 
 async def test_a_first_party_who_does_not_answer_ends_the_call_with_the_reason(tmp_path):
