@@ -24,11 +24,12 @@ from switch.apps.acd.events import (
     CallbackRequested,
     CallerAbandoned,
     CallerAnswered,
+    OfferEnded,
 )
 from switch.apps.acd_callbacks import CONFIRM, OFFER, QueueCallbacks, callable_number
 from switch.sip.message import Request, make_response
 from tests.integration.conftest import sip_address
-from tests.integration.test_acd_calls import _status, _until, queue_call, queue_node
+from tests.integration.test_acd_calls import RING, _status, _until, queue_call, queue_node
 from tests.integration.test_app_connect import (
     AGENT_HZ,
     CALLER_HZ,
@@ -42,7 +43,7 @@ from tests.integration.test_app_connect import (
     agent_phone,
     rtp_socket,
 )
-from tests.integration.test_apps import _events, _in_dialog
+from tests.integration.test_apps import RtpSocket, _events, _in_dialog, _invite, _offer
 from tests.integration.test_calls import _media_address, _next_response
 from tests.media.audio import peaks, rms
 from tests.support.sipclient import UdpPhone
@@ -280,3 +281,73 @@ async def test_the_service_never_dials_a_callback_twice_nor_for_an_agent_not_hel
         assert callbacks.carry("demo", stray)
         await asyncio.sleep(0.1)
         assert recorder.placed == []
+
+
+async def test_a_caller_who_withholds_their_number_is_not_offered_a_callback(tmp_path, caplog):
+    caplog.set_level("INFO", logger="switch.apps.acd_callbacks")
+    async with (
+        callback_node(tmp_path, "customer-first") as (node, _carrier),
+        agent_phone(node, "1001") as agent,
+    ):
+        await _until(lambda: _status(node, "1001")[0] == "available", what="1001 available")
+        async with busy_agent(node, agent) as busy:
+            loop = asyncio.get_running_loop()
+            _, media = await loop.create_datagram_endpoint(RtpSocket, local_addr=("127.0.0.1", 0))
+            try:
+                async with UdpPhone(sip_address(node)) as trunk:
+                    invite = _invite(trunk, _offer(media.port), did="200")
+                    trunk.send(invite.replace(f"{CUSTOMER}@carrier", "anonymous@anonymous"))
+                    answered = await _next_response(trunk, 200)
+                    trunk.send(_in_dialog(trunk, "ACK", answered, cseq=1))
+                    await _until(lambda: len(node.queues.waiting("demo")) == 1, what="waiting")
+                    await asyncio.sleep(1.5)
+                    assert not (await node.queues.speech.cache_path(OFFER)).exists()
+                    assert "withholds their number: no callback offered" in caplog.text
+                    trunk.send(_in_dialog(trunk, "BYE", answered, cseq=2))
+                    await _next_response(trunk, 200)
+            finally:
+                media.transport.close()
+            await _end_busy(busy, agent)
+        await _settle(node)
+
+
+async def test_agent_first_an_agent_who_lets_it_ring_out_is_rung_again_and_the_place_is_kept(
+    tmp_path,
+):
+    async with (
+        callback_node(tmp_path, "agent-first") as (node, carrier),
+        agent_phone(node, "1001") as agent,
+        rtp_socket() as agent_media,
+        rtp_socket() as customer_media,
+    ):
+        node_sip = sip_address(node)
+        await _until(lambda: _status(node, "1001")[0] == "available", what="1001 available")
+        async with busy_agent(node, agent) as busy:
+            async with queue_call(node) as (trunk, media, _answered, node_a):
+                await _ask_for_callback(node, trunk, media, node_a)
+            await _end_busy(busy, agent)
+        first = await _next(agent, "INVITE", timeout=10)
+        _reply(agent, first, 180, "r1")
+        cancel = await _next(agent, "CANCEL", timeout=RING + 3)  # the queue's timeout
+        agent.send(bytes(make_response(cancel, 200)))
+        _reply(agent, first, 487, "r1")
+        missed = [e for e in node.queues.events if isinstance(e, OfferEnded)]
+        assert [(e.agent, e.reason) for e in missed] == [("1001", "no answer")]
+        assert node.queues.acds["demo"].entry(_first_entry(node)).callback is not None
+        # The callback waits at its place and 1001 is rung again (after the skip).
+        again = await _next(agent, "INVITE", timeout=RING + 5)
+        assert again.call_id != first.call_id
+        assert await carrier.silence(0.2)  # still nobody dialled
+        _reply(agent, again, 200, "r2", _sdp(agent_media.port))
+        await _next(agent, "ACK")
+        out = await _next(carrier, "INVITE", timeout=5)
+        _reply(carrier, out, 200, "cust", _sdp(customer_media.port), to=node_sip)
+        await _next(carrier, "ACK")
+        await _bridged(
+            customer_media, _media_address(out.body), agent_media, _media_address(again.body)
+        )
+        agent.send(_bye_from(agent, again, "r2"))
+        await _next_response(agent, 200)
+        bye = await _next(carrier, "BYE")
+        carrier.send(bytes(make_response(bye, 200)), node_sip)
+        await _settle(node)
