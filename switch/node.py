@@ -283,6 +283,7 @@ class Node:
         self.calls.on_end = self._call_ended
         if self.queues is not None:  # agents on calls the ACD did not give them are busy
             self.calls.on_agent_call = self.queues.agent_call
+            self.queues.callbacks.dialler = self.calls  # queue callbacks place calls
         self.dispatcher.handle("REGISTER", self.registrar.handle)
         for method in GUARDED:
             # Screened here (trunk by address, agent by digest), then the
@@ -523,10 +524,11 @@ class Node:
         if http.tls:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(http.tls_cert), str(http.tls_key))
-        # The REST API and CTI socket; supervision and originate are wired
-        # when the call layer provides them.
+        # The REST API and CTI socket, on the call layer (calls, supervision,
+        # originate) and the records (wrap-up forms).
         self.api = Api(
             self.config, self.queues, calls=self.calls, supervisor=self.calls,
+            originate=self.calls.originate if self.calls is not None else None,
             wrapups=self.wrapups,
         )  # fmt: skip
         if self.calls is not None:

@@ -12,6 +12,8 @@ limit sends them elsewhere. It carries out the ACD's commands:
 - StopOffer: cancels that task (which CANCELs what rings).
 - SendTo: `enqueue` returns QueueOutcome("exit", destination).
 - Announce: the caller hears position and wait (TTS), then the music again.
+- OfferCallback, DialCallback, and the Offer of an agent-first callback:
+  `switch.apps.acd_callbacks` (the key press, and the calls the node places).
 
 Agents: those listed in a tenant's config are logged in at start. Presence
 follows registrations by the location store's events (switch.apps.acd_presence):
@@ -37,18 +39,9 @@ from ..media.player import Clip, Player, music_on_hold
 from ..media.wav import Audio, WavError, read_prompt
 from ..store.acd_redis import RedisAcdStore
 from .acd import Acd, AcdError, AcdStore, AgentRecord, Conflict, OfferGone, codec
-from .acd.events import (
-    Announce,
-    Command,
-    DialCallback,
-    Moved,
-    NotifyAgent,
-    Offer,
-    OfferCallback,
-    SendTo,
-    StopOffer,
-)
+from .acd.events import Announce, Command, Moved, NotifyAgent, Offer, SendTo, StopOffer
 from .acd_busy import AcdBusy
+from .acd_callbacks import QueueCallbacks
 from .acd_presence import AcdPresence
 from .ivr.conditions import QueueState
 from .queueing import EnqueueRequest, QueueOutcome, Waiting
@@ -78,6 +71,7 @@ class _Caller:
     outcome: asyncio.Future[QueueOutcome]
     offers: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # reservation -> task
     music: Player | None = None
+    called_back: bool = False  # asked for a callback: hanging up is no abandon
 
 
 class AcdService:
@@ -119,6 +113,7 @@ class AcdService:
         self._music: dict[str, Audio] = {}
         self.presence = AcdPresence(self, locations)
         self.busy_calls = AcdBusy(self)
+        self.callbacks = QueueCallbacks(self)  # its `dialler` is the node's call layer
         self._listeners: list[Callable[[str, Any], None]] = []  # add_listener
         self._muted: set[tuple[str, str]] = set()  # set_muted
 
@@ -347,6 +342,8 @@ class AcdService:
                 await asyncio.wait({ended, outcome}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 ended.cancel()
+            if not outcome.done() and caller.called_back:
+                outcome.set_result(QueueOutcome("callback", caller.queue, self.clock() - now))
             if not outcome.done():
                 self._carry(request.tenant, acd.hangup(key, self.clock()))
                 if not outcome.done():
@@ -451,6 +448,8 @@ class AcdService:
     def _carry(self, tenant: str, commands: list[Command]) -> None:
         acd = self.acds[tenant]
         for command in commands:
+            if self.callbacks.carry(tenant, command):
+                continue
             held = self.callers.get((tenant, getattr(command, "caller", "")))
             if isinstance(command, Offer):
                 if held is None:
@@ -481,10 +480,6 @@ class AcdService:
                     self._spawn(self._announce(held, command), f"announce {command.caller}")
             elif isinstance(command, NotifyAgent):
                 log.info("acd %s: agent %s: %s", tenant, command.agent, command.message)
-            elif isinstance(command, OfferCallback | DialCallback):
-                # Callbacks need a key press from the caller and an outbound
-                # dial: not served by this service yet.
-                log.info("acd %s: %s not served yet", tenant, type(command).__name__)
         events = acd.take_events()
         self.events.extend(events)
         del self.events[:-1000]

@@ -65,6 +65,7 @@ from .caller_id import Identity, presented
 from .connect import AppConnects
 from .dtmf_calls import DtmfCalls
 from .model import Call, Hangup, LegEnd, PendingAck
+from .originate import Originates, Placed
 from .recording import NoSuchCall, NotRecorded, Recordings, RecordingStatus
 from .refresh import SessionRefresh, allows_update
 from .routing import App, Rejection, Router, Target
@@ -85,6 +86,7 @@ class Calls(
     AppConnects,
     Supervisions,
     AgentCalls,
+    Originates,
 ):
     """The call layer's TU: new INVITEs, in-dialog requests, CANCEL and B's responses."""
 
@@ -126,6 +128,7 @@ class Calls(
         self._by_leg: dict[tuple[str, str], Call] = {}
         self._by_invite: dict[ServerTransaction, Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._placed_calls: dict[int, Placed] = {}  # calls the node placed (switch.call.originate)
         # Calls up per (tenant, trunk), both directions, for max_calls.
         self.trunk_calls: Counter[tuple[str, str]] = Counter()
         # Agents on calls (switch.call.agent_calls): the node's listener, and who was told.

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..media.channel import Channel
@@ -88,6 +89,7 @@ class _Invite:
     state: str = "ringing"  # ringing, answered, failed, abandoned
     cancel_sent: bool = False
     timer: asyncio.TimerHandle | None = None  # the trunk's setup timeout
+    ack: bytes | None = None  # our ACK to its 2xx, resent as is if the 2xx comes again
 
 
 @dataclass(eq=False)
@@ -113,6 +115,15 @@ class _Connect:
     result: asyncio.Future[Connected | NotConnected]
     started: float = field(default_factory=time.monotonic)
     over: bool = False
+    # A call the node places itself (switch.call.originate) has no caller
+    # yet: these say what its first party is offered, when it is still
+    # wanted, and what its answer does (default: leg A's, bridged).
+    offer: Callable[[LegMedia, bool], bytes] | None = None
+    live: Callable[[], bool] | None = None
+    take: Callable[[_Branch, _Invite, Response], str | None] | None = None
+
+    def wanted(self) -> bool:
+        return self.live() if self.live is not None else self.call.state == "answered"
 
 
 class AppConnects:
@@ -183,7 +194,12 @@ class AppConnects:
 
     async def _connect_targets(self, call: Call, name: str) -> list[Target] | Rejection:
         """What `name` (an extension, a number, a SIP URI) rings."""
-        tenant_id = call.caller.tenant
+        return await self._targets_named(call.caller.tenant, name, call.id)
+
+    async def _targets_named(
+        self, tenant_id: str, name: str, call_id: int
+    ) -> list[Target] | Rejection:
+        """What `name` rings for tenant `tenant_id` (an application's connect, originate)."""
         tenant = self.router.config.tenants[tenant_id]  # type: ignore[attr-defined]
         if name.lower().startswith(("sip:", "sips:")):
             return _uri_target(name)
@@ -195,7 +211,7 @@ class AppConnects:
         try:
             found = await self.router.from_app(tenant_id, name)  # type: ignore[attr-defined]
         except Exception:
-            log.exception("call %d: routing %r failed", call.id, name[:32])
+            log.exception("call %d: routing %r failed", call_id, name[:32])
             return Rejection(500, "Server Internal Error (routing failed)")
         if isinstance(found, App):
             return Rejection(404, f"Not Found ({name[:32]!r} is an application, not a party)")
@@ -207,7 +223,6 @@ class AppConnects:
         self, call: Call, pending: _Connect, name: str, target: Target, caller_id: str | None
     ) -> _Branch | NotConnected:
         """Leg B's relay port and first INVITE toward `target`."""
-        assert call.media is not None
         browser = target.kind == "agent" and target.flow.transport in BROWSER_TRANSPORTS
         try:
             leg: LegMedia = await (
@@ -218,11 +233,14 @@ class AppConnects:
         except OSError as exc:
             log.warning("call %d: no media ports to connect: %s", call.id, exc)
             return NotConnected(503, "Service Unavailable (no free media ports)")
-        if pending.over or call.state != "answered":
+        if pending.over or not pending.wanted():
             leg.close()
             return NotConnected(487, "Request Terminated (the caller hung up)")
         try:
-            offer = self._connect_offer(call, leg, browser)
+            if pending.offer is not None:
+                offer = pending.offer(leg, browser)
+            else:
+                offer = self._connect_offer(call, leg, browser)
         except SdpError as exc:
             leg.close()
             log.warning("call %d: leg A's SDP cannot be offered on: %s", call.id, exc)
@@ -444,16 +462,19 @@ class AppConnects:
         call = pending.call
         if invite.state == "answered":
             # The 2xx again (our ACK was lost): the same ACK again.
-            if call.b_ack is not None and call.b_invite is invite.request:
-                self._send_stateless(call.b_ack, invite.target.flow)  # type: ignore[attr-defined]
+            if invite.ack is not None:
+                self._send_stateless(invite.ack, invite.target.flow)  # type: ignore[attr-defined]
             return
-        if invite.state != "ringing" or pending.over or call.state != "answered":
+        if invite.state != "ringing" or pending.over or not pending.wanted():
             self._hang_up_late(invite, resp)
             if invite.state == "ringing":
                 invite.state = "answered-late"
             return
         invite.state = "answered"
-        problem = self._bridge(pending, branch, invite, resp)
+        if pending.take is not None:
+            problem = pending.take(branch, invite, resp)
+        else:
+            problem = self._bridge(pending, branch, invite, resp)
         if problem is not None:
             # Answered with something we cannot use: hang it up, as a failure of its own.
             self._hang_up_late(invite, resp)
@@ -468,8 +489,8 @@ class AppConnects:
             branch.name, target.kind, target.name, target.uri, time.time(),
             time.monotonic() - pending.started,
         )  # fmt: skip
-        assert call.app is not None
-        call.app.connected = connected  # from now on an ordinary bridged call
+        if call.app is not None and pending.take is None:
+            call.app.connected = connected  # from now on an ordinary bridged call
         if not pending.result.done():
             pending.result.set_result(connected)
 
@@ -522,7 +543,7 @@ class AppConnects:
         flow = invite.target.flow
         ack = dialog.create_ack(invite.request.cseq.number)
         ack.add("Via", self._via(flow), first=True)  # type: ignore[attr-defined]
-        call.b_ack = bytes(ack)
+        call.b_ack = invite.ack = bytes(ack)
         self._send_stateless(call.b_ack, flow)  # type: ignore[attr-defined]
         # The channel lets go of leg A: the relay's stream takes over.
         channel: Channel | None = handle.channel

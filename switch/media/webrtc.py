@@ -694,6 +694,12 @@ class WebRtcLeg(LegMedia):
         self.rtp.outbound = PacketTranscoder(
             choice.b, choice.a, choice.b_event, choice.a_event, buffered=True
         )
+        last = self.rtp.sending.last
+        if last is not None:
+            # The browser's stream goes on where it left off (a channel's
+            # prompts, say): a sequence number behind it would be taken for a
+            # replay by SRTP (RFC 3711 §3.3.2) and dropped for minutes.
+            self.rtp.outbound.seq = (_HEADER.unpack_from(last)[2] + 1) & 0xFFFF
         self.rtp._count = _counted  # `WebRtcPort.from_browser` counts the originals
         clock.remove(self.rtp.tick)
         clock.add(self.rtp.tick)

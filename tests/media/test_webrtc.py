@@ -351,3 +351,22 @@ async def test_the_same_codec_choice_again_keeps_the_transcoders():
         assert leg.rtp.inbound is None and leg.rtp.outbound is None
     finally:
         leg.close()
+
+
+async def test_a_transcoded_stream_goes_on_from_the_sequence_number_the_browser_saw_last():
+    """A channel's prompts went to the browser first (the node's own stream);
+    the transcoder that takes over must not number its packets behind them,
+    or SRTP's replay check drops them."""
+    leg = await WebRtcLeg.open(PortPool("127.0.0.1", 41400, 41500))
+    try:
+        leg.rtp.sending.last = struct.pack("!BBHII", 0x80, 111, 0xFFFF, 960, 7) + bytes(20)
+        leg.transcode(CodecChoice(OPUS, PCMU))
+        assert leg.rtp.outbound is not None and leg.rtp.outbound.seq == 0  # 0xFFFF + 1
+        fresh = await WebRtcLeg.open(PortPool("127.0.0.1", 41400, 41500))
+        try:
+            fresh.transcode(CodecChoice(OPUS, PCMU))  # nothing sent before: any start
+            assert fresh.rtp.outbound is not None
+        finally:
+            fresh.close()
+    finally:
+        leg.close()
