@@ -200,3 +200,41 @@ async def test_targets_that_cannot_be_called_raise_before_anything_is_dialled(tm
             await calls.originate("demo", NUMBER, "sip:bob@127.0.0.1:9")
         assert await carrier.silence(0.3)
         assert len(calls) == 0
+
+
+async def test_click_to_call_through_the_api_rings_the_agent_then_the_number(tmp_path):
+    """POST /api/calls (an agent for themselves): 202 with the call id, the agent's
+    phone rings, then the number; an unusable target is a 422 that says why."""
+    import aiohttp
+
+    async with (
+        carrier_node(tmp_path) as (node, carrier),
+        agent_phone(node, "1001") as agent,
+        aiohttp.ClientSession(base_url=node.http_url) as http,
+    ):
+        resp = await http.post("/api/login", json={"username": "1001", "password": "agent1001"})
+        headers = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+        resp = await http.post("/api/calls", json={"first": "1002", "second": NUMBER},
+                               headers=headers)  # fmt: skip
+        assert resp.status == 403  # an agent calls from their own extension
+        resp = await http.post("/api/calls", json={"first": "1001", "second": "12345"},
+                               headers=headers)  # fmt: skip
+        body = await resp.json()
+        assert resp.status == 422 and "'12345' cannot be called" in body["message"], body
+        resp = await http.post("/api/calls", json={"first": "1001", "second": NUMBER},
+                               headers=headers)  # fmt: skip
+        assert resp.status == 202, await resp.text()
+        call_id = (await resp.json())["call_id"]
+        invite = await _next(agent, "INVITE")
+        assert invite.get("X-Switch-Call") == str(call_id)
+        _reply(agent, invite, 200, "ag1", _sdp(9000))
+        await _next(agent, "ACK")
+        out = await _next(carrier, "INVITE")
+        assert out.uri_text.startswith("sip:+442079460999@127.0.0.1:")
+        _reply(carrier, out, 486, "far", to=sip_address(node))
+        await _next(carrier, "ACK")
+        placed = node.calls.placed(call_id)
+        if placed is not None:
+            second = await asyncio.wait_for(placed.connected, 5)
+            assert isinstance(second, NotConnected) and second.status == 486
+        await _settle(node)
