@@ -45,8 +45,8 @@ class AcdBusy:
         if event.tenant not in service.acds:
             return
         if event.on:
-            if (event.tenant, str(event.call_id)) in service.callers:
-                return  # the ACD's own offer, answered: the ACD knows
+            if service.owns(event.tenant, event.call_id):
+                return  # the ACD's own offer or callback, answered: the ACD knows
             if event.agent not in service.config.tenants[event.tenant].agents:
                 return
             self.calls.setdefault(key, set()).add(event.call_id)

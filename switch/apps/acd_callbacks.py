@@ -91,6 +91,7 @@ class QueueCallbacks:
         self.dialled: set[tuple[str, str]] = set()  # (tenant, caller) dialled once: never again
         self._agent_rings: dict[tuple[str, str], asyncio.Task[None]] = {}  # (tenant, reservation)
         self._to_dial: dict[tuple[str, str], DialCallback] = {}  # agent-first, once answered
+        self.calls: list[int] = []  # ids of the calls placed for callbacks (the last 1,000)
 
     def carry(self, tenant: str, command: Command) -> bool:
         """Carry out `command` if it is a callback's (True); False: not ours."""
@@ -216,6 +217,11 @@ class QueueCallbacks:
     # ------------------------------------------------------------------
     # Dialling
 
+    def _mine(self, call_id: int) -> None:
+        """A call placed for a callback: the ACD's own (its agent is not "busy" on it)."""
+        self.calls.append(call_id)
+        del self.calls[:-1000]
+
     def _dial(self, tenant: str, command: DialCallback) -> None:
         key = (tenant, command.caller)
         if key in self.dialled:
@@ -254,6 +260,7 @@ class QueueCallbacks:
                 tenant, command.number, on_line, caller_id=self._caller_id(tenant, command.queue),
                 timeout=command.timeout,
             )  # fmt: skip
+            self._mine(placed.call_id)
         except OriginateError as exc:
             log.warning("acd %s: callback of %s not dialled: %s", tenant, command.caller, exc)
             self._result(tenant, command.caller, False)
@@ -320,6 +327,7 @@ class QueueCallbacks:
                 tenant, list(offer.agents), on_line, shown=number,
                 timeout=max(0.5, offer.expires_at - service.clock()),
             )  # fmt: skip
+            self._mine(placed.call_id)
             result = await asyncio.shield(placed.answered)
         except OriginateError as exc:
             log.warning("acd %s: callback of %s: agents %s not rung: %s", tenant, offer.caller,

@@ -294,6 +294,18 @@ class AcdService:
         ACD did not give them makes them busy (switch.apps.acd_busy)."""
         self.busy_calls.agent_call(event)
 
+    def owns(self, tenant: str, call_id: int) -> bool:
+        """Whether call `call_id` is the ACD's: a caller it holds (an entry is
+        keyed by its first call's id; a callback's customer comes back on
+        another) or a call it placed for a callback."""
+        if (tenant, str(call_id)) in self.callers or call_id in self.callbacks.calls:
+            return True
+        return any(
+            held.call.call_id == call_id
+            for (t, _), held in self.callers.items()
+            if t == tenant  # (a tenant's waiting callers: a short list)
+        )
+
     def _agent(self, tenant: str, ext: str) -> AgentRecord | None:
         """The ACD's record of a logged-in agent, or None."""
         acd = self.acds.get(tenant)

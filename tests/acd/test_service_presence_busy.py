@@ -95,8 +95,15 @@ async def test_an_offer_ringing_an_agent_who_answers_another_call_is_pulled_back
 
 async def test_the_acds_own_calls_and_strangers_are_not_busy() -> None:
     async with running() as service:
-        service.callers[("demo", "8")] = object()  # type: ignore[assignment]  # a caller it holds
+        held = SimpleNamespace(call=SimpleNamespace(call_id=8))
+        service.callers[("demo", "8")] = held  # type: ignore[assignment]  # a caller it holds
         service.agent_call(AgentOnCall("demo", "1001", 8, True))
+        # A callback's customer, held under their first call's key but on a new call.
+        back = SimpleNamespace(call=SimpleNamespace(call_id=12))
+        service.callers[("demo", "7")] = back  # type: ignore[assignment]
+        service.agent_call(AgentOnCall("demo", "1001", 12, True))
+        service.callbacks.calls.append(13)  # an agent-first callback's call to the agent
+        service.agent_call(AgentOnCall("demo", "1001", 13, True))
         service.agent_call(AgentOnCall("demo", "9999", 9, True))  # no such agent
         service.agent_call(AgentOnCall("other", "1001", 10, True))  # no such tenant
         assert status(service, "1001") == ("available", "")
