@@ -635,6 +635,8 @@ def _print_banner(node: Node) -> None:
         f"switch {__version__}: node {node.config.node.name} is running",
         f"  web:     {node.http_url}/",
         f"  health:  {node.http_url}/healthz",
+        f"  phone:   {node.http_url}/phone/  (the agents' webphone)",
+        f"  API:     {node.http_url}/api/openapi.json",
         f"  SIP:     {', '.join(node.sip_listeners)}",
         f"  SIP/WS:  {node.http_url.replace('http', 'ws', 1)}/sip",
         "  stop with Ctrl-C (or SIGTERM); reload IVR flows with `switch reload` (or SIGHUP)",
