@@ -443,18 +443,28 @@ class AppConnects:
 
     def _hang_up_late(self, invite: _Invite, resp: Response) -> None:
         """A 2xx nobody wants (another target answered first, or it is over): ACK, BYE."""
+        first = invite.state != "answered-late"
+        if self._ack_and_bye(invite.request, resp, invite.target, "a late answer", bye=first):
+            invite.state = "answered-late"
+
+    def _ack_and_bye(
+        self, request: Request, resp: Response, target: Target, what: str, bye: bool = True
+    ) -> bool:
+        """ACK a 2xx to `request` that the node does not use, and BYE it (`bye`
+        False: a retransmitted 2xx, BYE already sent). False if the answer is too
+        broken to make a dialog of (logged; nothing sent)."""
         try:
-            dialog = Dialog.from_uac_response(invite.request, resp)
+            dialog = Dialog.from_uac_response(request, resp)
         except (ParseError, ValueError):
-            log.warning("a late answer from %s cannot be hung up", invite.target.uri)
-            return
-        flow = invite.target.flow
-        ack = dialog.create_ack(invite.request.cseq.number)
+            log.warning("%s from %s cannot be hung up", what, target.uri)
+            return False
+        flow = target.flow
+        ack = dialog.create_ack(request.cseq.number)
         ack.add("Via", self._via(flow), first=True)  # type: ignore[attr-defined]
         self._send_stateless(bytes(ack), flow)  # type: ignore[attr-defined]
-        if invite.state != "answered-late":
-            invite.state = "answered-late"
+        if bye:
             self._bye(dialog, flow)  # type: ignore[attr-defined]
+        return True
 
     def _ring_answered(
         self, pending: _Connect, branch: _Branch, invite: _Invite, resp: Response

@@ -401,19 +401,11 @@ class Supervisions:
 
     def _sup_hang_up(self, ring: _Ring, resp: Response) -> None:
         """ACK and BYE a 2xx the node does not use."""
-        try:
-            dialog = Dialog.from_uac_response(ring.request, resp)
-        except (ParseError, ValueError):
-            log.warning("a supervisor's answer from %s cannot be hung up", ring.target.uri)
-            return
-        flow = ring.target.flow
-        ack = dialog.create_ack(ring.request.cseq.number)
-        ack.add("Via", self._via(flow), first=True)  # type: ignore[attr-defined]
-        self._send_stateless(bytes(ack), flow)  # type: ignore[attr-defined]
-        if ring.state != "hung-up":
+        first = ring.state != "hung-up"
+        what = "a supervisor's answer"
+        if self._ack_and_bye(ring.request, resp, ring.target, what, bye=first):  # type: ignore[attr-defined]
             ring.state = "hung-up"
-            self._bye(dialog, flow)  # type: ignore[attr-defined]
-        ring.leg.close()
+            ring.leg.close()
 
     def _supervisor_answered(
         self, call: Call, sup: Supervision, ring: _Ring, resp: Response
