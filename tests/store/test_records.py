@@ -54,10 +54,9 @@ def test_sqlite_migrates_from_the_version_before(tmp_path: Path) -> None:
     db.close()
 
 
+@pytest.mark.parametrize("new_backend", ["postgresql"], indirect=True)  # (SQLite: above)
 async def test_postgres_migrates_from_the_version_before(new_backend: NewBackend) -> None:
     backend = new_backend()
-    if backend.dialect != "postgresql":
-        pytest.skip("the SQLite case is the test above")
     import asyncpg
 
     from switch.store.records.postgres import migrate as pg_migrate
@@ -324,12 +323,11 @@ async def test_a_record_that_can_never_be_written_is_set_aside(
     await records.close()
 
 
+@pytest.mark.parametrize("new_backend", ["postgresql"], indirect=True)  # (SQLite: locked file)
 async def test_postgres_down_records_wait_and_arrive_once(
     new_backend: NewBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request
 ) -> None:
     backend = new_backend()
-    if backend.dialect != "postgresql":
-        pytest.skip("PostgreSQL only (SQLite: the locked file above)")
     from switch.store.records import service
 
     monkeypatch.setattr(service, "BACKOFF_FIRST", 0.05)
