@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 
 from ..sip.dialog import Dialog
@@ -37,16 +38,7 @@ class Attempts:
         trunks = [tenant.trunks[n] for n in names if n in tenant.trunks]
         if not body or not trunks:
             return body
-        try:
-            sdp = parse_sdp(body)
-        except SdpError:
-            return body  # not ours to judge: the far end says what is wrong
-        restricted: SessionDescription | None = sdp
-        for trunk in trunks:
-            restricted = restrict_codecs(restricted, trunk.codecs)
-            if restricted is None:
-                return None
-        return body if restricted is sdp else restricted.to_bytes()
+        return _restricted(body, tuple(tuple(trunk.codecs) for trunk in trunks))
 
     def _codec_targets(self, call: Call, target: Target) -> Target | Rejection:
         """`target` without the trunks that take no codec of A's offer (488 if none is left)."""
@@ -136,3 +128,20 @@ class Attempts:
                     self._send_stateless(bytes(ack), txn.flow)
                     self._bye(dialog, txn.flow)
         del call.abandoned[txn]
+
+
+@functools.lru_cache(maxsize=256)
+def _restricted(body: bytes, allowed: tuple[tuple[str, ...], ...]) -> bytes | None:
+    """`body` with only the codecs every one of `allowed` takes (None: none left).
+    Cached: a call asks it of one offer for each trunk it may try, then again
+    when it dials (the result is bytes: nothing shared can be changed)."""
+    try:
+        sdp = parse_sdp(body)
+    except SdpError:
+        return body  # not ours to judge: the far end says what is wrong
+    restricted: SessionDescription | None = sdp
+    for codecs in allowed:
+        restricted = restrict_codecs(restricted, codecs)
+        if restricted is None:
+            return None
+    return body if restricted is sdp else restricted.to_bytes()

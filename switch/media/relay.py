@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import random
 import secrets
@@ -595,17 +596,23 @@ def codec_name(body: bytes, payload_type: int | None) -> str | None:
 def clock_rates(body: bytes) -> dict[int, int]:
     """Payload type -> RTP clock rate of the first audio stream of an SDP
     (empty if it is not SDP): what `LegMedia.expect` wants to know."""
+    return dict(_clock_rates(body))
+
+
+@functools.lru_cache(maxsize=512)
+def _clock_rates(body: bytes) -> tuple[tuple[int, int], ...]:
+    # (Asked of the same offer and answer that `anchor` parses: parsed once.)
     try:
         sdp = parse_sdp(body)
     except SdpError:
-        return {}
+        return ()
     for media in sdp.media:
         if media.media == "audio":
-            return {
-                pt: 8000 if codec.name.casefold() == "g722" else codec.clock_rate
+            return tuple(
+                (pt, 8000 if codec.name.casefold() == "g722" else codec.clock_rate)
                 for pt, codec in media.rtpmaps().items()
-            }  # G.722's RTP clock is 8000 whatever the rtpmap says (RFC 3551 §4.5.2)
-    return {}
+            )  # G.722's RTP clock is 8000 whatever the rtpmap says (RFC 3551 §4.5.2)
+    return ()
 
 
 @dataclass(slots=True)

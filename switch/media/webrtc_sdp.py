@@ -23,6 +23,7 @@ afterwards by `switch.media.relay.anchor`, as for every other leg.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -199,12 +200,19 @@ def to_webrtc(body: bytes, local: LocalTransport, extra: Iterable[Codec] = ()) -
 
 def codecs_of(body: bytes) -> list[Codec]:
     """The codecs of an SDP's audio stream, in its order (empty if none)."""
+    return list(_codecs_of(body))
+
+
+@functools.lru_cache(maxsize=512)
+def _codecs_of(body: bytes) -> tuple[Codec, ...]:
+    # A call asks this of the same few bodies several times (DTMF modes, the
+    # bridge, the quality report): parsed once each (Codec is immutable).
     try:
         sdp = parse_sdp(body)
     except SdpError:
-        return []
+        return ()
     audio = _audio(sdp)
-    return list(audio.rtpmaps().values()) if audio is not None else []
+    return tuple(audio.rtpmaps().values()) if audio is not None else ()
 
 
 def answer_codecs(answer: bytes, offered: Iterable[Codec]) -> tuple[bytes, CodecChoice | None]:
